@@ -1,0 +1,269 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/plugins/sdk"
+	"github.com/chaos-run/chaos/reports"
+)
+
+// errBudget is the cause of an abort by a budget expression.
+var errBudget = errors.New("budget violated")
+
+// faultPhase injects the faults on their schedule while every probe runs on
+// its own interval. Each new observation is checked against the steady state
+// (a breach is recorded, it does not stop the run) and the budget (a breach
+// aborts). Faults are reverted before faultPhase returns, on every path.
+func (r *run) faultPhase(ctx context.Context) {
+	phaseCtx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+
+	obs := make(chan observation)
+	var probes sync.WaitGroup
+	for name, p := range r.probers {
+		probes.Go(func() { r.probeLoop(phaseCtx, name, p, obs) })
+	}
+	// The probes are stopped after the faults are reverted, so the record
+	// shows the service while the reverts happen too; they are stopped and
+	// waited for on every path.
+	defer func() {
+		abort(nil)
+		probes.Wait()
+	}()
+	defer r.revertAll(ctx)
+
+	// The schedule: one event per inject and per timed revert, in order.
+	type step struct {
+		at     time.Duration
+		f      *fault
+		inject bool
+	}
+	var steps []step
+	for _, f := range r.faults {
+		steps = append(steps, step{at: f.spec.After, f: f, inject: true})
+		if f.spec.For > 0 {
+			steps = append(steps, step{at: f.spec.After + f.spec.For, f: f})
+		}
+	}
+	sort.SliceStable(steps, func(i, j int) bool { return steps[i].at < steps[j].at })
+	phaseStart := r.opts.Clock.Now()
+	end := r.exp.Spec.FaultPhase()
+
+	next := 0
+	for {
+		// Steps that are due now run before anything else.
+		for next < len(steps) && r.opts.Clock.Now().Sub(phaseStart) >= steps[next].at {
+			s := steps[next]
+			next++
+			if s.inject {
+				if err := r.inject(phaseCtx, s.f); err != nil {
+					return
+				}
+			} else {
+				r.revert(ctx, s.f)
+			}
+		}
+		elapsed := r.opts.Clock.Now().Sub(phaseStart)
+		if next == len(steps) && elapsed >= end {
+			return
+		}
+		wait := end - elapsed
+		if next < len(steps) {
+			wait = steps[next].at - elapsed
+		}
+		timer := r.opts.Clock.NewTimer(wait)
+		select {
+		case <-timer.C():
+		case o := <-obs:
+			timer.Stop()
+			r.recordObservation(o)
+			r.evaluateSteady(reports.During)
+			if x, tripped := r.evaluateBudget(); tripped {
+				cause := fmt.Errorf("%w: %s", errBudget, x.Source)
+				abort(cause)
+				r.event(reports.EventAbort, "budget", false, "abortWhen held: "+x.Source, r.valuesFor(x))
+				r.setVerdict(reports.Aborted, fmt.Sprintf("the budget stopped the run: %s held (%s); every fault was reverted", x.Source, describeValues(r.valuesFor(x))))
+				return
+			}
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		}
+	}
+}
+
+// probeLoop observes one probe on its interval until ctx ends. A probe
+// never overlaps itself: the next observation starts after the previous one
+// ended, on the next tick.
+func (r *run) probeLoop(ctx context.Context, name string, p Prober, out chan<- observation) {
+	every := r.exp.Spec.Probes[name].Every
+	for {
+		start := r.opts.Clock.Now()
+		o, ok := r.observe(ctx, name, p)
+		if !ok {
+			return
+		}
+		select {
+		case out <- o:
+		case <-ctx.Done():
+			return
+		}
+		wait := every - r.opts.Clock.Now().Sub(start)
+		if wait <= 0 {
+			continue
+		}
+		t := r.opts.Clock.NewTimer(wait)
+		select {
+		case <-t.C():
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// inject starts one fault. A failure to inject is the runner's or the
+// plugin's failure (verdict error), except when the run was being stopped.
+func (r *run) inject(ctx context.Context, f *fault) error {
+	r.log.Info("inject", "plugin", f.spec.Plugin, "target", f.spec.Target)
+	h, err := f.plugin.Inject(ctx, f.req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		r.updateFault(f, func(rf *reports.Fault) { rf.State, rf.Error = "failed", err.Error() })
+		r.event(reports.EventError, f.spec.Plugin, false, fmt.Sprintf("inject %s on %s failed: %v", f.spec.Plugin, f.spec.Target, err), nil)
+		r.setVerdict(reports.Error, fmt.Sprintf("could not inject %s on %s: %v", f.spec.Plugin, f.spec.Target, err))
+		return err
+	}
+	f.handle, f.injected = h, true
+	now := r.opts.Clock.Now()
+	r.updateFault(f, func(rf *reports.Fault) { rf.State, rf.InjectedAt = "injected", now })
+	r.event(reports.EventInject, f.spec.Plugin, true, fmt.Sprintf("%s injected on %s", f.spec.Plugin, f.spec.Target), nil)
+	return nil
+}
+
+// revert ends one fault under a context that no abort can cancel. A fault
+// whose revert cannot be confirmed is a leftover, and the run's verdict
+// becomes error.
+func (r *run) revert(ctx context.Context, f *fault) {
+	if !f.injected || f.reverted {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.RevertTimeout)
+	defer cancel()
+	_, err := f.plugin.Revert(rctx, f.handle)
+	now := r.opts.Clock.Now()
+	if err != nil {
+		msg := fmt.Sprintf("%s on %s (handle %s): revert failed: %v", f.spec.Plugin, f.spec.Target, f.handle, err)
+		if errors.Is(err, sdk.ErrPluginExited) {
+			msg = fmt.Sprintf("%s on %s (handle %s): the plugin process exited before the revert; what it held in its own process ended with it, anything it changed outside may remain: run `chaos recover`", f.spec.Plugin, f.spec.Target, f.handle)
+		}
+		r.mu.Lock()
+		r.rec.Leftovers = append(r.rec.Leftovers, msg)
+		r.mu.Unlock()
+		r.updateFault(f, func(rf *reports.Fault) { rf.State, rf.Error = "left", err.Error() })
+		r.event(reports.EventError, f.spec.Plugin, false, msg, nil)
+		r.setVerdict(reports.Error, "a fault could not be confirmed reverted: "+msg)
+		f.reverted = true // do not try again in the cleanup: the error is recorded
+		return
+	}
+	f.reverted = true
+	r.updateFault(f, func(rf *reports.Fault) { rf.State, rf.RevertedAt = "reverted", now })
+	r.event(reports.EventRevert, f.spec.Plugin, true, fmt.Sprintf("%s reverted on %s", f.spec.Plugin, f.spec.Target), nil)
+}
+
+// revertAll reverts every fault still in effect, concurrently, so that the
+// time to safety is the slowest revert and not the sum of them.
+func (r *run) revertAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, f := range r.faults {
+		if f.injected && !f.reverted {
+			wg.Go(func() { r.revert(ctx, f) })
+		}
+	}
+	wg.Wait()
+}
+
+// cleanup releases prepared targets and closes plugins. It runs on every
+// path, after the faults are reverted.
+func (r *run) cleanup(ctx context.Context) {
+	r.revertAll(ctx)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.RevertTimeout)
+	defer cancel()
+	for _, key := range sortedNames(r.prepared) {
+		pt := r.prepared[key]
+		if _, err := pt.plugin.Revert(rctx, pt.handle); err != nil && !errors.Is(err, sdk.ErrPluginExited) {
+			msg := fmt.Sprintf("prepared target %s (handle %s): release failed: %v", key, pt.handle, err)
+			r.mu.Lock()
+			r.rec.Leftovers = append(r.rec.Leftovers, msg)
+			r.mu.Unlock()
+			r.setVerdict(reports.Error, msg)
+		}
+	}
+	for _, name := range sortedNames(r.plugins) {
+		r.plugins[name].Close()
+	}
+}
+
+// event appends an event stamped now.
+func (r *run) event(kind reports.EventKind, source string, ok bool, msg string, values map[string]any) {
+	r.eventAt(r.opts.Clock.Now(), kind, source, ok, msg, values)
+}
+
+func (r *run) eventAt(at time.Time, kind reports.EventKind, source string, ok bool, msg string, values map[string]any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rec.Timeline = append(r.rec.Timeline, reports.Event{
+		At: at.Sub(r.start), Kind: kind, Source: source, OK: ok, Message: msg, Values: values,
+	})
+}
+
+func (r *run) recordFault(f *fault) {
+	params := map[string]string{}
+	for k, v := range f.spec.With {
+		params[k] = fmt.Sprint(v)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rec.Faults = append(r.rec.Faults, reports.Fault{
+		Index: f.index, Plugin: f.spec.Plugin, Target: f.spec.Target, Params: params,
+		After: f.spec.After, For: f.spec.For, State: "planned",
+	})
+}
+
+func (r *run) updateFault(f *fault, update func(*reports.Fault)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	update(&r.rec.Faults[f.index])
+}
+
+// recordCheck counts one evaluation of a steady-state expression.
+func (r *run) recordCheck(phase reports.Phase, i int, x *experiments.Expression, held bool, detail string) {
+	now := r.opts.Clock.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := checkKey{phase: phase, index: i}
+	idx, ok := r.checks[key]
+	if !ok {
+		idx = len(r.rec.SteadyState)
+		r.checks[key] = idx
+		r.rec.SteadyState = append(r.rec.SteadyState, reports.Check{Phase: phase, Expression: x.Source})
+	}
+	c := &r.rec.SteadyState[idx]
+	c.Evaluated++
+	if held {
+		c.Held++
+		return
+	}
+	if c.FirstBreach == nil {
+		at := now.Sub(r.start)
+		c.FirstBreach, c.Detail = &at, detail
+	}
+}

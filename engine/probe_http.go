@@ -1,0 +1,102 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/chaos-run/chaos/experiments"
+)
+
+// maxBody is how much of an answer an http probe reads. Expressions that
+// look at a body look at a health answer, not a download.
+const maxBody = 1 << 20
+
+// NewProber builds the prober for one declared probe.
+func NewProber(name string, p *experiments.Probe) (Prober, error) {
+	switch {
+	case p.HTTP != nil:
+		return newHTTPProber(p.HTTP), nil
+	default:
+		return nil, fmt.Errorf("probe %s: no probe kind set", name)
+	}
+}
+
+type httpProber struct {
+	spec   *experiments.HTTPProbe
+	client *http.Client
+}
+
+func newHTTPProber(spec *experiments.HTTPProbe) *httpProber {
+	// Each probe has its own transport: no shared global state, and a probe
+	// whose connections are slowed by a fault does not slow another probe.
+	tr := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &httpProber{
+		spec: spec,
+		client: &http.Client{
+			Transport: tr,
+			// A probe observes the answer it is given; following a redirect
+			// would observe another one.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// Probe sends the request once. The context carries the probe's timeout; an
+// answer that does not arrive in time is a failed observation.
+func (p *httpProber) Probe(ctx context.Context) experiments.Observation {
+	start := time.Now()
+	o := experiments.HTTPObservation{}
+	var body io.Reader
+	if p.spec.Body != "" {
+		body = strings.NewReader(p.spec.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, p.spec.Method, p.spec.URL, body)
+	if err != nil {
+		o.Error = err.Error()
+		return o
+	}
+	for k, v := range p.spec.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		o.Latency = time.Since(start)
+		o.Error = describeErr(ctx, err)
+		return o
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	o.Latency = time.Since(start)
+	o.Status = resp.StatusCode
+	if err != nil {
+		o.Error = "read body: " + describeErr(ctx, err)
+		return o
+	}
+	o.Body = string(b)
+	o.OK = true
+	return o
+}
+
+// describeErr says "timed out" plainly when the probe's deadline was hit,
+// rather than the transport's long-winded message.
+func describeErr(ctx context.Context, err error) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "timed out"
+	}
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			return inner.Error()
+		}
+	}
+	return err.Error()
+}

@@ -1,0 +1,516 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr"
+
+	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/plugins/sdk"
+	"github.com/chaos-run/chaos/reports"
+)
+
+// Run runs one validated experiment and returns its record. The verdict is
+// in the record; Run itself never fails, because every way a run can end is
+// a verdict the owners must read. Cancelling ctx (Ctrl-C) aborts the run with
+// context.Cause(ctx) as the reason; faults are reverted before Run returns.
+func Run(ctx context.Context, exp *experiments.Experiment, opts Options) *reports.Record {
+	opts.defaults()
+	r := newRun(exp, opts)
+	r.execute(ctx)
+	return r.finish()
+}
+
+// fault is one planned fault during a run.
+type fault struct {
+	index  int
+	spec   *experiments.Fault
+	plugin FaultPlugin
+	req    sdk.Request
+	handle string
+	// injected and reverted say how far the fault got.
+	injected, reverted bool
+}
+
+// observation is one probe result on its way to the evaluator.
+type observation struct {
+	probe string
+	at    time.Time
+	obs   experiments.Observation
+}
+
+type run struct {
+	exp   *experiments.Experiment
+	opts  Options
+	log   interface{ Info(string, ...any) }
+	start time.Time
+
+	mu  sync.Mutex // guards rec
+	rec *reports.Record
+
+	probers  map[string]Prober
+	plugins  map[string]FaultPlugin
+	faults   []*fault
+	prepared map[string]preparedTarget // key: plugin + "/" + target
+
+	// latest observation per probe, read by the expressions.
+	latest map[string]experiments.Observation
+	// checks index: phase + expression index → record.SteadyState index.
+	checks map[checkKey]int
+	// breached tracks expressions currently not holding during the fault
+	// phase, so the timeline records each breach once, not every tick.
+	breached map[int]bool
+
+	verdict reports.Verdict
+	reason  string
+}
+
+type preparedTarget struct {
+	plugin FaultPlugin
+	handle string
+	name   string
+}
+
+type checkKey struct {
+	phase reports.Phase
+	index int
+}
+
+func newRun(exp *experiments.Experiment, opts Options) *run {
+	start := opts.Clock.Now()
+	id := opts.RunID
+	if id == "" {
+		id = newRunID(start)
+	}
+	rec := &reports.Record{
+		RunID: id,
+		Experiment: reports.Experiment{
+			Name:       exp.Metadata.Name,
+			File:       exp.File,
+			Hypothesis: strings.TrimSpace(exp.Spec.Hypothesis),
+			Owner: reports.Owner{
+				Team:    exp.Metadata.Owner.Team,
+				Email:   exp.Metadata.Owner.Email,
+				Webhook: exp.Metadata.Owner.Webhook,
+			},
+		},
+		StartedAt: start,
+	}
+	return &run{
+		exp:      exp,
+		opts:     opts,
+		log:      opts.Log.With("run", id, "experiment", exp.Metadata.Name),
+		start:    start,
+		rec:      rec,
+		probers:  map[string]Prober{},
+		plugins:  map[string]FaultPlugin{},
+		prepared: map[string]preparedTarget{},
+		latest:   map[string]experiments.Observation{},
+		checks:   map[checkKey]int{},
+		breached: map[int]bool{},
+	}
+}
+
+func newRunID(t time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return t.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// execute is the lifecycle of DESIGN.md. Every step that can fail sets the
+// verdict and returns; the deferred cleanup reverts whatever was done.
+func (r *run) execute(parent context.Context) {
+	maxDur := r.exp.Spec.Safety.EffectiveMaxDuration()
+	ctx, cancel := context.WithTimeoutCause(parent, maxDur, fmt.Errorf("%w (%s)", ErrMaxDuration, maxDur))
+	defer cancel()
+	// Whatever happens below, every plugin is closed and every prepared
+	// target released, under a context no abort can cancel.
+	defer r.cleanup(ctx)
+
+	if !r.setUp(ctx) {
+		return
+	}
+	r.event(reports.EventPhase, "", true, "steady state before the faults", nil)
+	if !r.steadyState(ctx, reports.Before) {
+		r.setVerdict(reports.Failed, "not steady before the experiment: "+r.firstBreach(reports.Before)+"; nothing was injected")
+		return
+	}
+	if ctx.Err() != nil {
+		r.abortedBy(ctx)
+		return
+	}
+
+	r.event(reports.EventPhase, "", true, "fault phase", nil)
+	r.faultPhase(ctx)
+
+	if ctx.Err() != nil || r.verdict == reports.Error {
+		// Interrupted, out of time, or broken: the operator wants out and
+		// the faults are already reverted. Do not spend more time probing.
+		if r.verdict == "" {
+			r.abortedBy(ctx)
+		}
+		return
+	}
+	r.event(reports.EventPhase, "", true, "steady state after the faults", nil)
+	holdsAfter := r.steadyState(ctx, reports.After)
+	switch {
+	case r.verdict != "":
+		// An abort during the phase stands; the after check is recorded.
+	case r.anyBreach(reports.During):
+		r.setVerdict(reports.Failed, "the steady state broke while faults were live: "+r.firstBreach(reports.During))
+	case !holdsAfter:
+		r.setVerdict(reports.Failed, "the service did not recover after the faults were reverted: "+r.firstBreach(reports.After))
+	default:
+		r.setVerdict(reports.Passed, r.passedReason())
+	}
+}
+
+// setUp builds probers, opens plugins, validates every fault with its plugin
+// and prepares targets. Nothing is injected here.
+func (r *run) setUp(ctx context.Context) bool {
+	spec := &r.exp.Spec
+	for _, name := range sortedNames(spec.Probes) {
+		p, err := r.opts.NewProber(name, spec.Probes[name])
+		if err != nil {
+			r.setVerdict(reports.Invalid, err.Error())
+			return false
+		}
+		r.probers[name] = p
+	}
+	var problems []string
+	for i, f := range spec.Faults {
+		fl := &fault{index: i, spec: f}
+		r.faults = append(r.faults, fl)
+		r.recordFault(fl)
+		pl, err := r.plugin(ctx, f.Plugin)
+		if err != nil {
+			r.setVerdict(reports.Error, fmt.Sprintf("start plugin %s: %v", f.Plugin, err))
+			return false
+		}
+		fl.plugin = pl
+		req, err := r.request(f)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s:%s: faults[%d]: %v", r.exp.File, f.Pos, i, err))
+			continue
+		}
+		fl.req = req
+		probs, err := pl.Validate(ctx, req)
+		if err != nil {
+			r.setVerdict(reports.Error, fmt.Sprintf("validate fault %d with plugin %s: %v", i, f.Plugin, err))
+			return false
+		}
+		for _, p := range probs {
+			problems = append(problems, fmt.Sprintf("%s:%s: faults[%d].with.%s: %s", r.exp.File, f.Pos, i, p.Param, p.Message))
+		}
+	}
+	if len(problems) > 0 {
+		r.setVerdict(reports.Invalid, strings.Join(problems, "; "))
+		return false
+	}
+	for _, fl := range r.faults {
+		key := fl.spec.Plugin + "/" + fl.spec.Target
+		if pt, ok := r.prepared[key]; ok {
+			fl.req.Prepared = pt.handle
+			continue
+		}
+		h, err := fl.plugin.Prepare(ctx, fl.req)
+		if err != nil {
+			r.setVerdict(reports.Error, fmt.Sprintf("prepare target %s for %s: %v", fl.spec.Target, fl.spec.Plugin, err))
+			return false
+		}
+		if h != "" {
+			r.prepared[key] = preparedTarget{plugin: fl.plugin, handle: h, name: key}
+			fl.req.Prepared = h
+			r.event(reports.EventPhase, fl.spec.Target, true, fmt.Sprintf("%s prepared target %s (no fault yet)", fl.spec.Plugin, fl.spec.Target), nil)
+		}
+	}
+	return true
+}
+
+// plugin opens a plugin once per run and checks it can do what is asked.
+func (r *run) plugin(ctx context.Context, name string) (FaultPlugin, error) {
+	if p, ok := r.plugins[name]; ok {
+		return p, nil
+	}
+	p, err := r.opts.Plugins.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	r.plugins[name] = p
+	return p, nil
+}
+
+// request builds the plugin request for a fault from the file.
+func (r *run) request(f *experiments.Fault) (sdk.Request, error) {
+	params, err := json.Marshal(f.With)
+	if err != nil {
+		return sdk.Request{}, fmt.Errorf("encode parameters: %w", err)
+	}
+	if f.With == nil {
+		params = []byte("{}")
+	}
+	t := r.exp.Spec.Targets[f.Target]
+	target := sdk.Target{Name: f.Target}
+	switch {
+	case t.Endpoint != nil:
+		target.Kind = sdk.KindEndpoint
+		target.Endpoint = &sdk.EndpointTarget{Listen: t.Endpoint.Listen, Upstream: t.Endpoint.Upstream}
+	default:
+		return sdk.Request{}, fmt.Errorf("target %s has no kind", f.Target)
+	}
+	return sdk.Request{RunID: r.rec.RunID, Target: target, Params: params}, nil
+}
+
+// steadyState observes every probe once, concurrently, and evaluates the
+// steady-state expressions. It returns whether all held.
+func (r *run) steadyState(ctx context.Context, phase reports.Phase) bool {
+	var wg sync.WaitGroup
+	results := make(chan observation, len(r.probers))
+	for name, p := range r.probers {
+		wg.Go(func() {
+			if o, ok := r.observe(ctx, name, p); ok {
+				results <- o
+			}
+		})
+	}
+	wg.Wait()
+	close(results)
+	for o := range results {
+		r.recordObservation(o)
+	}
+	return r.evaluateSteady(phase)
+}
+
+// observe runs one probe with its timeout. ok is false when the run itself
+// was cancelled meanwhile: that is not the service's failure, so it is not
+// recorded as one.
+func (r *run) observe(ctx context.Context, name string, p Prober) (observation, bool) {
+	spec := r.exp.Spec.Probes[name]
+	pctx, cancel := context.WithTimeout(ctx, spec.Timeout)
+	defer cancel()
+	o := p.Probe(pctx)
+	if ctx.Err() != nil {
+		return observation{}, false
+	}
+	if o == nil {
+		o = experiments.HTTPObservation{Error: "probe returned nothing"}
+	}
+	if !o.Succeeded() && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+		o = timedOut(o, spec.Timeout)
+	}
+	return observation{probe: name, at: r.opts.Clock.Now(), obs: o}, true
+}
+
+// timedOut makes the failure message say the timeout.
+func timedOut(o experiments.Observation, d time.Duration) experiments.Observation {
+	if h, ok := o.(experiments.HTTPObservation); ok {
+		h.Error = fmt.Sprintf("timed out after %s", d)
+		return h
+	}
+	return o
+}
+
+func (r *run) recordObservation(o observation) {
+	r.latest[o.probe] = o.obs
+	msg := ""
+	if !o.obs.Succeeded() {
+		msg = o.obs.Failure()
+	}
+	r.eventAt(o.at, reports.EventProbe, o.probe, o.obs.Succeeded(), msg, o.obs.Values())
+}
+
+// evaluateSteady evaluates every steady-state expression against the
+// latest observations and records the result under phase.
+func (r *run) evaluateSteady(phase reports.Phase) bool {
+	all := true
+	for i, x := range r.exp.Spec.SteadyState {
+		held, detail := r.evaluate(x)
+		r.recordCheck(phase, i, x, held, detail)
+		if !held {
+			all = false
+		}
+		if phase == reports.During {
+			if !held && !r.breached[i] {
+				r.event(reports.EventDeviation, "steadyState", false, fmt.Sprintf("%s did not hold: %s", x.Source, detail), r.valuesFor(x))
+			}
+			r.breached[i] = !held
+		}
+	}
+	return all
+}
+
+// evaluate runs one expression. An expression that reads a probe which
+// could not observe does not hold, whatever it says: a timeout is never a
+// pass.
+func (r *run) evaluate(x *experiments.Expression) (bool, string) {
+	env := make(map[string]any, len(r.latest))
+	for _, name := range x.Probes() {
+		o, ok := r.latest[name]
+		if !ok {
+			return false, fmt.Sprintf("probe %s has not observed anything yet", name)
+		}
+		if !o.Succeeded() {
+			return false, fmt.Sprintf("probe %s failed: %s", name, o.Failure())
+		}
+		env[name] = o
+	}
+	out, err := expr.Run(x.Program(), env)
+	if err != nil {
+		return false, "evaluation failed: " + err.Error()
+	}
+	held, _ := out.(bool)
+	if held {
+		return true, ""
+	}
+	return false, describeValues(r.valuesFor(x))
+}
+
+// valuesFor collects the values of the probes an expression reads.
+func (r *run) valuesFor(x *experiments.Expression) map[string]any {
+	v := map[string]any{}
+	for _, name := range x.Probes() {
+		if o, ok := r.latest[name]; ok {
+			v[name] = o.Values()
+		}
+	}
+	return v
+}
+
+func describeValues(v map[string]any) string {
+	names := make([]string, 0, len(v))
+	for n := range v {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		fields, _ := v[n].(map[string]any)
+		keys := make([]string, 0, len(fields))
+		for k := range fields {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		kv := make([]string, 0, len(keys))
+		for _, k := range keys {
+			kv = append(kv, fmt.Sprintf("%s=%v", k, fields[k]))
+		}
+		parts = append(parts, n+"{"+strings.Join(kv, " ")+"}")
+	}
+	return "observed " + strings.Join(parts, ", ")
+}
+
+// evaluateBudget returns the first abortWhen expression that holds.
+func (r *run) evaluateBudget() (*experiments.Expression, bool) {
+	for _, x := range r.exp.Spec.Budget.AbortWhen {
+		env := make(map[string]any, len(r.latest))
+		ready := true
+		for _, name := range x.Probes() {
+			o, ok := r.latest[name]
+			if !ok {
+				ready = false
+				break
+			}
+			env[name] = o
+		}
+		if !ready {
+			continue
+		}
+		out, err := expr.Run(x.Program(), env)
+		if held, _ := out.(bool); err == nil && held {
+			return x, true
+		}
+	}
+	return nil, false
+}
+
+// firstBreach describes the first expression that did not hold in phase.
+func (r *run) firstBreach(phase reports.Phase) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var best *reports.Check
+	for i := range r.rec.SteadyState {
+		c := &r.rec.SteadyState[i]
+		if c.Phase != phase || c.FirstBreach == nil {
+			continue
+		}
+		if best == nil || *c.FirstBreach < *best.FirstBreach {
+			best = c
+		}
+	}
+	if best == nil {
+		return "no breach recorded"
+	}
+	return fmt.Sprintf("%s did not hold (%s)", best.Expression, best.Detail)
+}
+
+func (r *run) anyBreach(phase reports.Phase) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.rec.SteadyState {
+		if c.Phase == phase && c.Held < c.Evaluated {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) passedReason() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	during := 0
+	for _, c := range r.rec.SteadyState {
+		if c.Phase == reports.During {
+			during += c.Evaluated
+		}
+	}
+	return fmt.Sprintf("every steady-state expression held before the faults, in %d checks while they were live, and after they were reverted", during)
+}
+
+// abortedBy sets the verdict for a run whose context ended.
+func (r *run) abortedBy(ctx context.Context) {
+	cause := context.Cause(ctx)
+	r.event(reports.EventAbort, "safety", false, "run stopped: "+cause.Error(), nil)
+	r.setVerdict(reports.Aborted, "the run was stopped: "+cause.Error()+"; every fault was reverted")
+}
+
+func (r *run) setVerdict(v reports.Verdict, reason string) {
+	if r.verdict != "" && v != reports.Error {
+		return
+	}
+	r.verdict, r.reason = v, reason
+}
+
+// finish seals the record.
+func (r *run) finish() *reports.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rec.EndedAt = r.opts.Clock.Now()
+	if r.verdict == "" {
+		r.verdict, r.reason = reports.Error, "the run ended without a verdict"
+	}
+	if len(r.rec.Leftovers) > 0 && r.verdict != reports.Error {
+		r.reason = r.reason + "; but some faults could not be confirmed reverted"
+		r.verdict = reports.Error
+	}
+	r.rec.Verdict, r.rec.Reason = r.verdict, r.reason
+	sort.SliceStable(r.rec.Timeline, func(i, j int) bool { return r.rec.Timeline[i].At < r.rec.Timeline[j].At })
+	return r.rec
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,259 @@
+// Package latency is the `latency` fault: it adds delay and jitter to
+// traffic on an endpoint.
+//
+// In proxy mode (the only mode so far) the plugin stands a TCP proxy on the
+// target's listen address that forwards to its upstream. Prepare starts the
+// proxy passing traffic unchanged, so the steady state is checked through
+// the same path as the fault; Inject adds the delay; Revert of the fault
+// removes the delay at once (chunks held back are delivered, none lost);
+// Revert of the prepared handle closes the proxy. The proxy lives in the
+// plugin process, so a plugin that dies takes the fault with it.
+//
+// This package must only depend on plugins/sdk and the standard library.
+package latency
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chaos-run/chaos/plugins/sdk"
+)
+
+// Version is the plugin's version.
+const Version = "0.1.0"
+
+// paramsSchema is the JSON Schema of the `with` parameters.
+const paramsSchema = `{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["delay"],
+  "properties": {
+    "mode":   {"enum": ["proxy"], "default": "proxy", "description": "proxy: a TCP proxy from the target's listen address to its upstream"},
+    "delay":  {"type": "string", "description": "delay added to every chunk in both directions, e.g. 200ms"},
+    "jitter": {"type": "string", "description": "uniform jitter around the delay, e.g. 10ms"}
+  }
+}`
+
+// Params are the fault's `with` parameters.
+type Params struct {
+	Mode   string
+	Delay  time.Duration
+	Jitter time.Duration
+}
+
+// Fault is the latency plugin. Its zero value is not usable; call New.
+type Fault struct {
+	mu      sync.Mutex
+	proxies map[string]*held // by listen address
+	faults  map[string]*held // by fault handle
+	seq     int
+}
+
+// held is a proxy the plugin holds, and whether a fault owns it outright
+// (injected without Prepare, so the revert closes it too).
+type held struct {
+	proxy  *Proxy
+	listen string
+	owned  bool
+}
+
+// New returns a latency plugin holding nothing.
+func New() *Fault {
+	return &Fault{proxies: map[string]*held{}, faults: map[string]*held{}}
+}
+
+// Describe implements sdk.Fault.
+func (f *Fault) Describe() sdk.Description {
+	return sdk.Description{
+		Name:         "latency",
+		Version:      Version,
+		Summary:      "adds delay and jitter to TCP traffic through a proxy on the target endpoint",
+		ParamsSchema: json.RawMessage(paramsSchema),
+		TargetKinds:  []string{sdk.KindEndpoint},
+	}
+}
+
+// parse decodes and checks the parameters, returning every problem.
+func parse(raw json.RawMessage) (Params, []sdk.ParamProblem) {
+	p := Params{Mode: "proxy"}
+	var probs []sdk.ParamProblem
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if len(raw) > 0 {
+		if err := dec.Decode(&m); err != nil {
+			return p, []sdk.ParamProblem{{Param: "with", Message: "parameters must be a mapping: " + err.Error()}}
+		}
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := m[k]
+		switch k {
+		case "mode":
+			s, _ := v.(string)
+			if s != "proxy" {
+				probs = append(probs, sdk.ParamProblem{Param: k, Message: fmt.Sprintf("unknown mode %v (allowed: proxy)", v)})
+			}
+		case "delay", "jitter":
+			d, err := duration(v)
+			if err != nil {
+				probs = append(probs, sdk.ParamProblem{Param: k, Message: err.Error()})
+				continue
+			}
+			if k == "delay" {
+				p.Delay = d
+			} else {
+				p.Jitter = d
+			}
+		default:
+			probs = append(probs, sdk.ParamProblem{Param: k, Message: fmt.Sprintf("unknown parameter %q (allowed: delay, jitter, mode)", k)})
+		}
+	}
+	if _, ok := m["delay"]; !ok {
+		probs = append(probs, sdk.ParamProblem{Param: "delay", Message: "delay is required, e.g. delay: 200ms"})
+	} else if p.Delay <= 0 && len(probs) == 0 {
+		probs = append(probs, sdk.ParamProblem{Param: "delay", Message: "delay must be more than zero"})
+	}
+	if p.Jitter < 0 {
+		probs = append(probs, sdk.ParamProblem{Param: "jitter", Message: "jitter must not be negative"})
+	}
+	return p, probs
+}
+
+func duration(v any) (time.Duration, error) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, fmt.Errorf("%v is not a duration (use a number with a unit, e.g. 200ms)", v)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (use a number with a unit, e.g. 200ms)", s)
+	}
+	return d, nil
+}
+
+func checkTarget(t sdk.Target) []sdk.ParamProblem {
+	if t.Kind != sdk.KindEndpoint || t.Endpoint == nil {
+		return []sdk.ParamProblem{{Param: "target", Message: fmt.Sprintf("latency needs an endpoint target, %s is a %s target", t.Name, t.Kind)}}
+	}
+	return nil
+}
+
+// Validate implements sdk.Fault.
+func (f *Fault) Validate(_ context.Context, req sdk.Request) []sdk.ParamProblem {
+	_, probs := parse(req.Params)
+	return append(checkTarget(req.Target), probs...)
+}
+
+// Prepare implements sdk.Preparer: a pass-through proxy on the target.
+func (f *Fault) Prepare(ctx context.Context, req sdk.Request) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if probs := checkTarget(req.Target); probs != nil {
+		return "", fmt.Errorf("%w: %s", sdk.ErrInvalidParams, probs[0].Message)
+	}
+	ep := req.Target.Endpoint
+	handle := sdk.PreparedPrefix + "proxy:" + ep.Listen
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if h, ok := f.proxies[ep.Listen]; ok && !h.owned {
+		return handle, nil
+	}
+	p, err := Listen(ep.Listen, ep.Upstream)
+	if err != nil {
+		return "", fmt.Errorf("start proxy on %s: %w", ep.Listen, err)
+	}
+	f.proxies[ep.Listen] = &held{proxy: p, listen: ep.Listen}
+	return handle, nil
+}
+
+// Inject implements sdk.Fault: the delay is in effect when it returns.
+func (f *Fault) Inject(ctx context.Context, req sdk.Request) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	params, probs := parse(req.Params)
+	probs = append(checkTarget(req.Target), probs...)
+	if len(probs) > 0 {
+		return "", fmt.Errorf("%w: %s: %s", sdk.ErrInvalidParams, probs[0].Param, probs[0].Message)
+	}
+	ep := req.Target.Endpoint
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h, ok := f.proxies[ep.Listen]
+	if !ok {
+		// Not prepared: the fault stands its own proxy and takes it down
+		// with the revert.
+		p, err := Listen(ep.Listen, ep.Upstream)
+		if err != nil {
+			return "", fmt.Errorf("start proxy on %s: %w", ep.Listen, err)
+		}
+		h = &held{proxy: p, listen: ep.Listen, owned: true}
+		f.proxies[ep.Listen] = h
+	}
+	h.proxy.SetDelay(params.Delay, params.Jitter)
+	f.seq++
+	handle := fmt.Sprintf("delay:%s:%d", ep.Listen, f.seq)
+	f.faults[handle] = h
+	return handle, nil
+}
+
+// Revert implements sdk.Fault. A handle the plugin does not hold (reverted
+// already, or held by a plugin process that is gone, and its proxy with it)
+// needs nothing done.
+func (f *Fault) Revert(_ context.Context, handle string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if listen, ok := strings.CutPrefix(handle, sdk.PreparedPrefix+"proxy:"); ok {
+		h, ok := f.proxies[listen]
+		if !ok {
+			return false, nil
+		}
+		delete(f.proxies, listen)
+		for fh, fv := range f.faults {
+			if fv == h {
+				delete(f.faults, fh)
+			}
+		}
+		return true, h.proxy.Close()
+	}
+	h, ok := f.faults[handle]
+	if !ok {
+		return false, nil
+	}
+	delete(f.faults, handle)
+	h.proxy.SetDelay(0, 0)
+	if h.owned {
+		delete(f.proxies, h.listen)
+		return true, h.proxy.Close()
+	}
+	return true, nil
+}
+
+// Status implements sdk.StatusReporter.
+func (f *Fault) Status(_ context.Context, handle string) (sdk.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if listen, ok := strings.CutPrefix(handle, sdk.PreparedPrefix+"proxy:"); ok {
+		_, active := f.proxies[listen]
+		return sdk.Status{Active: active, Detail: "pass-through proxy on " + listen}, nil
+	}
+	h, ok := f.faults[handle]
+	if !ok {
+		return sdk.Status{}, nil
+	}
+	d, j := h.proxy.Delay()
+	return sdk.Status{Active: true, Detail: fmt.Sprintf("delay %s jitter %s on %s", d, j, h.proxy.Addr())}, nil
+}

@@ -1,0 +1,370 @@
+package latency
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// dialTimeout bounds how long a client waits for the upstream to accept
+	// before the proxy gives up and closes the client connection.
+	dialTimeout = 5 * time.Second
+
+	// closeFlushTimeout bounds how long Close keeps writing chunks that were
+	// already read. Close promises not to lose data, but a peer that stops
+	// reading must not be able to hold Close (and the revert behind it) forever.
+	closeFlushTimeout = 10 * time.Second
+
+	// chunkSize is the largest read from one side in one go.
+	chunkSize = 32 << 10
+
+	// queueChunks is how many chunks one direction can hold between its reader
+	// and its writer. A queue lets a delayed stream stay pipelined, as on a
+	// slow real link, instead of carrying one chunk per delay period. It also
+	// bounds the memory a stalled direction can take (queueChunks*chunkSize).
+	queueChunks = 64
+)
+
+// Stats are counters of a Proxy since Listen.
+type Stats struct {
+	// Accepted counts client connections accepted.
+	Accepted int64
+	// BytesToUpstream counts bytes written to upstreams (client→upstream).
+	BytesToUpstream int64
+	// BytesToClient counts bytes written to clients (upstream→client).
+	BytesToClient int64
+	// BytesHeld is the number of bytes read from either side and not yet
+	// written: what the delay is holding back right now.
+	BytesHeld int64
+}
+
+// Proxy forwards TCP connections from a listen address to an upstream and can delay every chunk in both directions.
+type Proxy struct {
+	ln       net.Listener
+	upstream string
+
+	mu      sync.Mutex
+	delay   time.Duration
+	jitter  time.Duration
+	changed chan struct{} // closed and replaced by SetDelay, wakes waiting writers
+	closed  bool
+	pairs   map[*pair]struct{}
+
+	// closing is closed by Close. Writers then deliver what they hold at
+	// once, and the accept loop and pending dials stop.
+	closing   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+
+	wg sync.WaitGroup // every goroutine the proxy starts
+
+	accepted atomic.Int64
+	toUp     atomic.Int64
+	toClient atomic.Int64
+	held     atomic.Int64
+}
+
+// pair is one proxied connection: the client side and its upstream side.
+type pair struct {
+	client   *net.TCPConn
+	upstream *net.TCPConn
+}
+
+// abort tears both sides down, which ends every read and write on them.
+func (pr *pair) abort() {
+	_ = pr.client.Close()
+	_ = pr.upstream.Close()
+}
+
+// chunk is one read from one side, stamped with when it was read and when it
+// is due to be written.
+type chunk struct {
+	data []byte
+	read time.Time
+	due  time.Time
+}
+
+// Listen starts a pass-through proxy (no delay) on listen that forwards to upstream. It returns once the listener is bound.
+func Listen(listen, upstream string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{
+		ln:       ln,
+		upstream: upstream,
+		changed:  make(chan struct{}),
+		pairs:    make(map[*pair]struct{}),
+		closing:  make(chan struct{}),
+	}
+	p.wg.Go(p.acceptLoop)
+	return p, nil
+}
+
+// Addr is the bound listen address (useful with port 0).
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// SetDelay sets the delay and jitter for chunks read from now on. Setting 0,0 ends the fault: chunks already waiting are delivered at once (a revert never waits out a sleep) and in order.
+//
+// More generally, chunks already waiting keep their due time unless the new
+// setting would deliver them sooner: lowering the delay never makes a chunk
+// wait longer than the new setting allows. Negative values count as zero.
+func (p *Proxy) SetDelay(delay, jitter time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = max(delay, 0)
+	p.jitter = max(jitter, 0)
+	// Closing the channel wakes every writer that waits for a due time, so
+	// it can recompute the wait under the new setting.
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// Delay returns the current setting.
+func (p *Proxy) Delay() (delay, jitter time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.delay, p.jitter
+}
+
+// Stats returns counts: connections accepted, bytes forwarded each direction.
+func (p *Proxy) Stats() Stats {
+	return Stats{
+		Accepted:        p.accepted.Load(),
+		BytesToUpstream: p.toUp.Load(),
+		BytesToClient:   p.toClient.Load(),
+		BytesHeld:       p.held.Load(),
+	}
+}
+
+// Close stops accepting, delivers every chunk already read (no data lost), closes all connections and listener, and waits for every goroutine it started before returning. Safe to call twice.
+//
+// Delivery of what was read is bounded by closeFlushTimeout per connection,
+// so a peer that stops reading cannot block Close forever.
+func (p *Proxy) Close() error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		close(p.closing)
+		p.closeErr = p.ln.Close()
+		now := time.Now()
+		for pr := range p.pairs {
+			p.stopPair(pr, now)
+		}
+		p.mu.Unlock()
+	})
+	p.wg.Wait()
+	return p.closeErr
+}
+
+// stopPair makes the readers of pr stop while letting its writers flush.
+// A read deadline in the past ends a blocked Read without closing the socket,
+// so chunks already read can still be written.
+func (p *Proxy) stopPair(pr *pair, now time.Time) {
+	for _, c := range []*net.TCPConn{pr.client, pr.upstream} {
+		_ = c.SetReadDeadline(now)
+		_ = c.SetWriteDeadline(now.Add(closeFlushTimeout))
+	}
+}
+
+func (p *Proxy) acceptLoop() {
+	var backoff time.Duration
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			select {
+			case <-p.closing:
+				return
+			default:
+			}
+			// Errors such as running out of file descriptors pass; back off
+			// like net/http does, but stay interruptible by Close.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-p.closing:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		backoff = 0
+		p.accepted.Add(1)
+		p.wg.Go(func() { p.serve(c.(*net.TCPConn)) })
+	}
+}
+
+// serve dials the upstream for one client and runs both directions until
+// they are done.
+func (p *Proxy) serve(client *net.TCPConn) {
+	up, err := p.dial()
+	if err != nil {
+		// The client must not hang on a proxy that has nowhere to send it.
+		_ = client.Close()
+		return
+	}
+	pr := &pair{client: client, upstream: up}
+
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		pr.abort()
+		return
+	}
+	p.pairs[pr] = struct{}{}
+	p.mu.Unlock()
+
+	var wg sync.WaitGroup
+	p.pipe(&wg, pr, client, up, &p.toUp)
+	p.pipe(&wg, pr, up, client, &p.toClient)
+	wg.Wait()
+
+	p.mu.Lock()
+	delete(p.pairs, pr)
+	p.mu.Unlock()
+	pr.abort()
+}
+
+// dial connects to the upstream with a bounded timeout that Close also cuts short.
+func (p *Proxy) dial() (*net.TCPConn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		select {
+		case <-p.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", p.upstream)
+	cancel()
+	watch.Wait()
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
+}
+
+// pipe starts one direction, src to dst: a reader that stamps chunks and a
+// writer that delivers them when due. Both are added to wg.
+func (p *Proxy) pipe(wg *sync.WaitGroup, pr *pair, src, dst *net.TCPConn, written *atomic.Int64) {
+	q := make(chan chunk, queueChunks)
+	var readErr error // set before q is closed, so the writer may read it after
+	wg.Go(func() {
+		readErr = p.read(src, q)
+		close(q)
+	})
+	wg.Go(func() {
+		broken := false
+		timer := time.NewTimer(time.Hour)
+		timer.Stop()
+		// The writer always drains q to the end, even after a failed write,
+		// so the reader can never block on a send.
+		for c := range q {
+			if !broken {
+				p.waitDue(c, timer)
+				n, err := dst.Write(c.data)
+				written.Add(int64(n))
+				if err != nil {
+					broken = true
+					pr.abort()
+				}
+			}
+			p.held.Add(-int64(len(c.data)))
+		}
+		if broken {
+			return
+		}
+		select {
+		case <-p.closing:
+			// Everything read was delivered; tell dst no more is coming.
+			_ = dst.CloseWrite()
+			return
+		default:
+		}
+		if errors.Is(readErr, io.EOF) {
+			// A half-close travels on once the data before it is out.
+			_ = dst.CloseWrite()
+			return
+		}
+		// src failed (reset, for example): the pair cannot go on.
+		pr.abort()
+	})
+}
+
+// read reads chunks from src into q until src fails or ends.
+func (p *Proxy) read(src *net.TCPConn, q chan<- chunk) error {
+	buf := make([]byte, chunkSize)
+	var prevDue time.Time
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			now := time.Now()
+			due := now.Add(p.sample())
+			// Never write a chunk before the one read ahead of it.
+			if due.Before(prevDue) {
+				due = prevDue
+			}
+			prevDue = due
+			p.held.Add(int64(n))
+			q <- chunk{data: bytes.Clone(buf[:n]), read: now, due: due}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// sample draws delay+jitter for one chunk: delay plus uniform jitter in
+// [-jitter, +jitter], never below zero.
+func (p *Proxy) sample() time.Duration {
+	p.mu.Lock()
+	delay, jitter := p.delay, p.jitter
+	p.mu.Unlock()
+	d := delay
+	if jitter > 0 {
+		d += time.Duration(rand.Int64N(2*int64(jitter)+1)) - jitter
+	}
+	return max(d, 0)
+}
+
+// waitDue blocks until c is due. It wakes on every SetDelay to recompute the
+// due time, and returns at once when the proxy closes, so neither a revert nor
+// a Close ever waits out a delay.
+func (p *Proxy) waitDue(c chunk, timer *time.Timer) {
+	for {
+		p.mu.Lock()
+		delay, jitter, changed := p.delay, p.jitter, p.changed
+		p.mu.Unlock()
+
+		due := c.due
+		// The latest the current setting would deliver this chunk.
+		if limit := c.read.Add(delay + jitter); limit.Before(due) {
+			due = limit
+		}
+		wait := time.Until(due)
+		if wait <= 0 {
+			return
+		}
+		timer.Reset(wait)
+		select {
+		case <-timer.C:
+			return
+		case <-changed:
+			timer.Stop()
+		case <-p.closing:
+			timer.Stop()
+			return
+		}
+	}
+}

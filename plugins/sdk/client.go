@@ -1,0 +1,119 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	faultpb "github.com/chaos-run/chaos/plugins/sdk/proto"
+)
+
+// Client is the host's view of one plugin: the Fault interface, over gRPC,
+// with every method taking a context and returning an error, because the
+// plugin is another process that may be gone.
+type Client struct {
+	rpc faultpb.FaultClient
+	// exited reports whether the plugin process has ended. It is nil for a
+	// plugin served in the same process (tests).
+	exited func() bool
+}
+
+// Describe asks the plugin what it is.
+func (c *Client) Describe(ctx context.Context) (Description, error) {
+	r, err := c.rpc.Describe(ctx, &faultpb.DescribeRequest{})
+	if err != nil {
+		return Description{}, c.wrap("describe", err)
+	}
+	return Description{
+		Name:         r.GetName(),
+		Version:      r.GetVersion(),
+		Summary:      r.GetSummary(),
+		ParamsSchema: r.GetParamsSchema(),
+		TargetKinds:  r.GetTargetKinds(),
+		CanPrepare:   r.GetCanPrepare(),
+	}, nil
+}
+
+// Validate asks the plugin to check a request. A nil slice means it is fine.
+func (c *Client) Validate(ctx context.Context, req Request) ([]ParamProblem, error) {
+	t, err := json.Marshal(req.Target)
+	if err != nil {
+		return nil, fmt.Errorf("encode target: %w", err)
+	}
+	r, err := c.rpc.Validate(ctx, &faultpb.FaultRequest{Target: t, Params: req.Params})
+	if err != nil {
+		return nil, c.wrap("validate", err)
+	}
+	var probs []ParamProblem
+	for _, p := range r.GetProblems() {
+		probs = append(probs, ParamProblem{Param: p.GetParam(), Message: p.GetMessage()})
+	}
+	return probs, nil
+}
+
+// Prepare readies a target; it returns "" when the plugin has nothing to
+// prepare.
+func (c *Client) Prepare(ctx context.Context, req Request) (string, error) {
+	t, err := json.Marshal(req.Target)
+	if err != nil {
+		return "", fmt.Errorf("encode target: %w", err)
+	}
+	r, err := c.rpc.Prepare(ctx, &faultpb.FaultRequest{Target: t, Params: req.Params})
+	if err != nil {
+		return "", c.wrap("prepare", err)
+	}
+	return r.GetHandle(), nil
+}
+
+// Inject starts a fault and returns its handle.
+func (c *Client) Inject(ctx context.Context, req Request) (string, error) {
+	t, err := json.Marshal(req.Target)
+	if err != nil {
+		return "", fmt.Errorf("encode target: %w", err)
+	}
+	r, err := c.rpc.Inject(ctx, &faultpb.InjectRequest{Target: t, Params: req.Params, Prepared: req.Prepared, RunId: req.RunID})
+	if err != nil {
+		return "", c.wrap("inject", err)
+	}
+	return r.GetHandle(), nil
+}
+
+// Revert ends what a handle names.
+func (c *Client) Revert(ctx context.Context, handle string) (bool, error) {
+	r, err := c.rpc.Revert(ctx, &faultpb.HandleRequest{Handle: handle})
+	if err != nil {
+		return false, c.wrap("revert", err)
+	}
+	return r.GetWasActive(), nil
+}
+
+// Status asks whether what a handle names is in effect.
+func (c *Client) Status(ctx context.Context, handle string) (Status, error) {
+	r, err := c.rpc.Status(ctx, &faultpb.HandleRequest{Handle: handle})
+	if err != nil {
+		return Status{}, c.wrap("status", err)
+	}
+	return Status{Active: r.GetActive(), Detail: r.GetDetail()}, nil
+}
+
+// wrap turns a gRPC error into ours: a connection that is gone, or a process
+// that has exited, is ErrPluginExited whatever the call was, so that the
+// engine has one error to look for.
+func (c *Client) wrap(op string, err error) error {
+	st, _ := status.FromError(err)
+	switch {
+	case c.exited != nil && c.exited(), st.Code() == codes.Unavailable:
+		return fmt.Errorf("%s: %w: %s", op, ErrPluginExited, st.Message())
+	case st.Code() == codes.NotFound:
+		return fmt.Errorf("%s: %w: %s", op, ErrUnknownHandle, st.Message())
+	case st.Code() == codes.Canceled:
+		return fmt.Errorf("%s: %w", op, context.Canceled)
+	case st.Code() == codes.DeadlineExceeded:
+		return fmt.Errorf("%s: %w", op, context.DeadlineExceeded)
+	default:
+		return fmt.Errorf("%s: %s", op, st.Message())
+	}
+}

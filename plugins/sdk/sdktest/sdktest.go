@@ -1,0 +1,128 @@
+// Package sdktest is the conformance test every fault plugin runs. It serves
+// the plugin over real gRPC inside the test process, so the adapters, the
+// encoding and the plugin's own code are all exercised, and checks the
+// promises of the sdk.Fault contract: inject takes effect, revert ends it,
+// reverting twice is fine, a cancelled context is honoured and leaves
+// nothing behind.
+package sdktest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/hashicorp/go-plugin"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaos-run/chaos/plugins/sdk"
+)
+
+// Case describes, for one plugin, how to ask for a fault and how to see it.
+type Case struct {
+	// Request returns a valid request against real things the test set up.
+	Request func(t *testing.T) sdk.Request
+	// Invalid are requests that Validate must reject, each with a name.
+	Invalid map[string]sdk.Request
+	// Check asserts, by looking at the real world and not at the plugin's
+	// memory, that the fault is in effect (active) or not.
+	Check func(t *testing.T, active bool)
+}
+
+// Connect serves f over real gRPC in this process and returns the host-side
+// client. The connection is closed when the test ends.
+func Connect(t testing.TB, f sdk.Fault) *sdk.Client {
+	t.Helper()
+	client, _ := plugin.TestPluginGRPCConn(t, false, sdk.PluginMap(f))
+	t.Cleanup(func() { _ = client.Close() })
+	raw, err := client.Dispense("fault")
+	require.NoError(t, err, "the plugin must be dispensable as %q", "fault")
+	return raw.(*sdk.Client)
+}
+
+// Run runs the conformance suite for f.
+func Run(t *testing.T, f sdk.Fault, c Case) {
+	c2 := Connect(t, f)
+	ctx := t.Context()
+
+	desc, err := c2.Describe(ctx)
+	require.NoError(t, err, "describe must always answer")
+
+	t.Run("describe", func(t *testing.T) {
+		require.NotEmpty(t, desc.Name, "a plugin must name itself")
+		require.NotEmpty(t, desc.Version, "a plugin must say its version")
+		require.NotEmpty(t, desc.TargetKinds, "a plugin must say which target kinds it takes")
+		require.NotEmpty(t, desc.ParamsSchema, "a plugin must publish a parameter schema so files can be checked")
+	})
+
+	t.Run("validate", func(t *testing.T) {
+		probs, err := c2.Validate(ctx, c.Request(t))
+		require.NoError(t, err)
+		require.Empty(t, probs, "a valid request must pass validation")
+		for name, req := range c.Invalid {
+			probs, err := c2.Validate(ctx, req)
+			require.NoError(t, err, "invalid parameters are problems, not errors: %s", name)
+			require.NotEmpty(t, probs, "validation must reject %s", name)
+		}
+	})
+
+	// setUp prepares the target when the plugin can, as the engine does.
+	setUp := func(t *testing.T) sdk.Request {
+		req := c.Request(t)
+		if desc.CanPrepare {
+			h, err := c2.Prepare(ctx, req)
+			require.NoError(t, err, "prepare must succeed on a valid request")
+			require.NotEmpty(t, h, "a plugin that can prepare must return a handle")
+			req.Prepared = h
+			t.Cleanup(func() {
+				_, err := c2.Revert(context.WithoutCancel(ctx), h)
+				require.NoError(t, err, "reverting a prepared handle must succeed")
+			})
+			c.Check(t, false)
+		}
+		return req
+	}
+
+	t.Run("inject then revert", func(t *testing.T) {
+		req := setUp(t)
+		c.Check(t, false)
+		h, err := c2.Inject(ctx, req)
+		require.NoError(t, err, "inject must succeed on a valid request")
+		require.NotEmpty(t, h, "inject must return a handle")
+		c.Check(t, true)
+		st, err := c2.Status(ctx, h)
+		require.NoError(t, err)
+		require.True(t, st.Active, "status must say an injected fault is active")
+
+		was, err := c2.Revert(ctx, h)
+		require.NoError(t, err, "revert must succeed")
+		require.True(t, was, "the first revert must find the fault active")
+		c.Check(t, false)
+		st, err = c2.Status(ctx, h)
+		require.NoError(t, err)
+		require.False(t, st.Active, "status must say a reverted fault is gone")
+	})
+
+	t.Run("revert twice is fine", func(t *testing.T) {
+		req := setUp(t)
+		h, err := c2.Inject(ctx, req)
+		require.NoError(t, err)
+		_, err = c2.Revert(ctx, h)
+		require.NoError(t, err)
+		was, err := c2.Revert(ctx, h)
+		require.NoError(t, err, "a second revert must not fail: recover may run after a revert that was not recorded")
+		require.False(t, was, "a second revert must report that nothing was active")
+		c.Check(t, false)
+	})
+
+	t.Run("cancelled context injects nothing", func(t *testing.T) {
+		req := setUp(t)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err := c2.Inject(cctx, req)
+		require.Error(t, err, "inject with a cancelled context must fail")
+		// gRPC refuses a cancelled call before it leaves the host, so ask the
+		// plugin itself too: its own code must look at the context.
+		_, err = f.Inject(cctx, req)
+		require.ErrorIs(t, err, context.Canceled, "the plugin must honour a cancelled context")
+		c.Check(t, false)
+	})
+}
