@@ -133,32 +133,64 @@ type yamlDecoder struct {
 	stopped      bool
 }
 
-// yamlWhere says where a value sits: its dotted path, the name used for it
-// in messages, and the position of its key (zero for list items and the top
-// level).
+// yamlWhere says where a value sits: the chain of keys and list indexes
+// that leads to it, and the position of its key (zero for list items and the
+// top level). The chain is shared with the parent so that deep nesting costs
+// nothing until a path is printed.
 type yamlWhere struct {
-	path, name string
-	key        Pos
+	parent *yamlWhere
+	name   string // the field or key, for a value in a mapping
+	index  int    // the index, for a list item
+	isItem bool
+	key    Pos
 }
 
 func (w yamlWhere) field(name string, key Pos) yamlWhere {
-	p := name
-	if w.path != "" {
-		p = w.path + "." + name
-	}
-	return yamlWhere{path: p, name: name, key: key}
+	return yamlWhere{parent: &w, name: name, key: key}
 }
 
 func (w yamlWhere) item(i int) yamlWhere {
-	idx := "[" + strconv.Itoa(i) + "]"
-	return yamlWhere{path: w.path + idx, name: w.name + idx}
+	return yamlWhere{parent: &w, index: i, isItem: true}
 }
 
-func (w yamlWhere) context() string {
-	if w.name == "" {
-		return "the top level"
+func (w yamlWhere) isRoot() bool { return w.parent == nil }
+
+// path renders the dotted path, e.g. "spec.faults[1].plugin".
+func (w yamlWhere) path() string {
+	var segs []*yamlWhere
+	for p := &w; p.parent != nil; p = p.parent {
+		segs = append(segs, p)
 	}
-	return w.name
+	var b strings.Builder
+	for i := len(segs) - 1; i >= 0; i-- {
+		switch s := segs[i]; {
+		case s.isItem:
+			b.WriteString("[" + strconv.Itoa(s.index) + "]")
+		default:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(s.name)
+		}
+	}
+	return b.String()
+}
+
+// context names the mapping a key is in, for "unknown field" messages: the
+// last segment of its path, e.g. "http" or "faults[1]".
+func (w yamlWhere) context() string {
+	suffix := ""
+	p := &w
+	for ; p.parent != nil && p.isItem; p = p.parent {
+		suffix = "[" + strconv.Itoa(p.index) + "]" + suffix
+	}
+	if p.parent == nil {
+		if suffix == "" {
+			return "the top level"
+		}
+		return "the top level" + suffix
+	}
+	return p.name + suffix
 }
 
 func yamlPosOf(n *yaml.Node) Pos {
@@ -168,8 +200,8 @@ func yamlPosOf(n *yaml.Node) Pos {
 	return Pos{Line: n.Line, Col: n.Column}
 }
 
-func (d *yamlDecoder) add(at Pos, path, message, hint string) {
-	*d.probs = append(*d.probs, Problem{Pos: at, Path: path, Message: message, Hint: hint})
+func (d *yamlDecoder) add(at Pos, w yamlWhere, message, hint string) {
+	*d.probs = append(*d.probs, Problem{Pos: at, Path: w.path(), Message: message, Hint: hint})
 }
 
 // yamlStepLimit allows every node of the file to be decoded many times over
@@ -196,13 +228,7 @@ func yamlNull() *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!nu
 // marks anchored nodes as being decoded. When it returns true, the caller
 // must call leave with the node it got.
 func (d *yamlDecoder) enter(n *yaml.Node, w yamlWhere) (*yaml.Node, bool) {
-	if d.stopped {
-		return nil, false
-	}
-	d.steps++
-	if d.steps > d.limit {
-		d.stopped = true
-		d.add(yamlPosOf(n), w.path, "the file is too complex: its aliases expand to too many values", "")
+	if !d.spend(1, n, w) {
 		return nil, false
 	}
 	alias := ""
@@ -211,7 +237,7 @@ func (d *yamlDecoder) enter(n *yaml.Node, w yamlWhere) (*yaml.Node, bool) {
 			return yamlNull(), true
 		}
 		if hops > 64 {
-			d.add(yamlPosOf(n), w.path, "too many nested aliases", "")
+			d.add(yamlPosOf(n), w, "too many nested aliases", "")
 			return nil, false
 		}
 		switch n.Kind {
@@ -223,7 +249,7 @@ func (d *yamlDecoder) enter(n *yaml.Node, w yamlWhere) (*yaml.Node, bool) {
 			continue
 		case yaml.AliasNode:
 			if n.Alias == nil {
-				d.add(yamlPosOf(n), w.path, fmt.Sprintf("unknown alias *%s", n.Value), "")
+				d.add(yamlPosOf(n), w, fmt.Sprintf("unknown alias *%s", n.Value), "")
 				return nil, false
 			}
 			alias = n.Value
@@ -238,12 +264,26 @@ func (d *yamlDecoder) enter(n *yaml.Node, w yamlWhere) (*yaml.Node, bool) {
 			if name == "" {
 				name = n.Anchor
 			}
-			d.add(yamlPosOf(n), w.path, fmt.Sprintf("alias *%s refers to a value that contains it", name), "")
+			d.add(yamlPosOf(n), w, fmt.Sprintf("alias *%s refers to a value that contains it", name), "")
 			return nil, false
 		}
 		d.active[n] = true
 	}
 	return n, true
+}
+
+// spend counts work against the limit and reports, once, when it runs out.
+func (d *yamlDecoder) spend(steps int, n *yaml.Node, w yamlWhere) bool {
+	if d.stopped {
+		return false
+	}
+	d.steps += steps
+	if d.steps > d.limit {
+		d.stopped = true
+		d.add(yamlPosOf(n), w, "the file is too complex: its aliases expand to too many values", "")
+		return false
+	}
+	return true
 }
 
 func (d *yamlDecoder) leave(n *yaml.Node) {
@@ -277,7 +317,7 @@ func (d *yamlDecoder) tagOK(n *yaml.Node, w yamlWhere) bool {
 		}
 	}
 	if !ok {
-		d.add(yamlPosOf(n), w.path, fmt.Sprintf("unsupported tag %q", n.Tag), "remove the tag")
+		d.add(yamlPosOf(n), w, fmt.Sprintf("unsupported tag %q", n.Tag), "remove the tag")
 	}
 	return ok
 }
@@ -366,7 +406,7 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 	}
 
 	if nd, ok := v.Addr().Interface().(NodeDecoder); ok {
-		nd.DecodeNode(n, w.path, d.probs)
+		nd.DecodeNode(n, w.path(), d.probs)
 		return
 	}
 	switch v.Type() {
@@ -391,11 +431,11 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 	}
 	if tu, ok := v.Addr().Interface().(encoding.TextUnmarshaler); ok {
 		if n.Kind != yaml.ScalarNode {
-			d.add(at, w.path, "expected a string, got "+yamlDescribe(n), "")
+			d.add(at, w, "expected a string, got "+yamlDescribe(n), "")
 			return
 		}
 		if err := tu.UnmarshalText([]byte(n.Value)); err != nil {
-			d.add(at, w.path, fmt.Sprintf("%s is not a valid %s: %v", yamlDescribe(n), v.Type(), err), "")
+			d.add(at, w, fmt.Sprintf("%s is not a valid %s: %v", yamlDescribe(n), v.Type(), err), "")
 		}
 		return
 	}
@@ -416,7 +456,7 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 	case reflect.Float32, reflect.Float64:
 		if f, ok := d.float(n, w); ok {
 			if v.OverflowFloat(f) {
-				d.add(yamlPosOf(n), w.path, fmt.Sprintf("%s is out of range for %s", n.Value, v.Kind()), "")
+				d.add(yamlPosOf(n), w, fmt.Sprintf("%s is out of range for %s", n.Value, v.Kind()), "")
 				return
 			}
 			v.SetFloat(f)
@@ -431,7 +471,7 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 		d.mapValue(n, v, w)
 	case reflect.Interface:
 		if v.NumMethod() != 0 {
-			d.add(yamlPosOf(n), w.path, fmt.Sprintf("cannot decode into %s", v.Type()), "")
+			d.add(yamlPosOf(n), w, fmt.Sprintf("cannot decode into %s", v.Type()), "")
 			return
 		}
 		if x := d.plainResolved(n, w); x != nil {
@@ -440,12 +480,12 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 			v.SetZero()
 		}
 	default:
-		d.add(yamlPosOf(n), w.path, fmt.Sprintf("cannot decode into %s", v.Type()), "")
+		d.add(yamlPosOf(n), w, fmt.Sprintf("cannot decode into %s", v.Type()), "")
 	}
 }
 
 func (d *yamlDecoder) wrongKind(n *yaml.Node, w yamlWhere, want string) {
-	d.add(yamlPosOf(n), w.path, fmt.Sprintf("expected %s, got %s", want, yamlDescribe(n)), yamlQuotedHint(n))
+	d.add(yamlPosOf(n), w, fmt.Sprintf("expected %s, got %s", want, yamlDescribe(n)), yamlQuotedHint(n))
 }
 
 // scalarString accepts any scalar as text: `version: 1` is the string "1".
@@ -457,7 +497,7 @@ func (d *yamlDecoder) scalarString(n *yaml.Node, w yamlWhere, want string) (stri
 	if n.ShortTag() == "!!binary" {
 		b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(n.Value), ""))
 		if err != nil {
-			d.add(yamlPosOf(n), w.path, "!!binary value is not valid base64", "")
+			d.add(yamlPosOf(n), w, "!!binary value is not valid base64", "")
 			return "", false
 		}
 		return string(b), true
@@ -491,7 +531,7 @@ func (d *yamlDecoder) signed(n *yaml.Node, v reflect.Value, w yamlWhere) {
 		return
 	}
 	if err != nil || v.OverflowInt(i) {
-		d.add(yamlPosOf(n), w.path, fmt.Sprintf("%s is out of range for %s", yamlShorten(n.Value), v.Kind()), "")
+		d.add(yamlPosOf(n), w, fmt.Sprintf("%s is out of range for %s", yamlShorten(n.Value), v.Kind()), "")
 		return
 	}
 	v.SetInt(i)
@@ -504,7 +544,7 @@ func (d *yamlDecoder) unsigned(n *yaml.Node, v reflect.Value, w yamlWhere) {
 	}
 	s := yamlDigits(n.Value)
 	if strings.HasPrefix(s, "-") {
-		d.add(yamlPosOf(n), w.path, fmt.Sprintf("%s is out of range for %s", yamlShorten(n.Value), v.Kind()), "it must not be negative")
+		d.add(yamlPosOf(n), w, fmt.Sprintf("%s is out of range for %s", yamlShorten(n.Value), v.Kind()), "it must not be negative")
 		return
 	}
 	u, err := strconv.ParseUint(s, 0, 64)
@@ -513,7 +553,7 @@ func (d *yamlDecoder) unsigned(n *yaml.Node, v reflect.Value, w yamlWhere) {
 		return
 	}
 	if err != nil || v.OverflowUint(u) {
-		d.add(yamlPosOf(n), w.path, fmt.Sprintf("%s is out of range for %s", yamlShorten(n.Value), v.Kind()), "")
+		d.add(yamlPosOf(n), w, fmt.Sprintf("%s is out of range for %s", yamlShorten(n.Value), v.Kind()), "")
 		return
 	}
 	v.SetUint(u)
@@ -566,14 +606,14 @@ func (d *yamlDecoder) duration(n *yaml.Node, v reflect.Value, w yamlWhere) {
 	if dur, err := time.ParseDuration(s); err == nil {
 		if s != "0" && strings.Trim(s, "+-0123456789.") == "" {
 			// ParseDuration accepts only "0" without a unit, but be explicit.
-			d.add(yamlPosOf(n), w.path, fmt.Sprintf("%q is not a duration: it has no unit (%s)", yamlShorten(s), yamlDurationHelp), "")
+			d.add(yamlPosOf(n), w, fmt.Sprintf("%q is not a duration: it has no unit (%s)", yamlShorten(s), yamlDurationHelp), "")
 			return
 		}
 		v.SetInt(int64(dur))
 		return
 	}
 	if _, err := strconv.ParseFloat(s, 64); err == nil {
-		d.add(yamlPosOf(n), w.path, fmt.Sprintf("%q is not a duration: it has no unit (%s)", yamlShorten(s), yamlDurationHelp), "")
+		d.add(yamlPosOf(n), w, fmt.Sprintf("%q is not a duration: it has no unit (%s)", yamlShorten(s), yamlDurationHelp), "")
 		return
 	}
 	hint := ""
@@ -582,7 +622,7 @@ func (d *yamlDecoder) duration(n *yaml.Node, v reflect.Value, w yamlWhere) {
 			hint = fmt.Sprintf("durations have no days; use hours: %sh", strconv.FormatFloat(f*24, 'f', -1, 64))
 		}
 	}
-	d.add(yamlPosOf(n), w.path, fmt.Sprintf("%q is not a duration (%s)", yamlShorten(s), yamlDurationHelp), hint)
+	d.add(yamlPosOf(n), w, fmt.Sprintf("%q is not a duration (%s)", yamlShorten(s), yamlDurationHelp), hint)
 }
 
 func (d *yamlDecoder) slice(n *yaml.Node, v reflect.Value, w yamlWhere) {
@@ -609,7 +649,7 @@ func (d *yamlDecoder) array(n *yaml.Node, v reflect.Value, w yamlWhere) {
 		return
 	}
 	if len(n.Content) != v.Len() {
-		d.add(yamlPosOf(n), w.path, fmt.Sprintf("expected a list of %d items, got %d", v.Len(), len(n.Content)), "")
+		d.add(yamlPosOf(n), w, fmt.Sprintf("expected a list of %d items, got %d", v.Len(), len(n.Content)), "")
 	}
 	for i, c := range n.Content {
 		if i >= v.Len() {
@@ -655,8 +695,16 @@ type yamlEntry struct {
 	dup      bool
 }
 
+// yamlIsMerge reports a `<<` key. The parser tags a plain `<<` !!merge; a
+// quoted one is an ordinary string.
 func yamlIsMerge(k *yaml.Node) bool {
-	return k != nil && k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge"
+	if k == nil || k.Kind != yaml.ScalarNode || k.Value != "<<" {
+		return false
+	}
+	if k.Tag == "" || k.Tag == "!" {
+		return k.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) == 0
+	}
+	return k.ShortTag() == "!!merge"
 }
 
 // keyName returns the text of a mapping key, which must be a scalar.
@@ -668,7 +716,7 @@ func (d *yamlDecoder) keyName(k *yaml.Node, w yamlWhere) (string, bool) {
 		k = k.Alias
 	}
 	if k.Kind != yaml.ScalarNode {
-		d.add(yamlPosOf(k), w.path, "a key must be a string, got "+yamlDescribe(k), "")
+		d.add(yamlPosOf(k), w, "a key must be a string, got "+yamlDescribe(k), "")
 		return "", false
 	}
 	return k.Value, true
@@ -679,6 +727,10 @@ func (d *yamlDecoder) keyName(k *yaml.Node, w yamlWhere) (string, bool) {
 // merged ones, and earlier merged mappings override later ones, as the YAML
 // merge key type says.
 func (d *yamlDecoder) entries(n *yaml.Node, w yamlWhere) []yamlEntry {
+	// Merges copy entries without decoding them, so count them here too.
+	if !d.spend(len(n.Content)/2, n, w) {
+		return nil
+	}
 	explicit := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
@@ -714,7 +766,7 @@ func (d *yamlDecoder) entries(n *yaml.Node, w yamlWhere) []yamlEntry {
 		}
 		e := yamlEntry{key: k, val: val, name: name}
 		if p, seen := first[name]; seen {
-			d.add(yamlPosOf(k), w.field(name, Pos{}).path, fmt.Sprintf("duplicate key %q", name), "first defined at "+p.String())
+			d.add(yamlPosOf(k), w.field(name, Pos{}), fmt.Sprintf("duplicate key %q", name), "first defined at "+p.String())
 			e.dup = true
 		} else {
 			first[name] = yamlPosOf(k)
@@ -743,7 +795,7 @@ func (d *yamlDecoder) merge(val *yaml.Node, w yamlWhere) []yamlEntry {
 				continue
 			}
 			if ct.Kind != yaml.MappingNode {
-				d.add(yamlPosOf(c), w.path, "<< needs a mapping or a list of mappings, got "+yamlDescribe(ct), "")
+				d.add(yamlPosOf(c), w, "<< needs a mapping or a list of mappings, got "+yamlDescribe(ct), "")
 				d.leave(ct)
 				continue
 			}
@@ -757,7 +809,7 @@ func (d *yamlDecoder) merge(val *yaml.Node, w yamlWhere) []yamlEntry {
 		}
 		return out
 	}
-	d.add(yamlPosOf(val), w.path, "<< needs a mapping or a list of mappings, got "+yamlDescribe(t), "")
+	d.add(yamlPosOf(val), w, "<< needs a mapping or a list of mappings, got "+yamlDescribe(t), "")
 	return nil
 }
 
@@ -868,8 +920,8 @@ func (d *yamlDecoder) structValue(n *yaml.Node, v reflect.Value, w yamlWhere, at
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		if w.path == "" {
-			d.add(yamlPosOf(n), "", "expected a mapping at the top level, got "+yamlDescribe(n), "")
+		if w.isRoot() {
+			d.add(yamlPosOf(n), w, "expected a mapping at the top level, got "+yamlDescribe(n), "")
 			return
 		}
 		d.wrongKind(n, w, "a mapping")
@@ -879,7 +931,7 @@ func (d *yamlDecoder) structValue(n *yaml.Node, v reflect.Value, w yamlWhere, at
 		ew := w.field(e.name, yamlPosOf(e.key))
 		i, ok := si.byName[e.name]
 		if !ok {
-			d.add(yamlPosOf(e.key), ew.path, fmt.Sprintf("unknown field %q in %s", e.name, w.context()), si.hint(e.name))
+			d.add(yamlPosOf(e.key), ew, fmt.Sprintf("unknown field %q in %s", e.name, w.context()), si.hint(e.name))
 			continue
 		}
 		f := si.fields[i]

@@ -498,3 +498,30 @@ func FuzzDecode(f *testing.F) {
 		Decode(&node, &plain, &probs)
 	})
 }
+
+func TestDecodeFieldNames(t *testing.T) {
+	for goName, want := range map[string]string{
+		"Name": "name", "MaxDuration": "maxDuration", "HTTP": "http", "URLPath": "urlPath",
+		"APIVersion": "apiVersion", "HTTP2Server": "http2Server", "ID": "id", "A": "a",
+	} {
+		require.Equal(t, want, yamlLowerCamel(goName), "the key for an untagged field %s", goName)
+	}
+
+	type inner struct {
+		Name string `yaml:"name"`
+		Deep string `yaml:"deep"`
+	}
+	type outer struct {
+		inner `yaml:",inline"`
+		Name  string `yaml:"name"`
+	}
+	var node yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte("name: top\ndeep: d\n\"<<\": {name: x}\n"), &node), "valid YAML")
+	var out outer
+	var probs []Problem
+	Decode(&node, &out, &probs)
+	require.Equal(t, "top", out.Name, "the outer field wins over an inlined one of the same name")
+	require.Empty(t, out.inner.Name, "the shadowed inlined field is not set")
+	require.Equal(t, "d", out.Deep, "an unexported embedded struct still receives its promoted fields")
+	require.Equal(t, []string{`3:1 unknown field "<<" in the top level`}, where(probs), "a quoted << is an ordinary key, not a merge")
+}

@@ -2,7 +2,6 @@ package experiments
 
 import (
 	"errors"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -148,9 +147,10 @@ func (e *Expression) compile(env Env, path string) *Problem {
 	return nil
 }
 
-// hintForExpr suggests the probe names when the compiler met an unknown one.
+// hintForExpr suggests a probe name when the compiler met an unknown one.
 func hintForExpr(msg string, env Env) string {
-	if !strings.Contains(msg, "unknown name") {
+	name, ok := strings.CutPrefix(msg, "unknown name ")
+	if !ok {
 		return ""
 	}
 	names := make([]string, 0, len(env))
@@ -161,7 +161,7 @@ func hintForExpr(msg string, env Env) string {
 	if len(names) == 0 {
 		return "no probes are declared under spec.probes"
 	}
-	return fmt.Sprintf("probes declared: %s", strings.Join(names, ", "))
+	return didYouMean(name, names, "probes declared: "+strings.Join(names, ", "))
 }
 
 // identifiers lists the env names an expression reads, sorted and unique.

@@ -69,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.backend, "backend", "127.0.0.1:18081", "listen address of the backend tier")
 	fs.StringVar(&cfg.backendURL, "backend-url", "http://127.0.0.1:18082",
 		"base URL the front calls for prices (the latency proxy in the demo); empty means the backend's own address")
-	fs.DurationVar(&cfg.timeout, "timeout", 150*time.Millisecond, "how long the front waits for the backend")
+	fs.DurationVar(&cfg.timeout, "timeout", 250*time.Millisecond, "how long the front waits for the backend")
 	fs.DurationVar(&cfg.work, "work", 5*time.Millisecond, "fixed work time of the backend per request")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

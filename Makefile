@@ -1,0 +1,45 @@
+# The two commands of the README are `make demo` and `make test`.
+GO      ?= go
+BIN     := bin
+TOOLS   := $(CURDIR)/.cache/bin
+PKGS    := ./...
+# Packages whose tests also run under the race detector (STYLE.md).
+RACE    := ./engine/... ./safety/... ./plugins/... ./reports/... ./experiments/...
+
+.PHONY: all build test unit e2e demo lint bench generate tools clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/chaos ./cmd/chaos
+	$(GO) build -o $(BIN)/demo-shop ./cmd/demo-shop
+
+# Every test: lint, unit (race detector on the core packages), CLI scripts
+# and end-to-end tests against the real demo service.
+test: lint build
+	$(GO) test -race -count=1 $(RACE)
+	$(GO) test -count=1 ./cmd/... ./e2e/...
+
+demo: build
+	./scripts/demo.sh
+
+tools:
+	./scripts/tools.sh
+
+lint: tools
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	  if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(TOOLS)/staticcheck $(PKGS)
+
+bench: build
+	./scripts/bench.sh
+
+generate: tools
+	PATH=$(TOOLS):$$PATH protoc -I plugins/sdk/proto \
+	  --go_out=paths=source_relative:plugins/sdk/proto \
+	  --go-grpc_out=paths=source_relative:plugins/sdk/proto \
+	  plugins/sdk/proto/fault.proto
+
+clean:
+	rm -rf $(BIN) reports-out

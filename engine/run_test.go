@@ -1,0 +1,292 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/chaos-run/chaos/engine"
+	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/plugins/sdk"
+	"github.com/chaos-run/chaos/reports"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// world is a fake system under test: the probe answers from it, and the
+// fake plugin changes it. It is the pure logic of the lifecycle that these
+// tests check; the real plugins and probes are tested against real things
+// in their own packages and in e2e.
+type world struct {
+	mu sync.Mutex
+	// active faults by handle
+	active map[string]bool
+	// fragile: the service breaks while a fault is active.
+	fragile bool
+	// brokenBefore: the service is broken from the start.
+	brokenBefore bool
+	// slowWhenFaulted makes the probe observe a latency above the budget.
+	slowWhenFaulted bool
+
+	prepared, injected, reverted int
+	injectErr, revertErr         error
+	problems                     []sdk.ParamProblem
+	closed                       bool
+	// injectedCh is closed at the first inject, for tests that act then.
+	injectedCh chan struct{}
+}
+
+func newWorld() *world {
+	return &world{active: map[string]bool{}, injectedCh: make(chan struct{})}
+}
+
+func (w *world) faulted() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, a := range w.active {
+		if a {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *world) probe(context.Context) experiments.Observation {
+	faulted := w.faulted()
+	o := experiments.HTTPObservation{OK: true, Status: 200, Latency: time.Millisecond}
+	if w.brokenBefore || (w.fragile && faulted) {
+		o.Status = 503
+	}
+	if w.slowWhenFaulted && faulted {
+		o.Latency = 5 * time.Second
+	}
+	return o
+}
+
+// Open implements engine.Plugins.
+func (w *world) Open(context.Context, string) (engine.FaultPlugin, error) { return w, nil }
+
+func (w *world) Describe(context.Context) (sdk.Description, error) {
+	return sdk.Description{Name: "fake", Version: "1"}, nil
+}
+
+func (w *world) Validate(context.Context, sdk.Request) ([]sdk.ParamProblem, error) {
+	return w.problems, nil
+}
+
+func (w *world) Prepare(context.Context, sdk.Request) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.prepared++
+	return "", nil
+}
+
+func (w *world) Inject(ctx context.Context, _ sdk.Request) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.injectErr != nil {
+		return "", w.injectErr
+	}
+	w.injected++
+	h := fmt.Sprintf("h%d", w.injected)
+	w.active[h] = true
+	if w.injected == 1 {
+		close(w.injectedCh)
+	}
+	return h, nil
+}
+
+func (w *world) Revert(ctx context.Context, h string) (bool, error) {
+	// A revert must never run under a cancelled context: that is the
+	// promise that an abort cannot cancel its own revert.
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("revert under a cancelled context: %w", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.revertErr != nil {
+		return false, w.revertErr
+	}
+	was := w.active[h]
+	delete(w.active, h)
+	w.reverted++
+	return was, nil
+}
+
+func (w *world) Close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+}
+
+func (w *world) options() engine.Options {
+	return engine.Options{
+		Plugins: w,
+		NewProber: func(string, *experiments.Probe) (engine.Prober, error) {
+			return engine.ProberFunc(w.probe), nil
+		},
+	}
+}
+
+// experiment builds a small valid experiment; extra is appended to spec.
+func experiment(t *testing.T, faults, extra string) *experiments.Experiment {
+	t.Helper()
+	src := `apiVersion: chaos/v1
+kind: Experiment
+metadata:
+  name: engine-test
+  owner: {team: testers}
+spec:
+  hypothesis: the service stays up
+  targets:
+    link: {endpoint: {listen: 127.0.0.1:1, upstream: 127.0.0.1:2}}
+  probes:
+    svc: {http: {url: http://127.0.0.1:3/}, every: 2ms, timeout: 1s}
+  steadyState:
+    - svc.status == 200
+  faults:
+` + faults + extra
+	exp, err := experiments.Parse("engine-test.yaml", []byte(src), experiments.Options{})
+	require.NoError(t, err, "the test experiment must be valid")
+	return exp
+}
+
+const oneFault = "    - {plugin: fake, target: link, after: 0s, for: 40ms}\n"
+
+func requireNothingLeft(t *testing.T, w *world) {
+	t.Helper()
+	require.False(t, w.faulted(), "every injected fault must be reverted")
+	require.True(t, w.closed, "every plugin must be closed")
+}
+
+func TestRunPasses(t *testing.T) {
+	w := newWorld()
+	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), w.options())
+	require.Equal(t, reports.Passed, rec.Verdict, rec.Reason)
+	require.Equal(t, 1, w.injected)
+	require.Equal(t, 1, w.prepared, "the target is prepared once before the steady state")
+	require.Equal(t, "reverted", rec.Faults[0].State)
+	requireNothingLeft(t, w)
+	phases := map[reports.Phase]bool{}
+	for _, c := range rec.SteadyState {
+		phases[c.Phase] = true
+		require.Equal(t, c.Evaluated, c.Held, "a passing run holds in every check")
+	}
+	require.Equal(t, map[reports.Phase]bool{reports.Before: true, reports.During: true, reports.After: true}, phases,
+		"the steady state is checked before, during and after")
+}
+
+func TestRunNotSteadyBeforeInjectsNothing(t *testing.T) {
+	w := newWorld()
+	w.brokenBefore = true
+	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), w.options())
+	require.Equal(t, reports.Failed, rec.Verdict)
+	require.Contains(t, rec.Reason, "not steady before the experiment")
+	require.Zero(t, w.injected, "nothing may be injected when the steady state does not hold before")
+	requireNothingLeft(t, w)
+}
+
+func TestRunFailsWhenSteadyStateBreaksDuringFaults(t *testing.T) {
+	w := newWorld()
+	w.fragile = true
+	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), w.options())
+	require.Equal(t, reports.Failed, rec.Verdict, rec.Reason)
+	require.Contains(t, rec.Reason, "while faults were live")
+	var deviations int
+	for _, e := range rec.Timeline {
+		if e.Kind == reports.EventDeviation {
+			deviations++
+		}
+	}
+	require.Equal(t, 1, deviations, "a breach that lasts is recorded once, when it starts")
+	requireNothingLeft(t, w)
+}
+
+func TestRunAbortsOnBudget(t *testing.T) {
+	w := newWorld()
+	w.slowWhenFaulted = true
+	// A long fault: only the budget can end this run early.
+	faults := "    - {plugin: fake, target: link, after: 0s, for: 1h}\n"
+	budget := "  budget:\n    abortWhen:\n      - svc.latency > duration(\"1s\")\n  safety: {maxDuration: 2h}\n"
+	rec := engine.Run(t.Context(), experiment(t, faults, budget), w.options())
+	require.Equal(t, reports.Aborted, rec.Verdict, rec.Reason)
+	require.Contains(t, rec.Reason, `svc.latency > duration("1s")`, "the verdict names the condition that tripped")
+	require.Equal(t, "reverted", rec.Faults[0].State)
+	requireNothingLeft(t, w)
+}
+
+func TestRunInterruptReverts(t *testing.T) {
+	w := newWorld()
+	faults := "    - {plugin: fake, target: link, after: 0s, for: 1h}\n"
+	ctx, cancel := context.WithCancelCause(t.Context())
+	go func() {
+		<-w.injectedCh
+		cancel(engine.ErrInterrupted)
+	}()
+	rec := engine.Run(ctx, experiment(t, faults, "  safety: {maxDuration: 2h}\n"), w.options())
+	require.Equal(t, reports.Aborted, rec.Verdict, rec.Reason)
+	require.Contains(t, rec.Reason, engine.ErrInterrupted.Error())
+	requireNothingLeft(t, w)
+}
+
+func TestRunMaxDurationIsAHardCap(t *testing.T) {
+	w := newWorld()
+	faults := "    - {plugin: fake, target: link, after: 0s, for: 1h}\n"
+	exp := experiment(t, faults, "  safety: {maxDuration: 2h}\n")
+	// The file cannot set a cap shorter than its faults; the engine must
+	// still honour one, so set it on the parsed experiment.
+	exp.Spec.Safety.MaxDuration = 50 * time.Millisecond
+	rec := engine.Run(t.Context(), exp, w.options())
+	require.Equal(t, reports.Aborted, rec.Verdict, rec.Reason)
+	require.Contains(t, rec.Reason, engine.ErrMaxDuration.Error())
+	requireNothingLeft(t, w)
+}
+
+func TestRunPluginGoneIsAnErrorWithLeftovers(t *testing.T) {
+	w := newWorld()
+	w.revertErr = fmt.Errorf("revert: %w", sdk.ErrPluginExited)
+	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), w.options())
+	require.Equal(t, reports.Error, rec.Verdict, rec.Reason)
+	require.Len(t, rec.Leftovers, 1, "the report must say exactly what may be left")
+	require.Contains(t, rec.Leftovers[0], "chaos recover")
+	require.Equal(t, "left", rec.Faults[0].State)
+}
+
+func TestRunInjectFailureIsAnError(t *testing.T) {
+	w := newWorld()
+	w.injectErr = errors.New("no permission")
+	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), w.options())
+	require.Equal(t, reports.Error, rec.Verdict)
+	require.Contains(t, rec.Reason, "no permission")
+	require.Equal(t, "failed", rec.Faults[0].State)
+	requireNothingLeft(t, w)
+}
+
+func TestRunInvalidParamsInjectNothing(t *testing.T) {
+	w := newWorld()
+	w.problems = []sdk.ParamProblem{{Param: "delay", Message: "delay is required"}}
+	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), w.options())
+	require.Equal(t, reports.Invalid, rec.Verdict)
+	require.True(t, strings.Contains(rec.Reason, "engine-test.yaml:") && strings.Contains(rec.Reason, "with.delay"),
+		"the reason points at the file and the parameter: %s", rec.Reason)
+	require.Zero(t, w.prepared+w.injected, "nothing may be prepared or injected for an invalid fault")
+	requireNothingLeft(t, w)
+}
+
+func TestExitCodes(t *testing.T) {
+	for v, code := range map[reports.Verdict]int{
+		reports.Passed: 0, reports.Failed: 1, reports.Aborted: 2, reports.Invalid: 3, reports.Error: 4,
+	} {
+		require.Equal(t, code, v.ExitCode(), "DESIGN.md fixes the exit code of %s", v)
+	}
+}

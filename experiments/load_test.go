@@ -1,0 +1,120 @@
+package experiments_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaos-run/chaos/experiments"
+)
+
+var plugins = experiments.Options{Plugins: []string{"latency"}}
+
+func TestExamplesAreValid(t *testing.T) {
+	files, err := filepath.Glob("examples/*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, files, "the examples are part of the product and must exist")
+	for _, f := range files {
+		exp, err := experiments.Load(f, plugins)
+		require.NoError(t, err, "example %s must validate", f)
+		require.NotEmpty(t, exp.Spec.SteadyState[0].Probes(), "a compiled expression knows which probes it reads")
+	}
+}
+
+// TestEveryProblemAtOnce checks that one bad file yields every problem, in
+// file order, each at its exact line and column, with a hint where one helps.
+func TestEveryProblemAtOnce(t *testing.T) {
+	_, err := experiments.Load("testdata/many-mistakes.yaml", plugins)
+	require.ErrorIs(t, err, experiments.ErrInvalid)
+	var fe *experiments.FileError
+	require.ErrorAs(t, err, &fe)
+	type want struct {
+		line, col int
+		path      string
+		hint      string
+	}
+	var got []want
+	for _, p := range fe.Problems {
+		got = append(got, want{p.Pos.Line, p.Pos.Col, p.Path, p.Hint})
+	}
+	require.Equal(t, []want{
+		{4, 3, "metadata.name", ""},
+		{13, 14, "spec.probes.checkout.every", ""},
+		{14, 7, "spec.probes.checkout.timout", `did you mean "timeout"?`},
+		{16, 33, "spec.steadyState[0]", `did you mean "checkout"?`},
+		{17, 32, "spec.steadyState[1]", ""},
+		{19, 7, "spec.faults[0].plugin", `did you mean "latency"?`},
+		{19, 7, "spec.faults[0].target", `did you mean "upstream"?`},
+	}, got, "every problem must be reported at once, in file order, with its position")
+}
+
+func TestExpressionTypeErrorPosition(t *testing.T) {
+	src := minimal(`    - checkout.status == "200"` + "\n")
+	_, err := experiments.Parse("x.yaml", []byte(src), plugins)
+	var fe *experiments.FileError
+	require.ErrorAs(t, err, &fe)
+	require.Len(t, fe.Problems, 1)
+	p := fe.Problems[0]
+	require.Equal(t, 13, p.Pos.Line, "the problem is on the expression's line")
+	require.Greater(t, p.Pos.Col, 7, "the column points inside the expression, not at its start")
+	require.Contains(t, p.Message, "mismatched types")
+}
+
+func TestYAMLSyntaxErrorHasALine(t *testing.T) {
+	_, err := experiments.Parse("x.yaml", []byte("apiVersion: chaos/v1\nkind: [\n"), plugins)
+	var fe *experiments.FileError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, 2, fe.Problems[0].Pos.Line, "yaml.v3 reports the line where the flow sequence opened")
+}
+
+func TestEmptyFile(t *testing.T) {
+	_, err := experiments.Parse("x.yaml", nil, plugins)
+	require.ErrorIs(t, err, experiments.ErrInvalid)
+}
+
+func TestDefaultsApplied(t *testing.T) {
+	exp, err := experiments.Parse("x.yaml", []byte(minimal("    - checkout.status == 200\n")), plugins)
+	require.NoError(t, err)
+	p := exp.Spec.Probes["checkout"]
+	require.Equal(t, experiments.DefaultProbeEvery, p.Every)
+	require.Equal(t, time.Second, p.Timeout, "the timeout defaults to at most the interval")
+	require.Equal(t, "GET", p.HTTP.Method)
+	require.Equal(t, experiments.DefaultMaxDuration, exp.Spec.Safety.EffectiveMaxDuration())
+	require.Equal(t, 30*time.Second, exp.Spec.FaultPhase())
+}
+
+func TestMaxDurationMustCoverFaults(t *testing.T) {
+	src := minimal("    - checkout.status == 200\n") + "  safety: {maxDuration: 10s}\n"
+	_, err := experiments.Parse("x.yaml", []byte(src), plugins)
+	var fe *experiments.FileError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, "spec.safety.maxDuration", fe.Problems[0].Path)
+}
+
+func TestFileErrorFormat(t *testing.T) {
+	fe := &experiments.FileError{File: "a.yaml", Problems: []experiments.Problem{{Pos: experiments.Pos{Line: 3, Col: 5}, Message: "bad", Hint: "try good"}}}
+	require.Equal(t, "a.yaml:3:5: bad (try good)", fe.Error())
+}
+
+// minimal is a valid experiment with the given steady-state lines (line 13
+// is the first of them).
+func minimal(steady string) string {
+	return `apiVersion: chaos/v1
+kind: Experiment
+metadata:
+  name: minimal
+  owner: {team: payments}
+spec:
+  hypothesis: it holds
+  targets:
+    upstream: {endpoint: {listen: 127.0.0.1:18080, upstream: 127.0.0.1:8080}}
+  probes:
+    checkout: {http: {url: http://127.0.0.1:8080/health}}
+  steadyState:
+` + steady + `  faults:
+    - {plugin: latency, target: upstream, with: {delay: 200ms}, for: 30s}
+`
+}
+

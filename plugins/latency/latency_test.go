@@ -1,0 +1,107 @@
+package latency_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaos-run/chaos/plugins/latency"
+	"github.com/chaos-run/chaos/plugins/sdk"
+	"github.com/chaos-run/chaos/plugins/sdk/sdktest"
+)
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// TestConformance runs the sdk conformance suite against the latency plugin
+// in front of a real echo server. The fault is seen from outside: with a one
+// hour delay a byte sent through the proxy does not come back, and without
+// the fault it does.
+func TestConformance(t *testing.T) {
+	noLeaks(t)
+	upstream := startServer(t, echo)
+	listenAddr := freeAddr(t)
+	target := sdk.Target{Name: "link", Kind: sdk.KindEndpoint, Endpoint: &sdk.EndpointTarget{Listen: listenAddr, Upstream: upstream.addr()}}
+	params := func(s string) json.RawMessage { return json.RawMessage(s) }
+
+	sdktest.Run(t, latency.New(), sdktest.Case{
+		Request: func(*testing.T) sdk.Request {
+			return sdk.Request{RunID: "test", Target: target, Params: params(`{"delay":"1h"}`)}
+		},
+		Invalid: map[string]sdk.Request{
+			"no delay":        {Target: target, Params: params(`{}`)},
+			"bad delay":       {Target: target, Params: params(`{"delay":"soon"}`)},
+			"number delay":    {Target: target, Params: params(`{"delay":200}`)},
+			"unknown param":   {Target: target, Params: params(`{"delay":"1s","dealy":"1s"}`)},
+			"negative jitter": {Target: target, Params: params(`{"delay":"1s","jitter":"-1s"}`)},
+			"unknown mode":    {Target: target, Params: params(`{"delay":"1s","mode":"netem"}`)},
+			"wrong target":    {Target: sdk.Target{Name: "n", Kind: "host"}, Params: params(`{"delay":"1s"}`)},
+		},
+		Check: func(t *testing.T, active bool) {
+			c := dial(t, listenAddr)
+			_, err := c.Write([]byte("ping"))
+			require.NoError(t, err)
+			buf := make([]byte, 4)
+			if active {
+				// The delay is an hour: any wait shows the byte held back,
+				// and no wait can make this check fail by being slow.
+				require.NoError(t, c.SetReadDeadline(time.Now().Add(100*time.Millisecond)))
+				_, err := c.Read(buf)
+				var ne net.Error
+				require.True(t, errors.As(err, &ne) && ne.Timeout(), "with the fault in effect the echo must be held back, got %v", err)
+				return
+			}
+			_, err = c.Read(buf)
+			require.NoError(t, err, "without the fault the echo must come back")
+			require.Equal(t, "ping", string(buf))
+		},
+	})
+}
+
+// TestInjectWithoutPrepareOwnsItsProxy: a fault injected on a target that was
+// not prepared stands its own proxy, and its revert takes it down.
+func TestInjectWithoutPrepareOwnsItsProxy(t *testing.T) {
+	noLeaks(t)
+	upstream := startServer(t, echo)
+	listenAddr := freeAddr(t)
+	f := latency.New()
+	req := sdk.Request{
+		Target: sdk.Target{Name: "link", Kind: sdk.KindEndpoint, Endpoint: &sdk.EndpointTarget{Listen: listenAddr, Upstream: upstream.addr()}},
+		Params: json.RawMessage(`{"delay":"1ms"}`),
+	}
+	h, err := f.Inject(t.Context(), req)
+	require.NoError(t, err)
+	c := dial(t, listenAddr)
+	_, err = c.Write([]byte("x"))
+	require.NoError(t, err)
+	_, err = c.Read(make([]byte, 1))
+	require.NoError(t, err, "the fault's own proxy must forward traffic")
+
+	was, err := f.Revert(t.Context(), h)
+	require.NoError(t, err)
+	require.True(t, was)
+	_, err = net.Dial("tcp", listenAddr)
+	require.Error(t, err, "the revert must close the proxy the fault stood up")
+}
+
+// TestRevertUnknownHandleAfterRestart: a plugin process that restarted knows
+// nothing of the handle; since the proxy died with the old process, there is
+// nothing to do and that is not an error.
+func TestRevertUnknownHandleAfterRestart(t *testing.T) {
+	for _, h := range []string{"delay:127.0.0.1:1:7", sdk.PreparedPrefix + "proxy:127.0.0.1:1"} {
+		was, err := latency.New().Revert(t.Context(), h)
+		require.NoError(t, err, "revert by handle alone must work in a new process")
+		require.False(t, was)
+	}
+}
