@@ -117,4 +117,3 @@ spec:
     - {plugin: latency, target: upstream, with: {delay: 200ms}, for: 30s}
 `
 }
-
