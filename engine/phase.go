@@ -84,11 +84,10 @@ func (r *run) faultPhase(ctx context.Context) {
 			timer.Stop()
 			r.recordObservation(o)
 			r.evaluateSteady(reports.During)
-			if x, tripped := r.evaluateBudget(); tripped {
-				cause := fmt.Errorf("%w: %s", errBudget, x.Source)
-				abort(cause)
-				r.event(reports.EventAbort, "budget", false, "abortWhen held: "+x.Source, r.valuesFor(x))
-				r.setVerdict(reports.Aborted, fmt.Sprintf("the budget stopped the run: %s held (%s); every fault was reverted", x.Source, describeValues(r.valuesFor(x))))
+			if v, tripped := r.budget.Check(r.latest); tripped {
+				abort(fmt.Errorf("%w: %s", errBudget, v.Condition.Source))
+				r.event(reports.EventAbort, "budget", false, "abortWhen held: "+v.Condition.Source, v.Values)
+				r.setVerdict(reports.Aborted, fmt.Sprintf("the budget stopped the run: %s held (%s); every fault was reverted", v.Condition.Source, describeValues(v.Values)))
 				return
 			}
 		case <-ctx.Done():

@@ -17,6 +17,7 @@ import (
 	"github.com/chaos-run/chaos/experiments"
 	"github.com/chaos-run/chaos/plugins/sdk"
 	"github.com/chaos-run/chaos/reports"
+	"github.com/chaos-run/chaos/safety"
 )
 
 // Run runs one validated experiment and returns its record. The verdict is
@@ -57,6 +58,7 @@ type run struct {
 	mu  sync.Mutex // guards rec
 	rec *reports.Record
 
+	budget   *safety.Budget
 	probers  map[string]Prober
 	plugins  map[string]FaultPlugin
 	faults   []*fault
@@ -111,6 +113,7 @@ func newRun(exp *experiments.Experiment, opts Options) *run {
 		log:      opts.Log.With("run", id, "experiment", exp.Metadata.Name),
 		start:    start,
 		rec:      rec,
+		budget:   safety.NewBudget(exp.Spec.Budget),
 		probers:  map[string]Prober{},
 		plugins:  map[string]FaultPlugin{},
 		prepared: map[string]preparedTarget{},
@@ -406,30 +409,6 @@ func describeValues(v map[string]any) string {
 		parts = append(parts, n+"{"+strings.Join(kv, " ")+"}")
 	}
 	return "observed " + strings.Join(parts, ", ")
-}
-
-// evaluateBudget returns the first abortWhen expression that holds.
-func (r *run) evaluateBudget() (*experiments.Expression, bool) {
-	for _, x := range r.exp.Spec.Budget.AbortWhen {
-		env := make(map[string]any, len(r.latest))
-		ready := true
-		for _, name := range x.Probes() {
-			o, ok := r.latest[name]
-			if !ok {
-				ready = false
-				break
-			}
-			env[name] = o
-		}
-		if !ready {
-			continue
-		}
-		out, err := expr.Run(x.Program(), env)
-		if held, _ := out.(bool); err == nil && held {
-			return x, true
-		}
-	}
-	return nil, false
 }
 
 // firstBreach describes the first expression that did not hold in phase.
