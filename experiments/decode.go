@@ -948,26 +948,11 @@ func (si *yamlStructInfo) hint(name string) string {
 	if len(si.fields) == 0 {
 		return "no fields are allowed here"
 	}
-	for _, f := range si.fields {
-		if strings.EqualFold(f.name, name) {
-			return fmt.Sprintf("did you mean %q?", f.name)
-		}
-	}
-	best, bestD := "", 3
-	for _, f := range si.fields {
-		dist := yamlDistance(name, f.name)
-		if dist < bestD && 2*dist <= utf8.RuneCountInString(f.name) {
-			best, bestD = f.name, dist
-		}
-	}
-	if best != "" {
-		return fmt.Sprintf("did you mean %q?", best)
-	}
 	names := make([]string, len(si.fields))
 	for i, f := range si.fields {
 		names[i] = f.name
 	}
-	return "allowed: " + strings.Join(names, ", ")
+	return didYouMean(name, names, "allowed: "+strings.Join(names, ", "))
 }
 
 // yamlDistance is the optimal string alignment distance: edits plus

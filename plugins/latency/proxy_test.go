@@ -77,7 +77,7 @@ func echo(c *net.TCPConn) {
 	_ = c.CloseWrite()
 }
 
-func listen(t *testing.T, upstream string) *latency.Proxy {
+func listen(t testing.TB, upstream string) *latency.Proxy {
 	t.Helper()
 	p, err := latency.Listen("127.0.0.1:0", upstream)
 	require.NoError(t, err, "the proxy must bind a free loopback port")

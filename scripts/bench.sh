@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark next to its anchor in the same run, printed
+# as ratios. BENCHMARKS.md records what this printed and on which machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .cache
+out=.cache/bench.txt
+go test -run '^$' -bench . -count 5 ./... | tee "$out"
+
+# ratio NAME ANCHOR: median ns/op of NAME over median ns/op of ANCHOR.
+ratio() {
+  local a b
+  a=$(awk -v n="$1" '$1 ~ "^"n"(-[0-9]+)?$" {print $3}' "$out" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+  b=$(awk -v n="$2" '$1 ~ "^"n"(-[0-9]+)?$" {print $3}' "$out" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+  awk -v a="$a" -v b="$b" -v n="$1" -v m="$2" 'BEGIN {printf "%-45s %10.0f ns/op  vs %-35s %10.0f ns/op  ratio %.2fx\n", n, a, m, b, a/b}'
+}
+echo
+echo "ratios (median of 5):"
+ratio BenchmarkRoundTrip/proxy BenchmarkRoundTrip/direct
