@@ -18,6 +18,7 @@ import (
 
 	"github.com/chaos-run/chaos/experiments"
 	"github.com/chaos-run/chaos/plugins/sdk"
+	"github.com/chaos-run/chaos/safety"
 )
 
 // Errors that end a run early; they are the causes of the run's context.
@@ -59,8 +60,23 @@ type FaultPlugin interface {
 	Prepare(ctx context.Context, req sdk.Request) (string, error)
 	Inject(ctx context.Context, req sdk.Request) (string, error)
 	Revert(ctx context.Context, handle string) (bool, error)
+	Renew(ctx context.Context, handle string, ttl time.Duration) error
+	// Done is closed when the plugin process dies on its own.
+	Done() <-chan struct{}
 	// Close ends the plugin; anything it still holds it reverts.
 	Close()
+}
+
+// Ledger records every fault before it is injected, so that `chaos
+// recover` can revert what a killed runner left. *safety.Ledger is the one
+// the CLI uses.
+type Ledger interface {
+	Intend(e safety.Entry) error
+	Injected(id, handle string) error
+	Reverted(id string) error
+	Note(id, note string) error
+	// OpenFor returns the entries not yet reverted for these target keys.
+	OpenFor(targetKeys []string) ([]safety.Entry, error)
 }
 
 // Plugins opens plugins by name.
@@ -84,6 +100,16 @@ type Options struct {
 	// RevertTimeout bounds each revert. It defaults to 30s: a revert cut
 	// short leaves a fault behind, so it is generous.
 	RevertTimeout time.Duration
+	// LeaseTTL is how long a plugin keeps a fault without hearing from the
+	// run; the run renews at a third of it. It defaults to the file's
+	// safety.leaseTTL, or 10s.
+	LeaseTTL time.Duration
+	// Ledger records faults before they are injected. Nil means no ledger,
+	// which only tests should want: the CLI always gives one.
+	Ledger Ledger
+	// LockTargets takes exclusive locks on the targets' keys for the run,
+	// so two runs never fault one target. Nil takes no locks.
+	LockTargets func(keys []string, runID string) (release func() error, err error)
 }
 
 func (o *Options) defaults() {
@@ -98,6 +124,9 @@ func (o *Options) defaults() {
 	}
 	if o.RevertTimeout == 0 {
 		o.RevertTimeout = 30 * time.Second
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = defaultLeaseTTL
 	}
 }
 
@@ -139,4 +168,5 @@ type processPlugin struct {
 	proc *sdk.Plugin
 }
 
-func (p processPlugin) Close() { p.proc.Close() }
+func (p processPlugin) Close()                 { p.proc.Close() }
+func (p processPlugin) Done() <-chan struct{} { return p.proc.Done() }

@@ -38,6 +38,19 @@ func (r *run) faultPhase(ctx context.Context) {
 	}()
 	defer r.revertAll(ctx)
 
+	// A plugin that dies mid-fault is noticed at once, not at the next
+	// renewal: the report must say what it left.
+	died := make(chan string, len(r.plugins))
+	for name, pl := range r.plugins {
+		probes.Go(func() {
+			select {
+			case <-pl.Done():
+				died <- name
+			case <-phaseCtx.Done():
+			}
+		})
+	}
+
 	// The schedule: one event per inject and per timed revert, in order.
 	type step struct {
 		at     time.Duration
@@ -90,6 +103,19 @@ func (r *run) faultPhase(ctx context.Context) {
 				r.setVerdict(reports.Aborted, fmt.Sprintf("the budget stopped the run: %s held (%s); every fault was reverted", v.Condition.Source, describeValues(v.Values)))
 				return
 			}
+		case name := <-died:
+			timer.Stop()
+			cause := fmt.Errorf("plugin %s exited mid-experiment", name)
+			abort(cause)
+			r.event(reports.EventError, name, false, cause.Error(), nil)
+			r.setVerdict(reports.Error, fmt.Sprintf("the %s plugin process exited while its faults were live; see the leftovers for what may remain", name))
+			return
+		case err := <-r.leaseLost:
+			timer.Stop()
+			abort(err)
+			r.event(reports.EventError, "lease", false, "a fault ended before its time: "+err.Error(), nil)
+			r.setVerdict(reports.Error, "a fault ended before its time because its lease could not be renewed: "+err.Error())
+			return
 		case <-ctx.Done():
 			timer.Stop()
 			return
@@ -131,51 +157,57 @@ func (r *run) probeLoop(ctx context.Context, name string, p Prober, out chan<- o
 // plugin's failure (verdict error), except when the run was being stopped.
 func (r *run) inject(ctx context.Context, f *fault) error {
 	r.log.Info("inject", "plugin", f.spec.Plugin, "target", f.spec.Target)
-	h, err := f.plugin.Inject(ctx, f.req)
-	if err != nil {
-		if ctx.Err() != nil {
+	h := &hold{
+		id: fmt.Sprintf("%s/fault-%d", r.rec.RunID, f.index), plugin: f.plugin, name: f.spec.Plugin,
+		req: f.req, what: fmt.Sprintf("%s on %s", f.spec.Plugin, f.spec.Target),
+	}
+	if err := r.acquire(ctx, h); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, sdk.ErrPluginExited) {
 			return err
 		}
 		r.updateFault(f, func(rf *reports.Fault) { rf.State, rf.Error = "failed", err.Error() })
-		r.event(reports.EventError, f.spec.Plugin, false, fmt.Sprintf("inject %s on %s failed: %v", f.spec.Plugin, f.spec.Target, err), nil)
-		r.setVerdict(reports.Error, fmt.Sprintf("could not inject %s on %s: %v", f.spec.Plugin, f.spec.Target, err))
+		r.event(reports.EventError, f.spec.Plugin, false, fmt.Sprintf("inject %s failed: %v", h.what, err), nil)
+		r.setVerdict(reports.Error, fmt.Sprintf("could not inject %s: %v", h.what, err))
 		return err
 	}
-	f.handle, f.injected = h, true
+	f.held, f.injected = h, true
 	now := r.opts.Clock.Now()
 	r.updateFault(f, func(rf *reports.Fault) { rf.State, rf.InjectedAt = "injected", now })
-	r.event(reports.EventInject, f.spec.Plugin, true, fmt.Sprintf("%s injected on %s", f.spec.Plugin, f.spec.Target), nil)
+	r.event(reports.EventInject, f.spec.Plugin, true, h.what+" injected", nil)
 	return nil
 }
 
-// revert ends one fault under a context that no abort can cancel. A fault
-// whose revert cannot be confirmed is a leftover, and the run's verdict
-// becomes error.
+// revert ends one fault. A fault whose revert cannot be confirmed is a
+// leftover, and the run's verdict becomes error.
 func (r *run) revert(ctx context.Context, f *fault) {
 	if !f.injected || f.reverted {
 		return
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.RevertTimeout)
-	defer cancel()
-	_, err := f.plugin.Revert(rctx, f.handle)
+	// Whatever happens, do not try again: an error is recorded once.
+	f.reverted = true
+	err := r.release(ctx, f.held)
 	now := r.opts.Clock.Now()
 	if err != nil {
-		msg := fmt.Sprintf("%s on %s (handle %s): revert failed: %v", f.spec.Plugin, f.spec.Target, f.handle, err)
-		if errors.Is(err, sdk.ErrPluginExited) {
-			msg = fmt.Sprintf("%s on %s (handle %s): the plugin process exited before the revert; what it held in its own process ended with it, anything it changed outside may remain: run `chaos recover`", f.spec.Plugin, f.spec.Target, f.handle)
-		}
-		r.mu.Lock()
-		r.rec.Leftovers = append(r.rec.Leftovers, msg)
-		r.mu.Unlock()
+		r.leftover(f.held, err)
 		r.updateFault(f, func(rf *reports.Fault) { rf.State, rf.Error = "left", err.Error() })
-		r.event(reports.EventError, f.spec.Plugin, false, msg, nil)
-		r.setVerdict(reports.Error, "a fault could not be confirmed reverted: "+msg)
-		f.reverted = true // do not try again in the cleanup: the error is recorded
 		return
 	}
-	f.reverted = true
 	r.updateFault(f, func(rf *reports.Fault) { rf.State, rf.RevertedAt = "reverted", now })
-	r.event(reports.EventRevert, f.spec.Plugin, true, fmt.Sprintf("%s reverted on %s", f.spec.Plugin, f.spec.Target), nil)
+	r.event(reports.EventRevert, f.spec.Plugin, true, f.held.what+" reverted", nil)
+}
+
+// leftover records a hold that could not be confirmed released: exactly
+// what it was, and what the owner should do.
+func (r *run) leftover(h *hold, err error) {
+	msg := fmt.Sprintf("%s (handle %s): revert failed: %v; run `chaos recover`", h.what, h.handle, err)
+	if errors.Is(err, sdk.ErrPluginExited) {
+		msg = fmt.Sprintf("%s (handle %s): the plugin process exited before the revert; what it held in its own process ended with it, anything it changed outside may remain: run `chaos recover`", h.what, h.handle)
+	}
+	r.mu.Lock()
+	r.rec.Leftovers = append(r.rec.Leftovers, msg)
+	r.mu.Unlock()
+	r.event(reports.EventError, h.name, false, msg, nil)
+	r.setVerdict(reports.Error, "a fault could not be confirmed reverted: "+msg)
 }
 
 // revertAll reverts every fault still in effect, concurrently, so that the
@@ -190,24 +222,23 @@ func (r *run) revertAll(ctx context.Context) {
 	wg.Wait()
 }
 
-// cleanup releases prepared targets and closes plugins. It runs on every
-// path, after the faults are reverted.
+// cleanup reverts every fault, releases prepared targets, closes plugins
+// and drops the target locks. It runs on every path.
 func (r *run) cleanup(ctx context.Context) {
 	r.revertAll(ctx)
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.RevertTimeout)
-	defer cancel()
 	for _, key := range sortedNames(r.prepared) {
-		pt := r.prepared[key]
-		if _, err := pt.plugin.Revert(rctx, pt.handle); err != nil && !errors.Is(err, sdk.ErrPluginExited) {
-			msg := fmt.Sprintf("prepared target %s (handle %s): release failed: %v", key, pt.handle, err)
-			r.mu.Lock()
-			r.rec.Leftovers = append(r.rec.Leftovers, msg)
-			r.mu.Unlock()
-			r.setVerdict(reports.Error, msg)
+		h := r.prepared[key]
+		if err := r.release(ctx, h); err != nil {
+			r.leftover(h, err)
 		}
 	}
 	for _, name := range sortedNames(r.plugins) {
 		r.plugins[name].Close()
+	}
+	if r.unlock != nil {
+		if err := r.unlock(); err != nil {
+			r.log.Info("release target locks", "error", err)
+		}
 	}
 }
 

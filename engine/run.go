@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -37,7 +38,8 @@ type fault struct {
 	spec   *experiments.Fault
 	plugin FaultPlugin
 	req    sdk.Request
-	handle string
+	// held is set once the fault is injected.
+	held *hold
 	// injected and reverted say how far the fault got.
 	injected, reverted bool
 }
@@ -61,8 +63,14 @@ type run struct {
 	budget   *safety.Budget
 	probers  map[string]Prober
 	plugins  map[string]FaultPlugin
+	descs    map[string]sdk.Description
 	faults   []*fault
-	prepared map[string]preparedTarget // key: plugin + "/" + target
+	prepared map[string]*hold // key: plugin + "/" + target
+	holds    holds
+	// leaseLost carries holds whose lease ran out or whose plugin is gone.
+	leaseLost chan error
+	// unlock releases the target locks; nil when none were taken.
+	unlock func() error
 
 	// latest observation per probe, read by the expressions.
 	latest map[string]experiments.Observation
@@ -74,12 +82,6 @@ type run struct {
 
 	verdict reports.Verdict
 	reason  string
-}
-
-type preparedTarget struct {
-	plugin FaultPlugin
-	handle string
-	name   string
 }
 
 type checkKey struct {
@@ -116,10 +118,13 @@ func newRun(exp *experiments.Experiment, opts Options) *run {
 		budget:   safety.NewBudget(exp.Spec.Budget),
 		probers:  map[string]Prober{},
 		plugins:  map[string]FaultPlugin{},
-		prepared: map[string]preparedTarget{},
+		descs:    map[string]sdk.Description{},
+		prepared: map[string]*hold{},
 		latest:   map[string]experiments.Observation{},
 		checks:   map[checkKey]int{},
 		breached: map[int]bool{},
+		// One report per hold at most: a fault and a preparation per fault.
+		leaseLost: make(chan error, 2*len(exp.Spec.Faults)+1),
 	}
 }
 
@@ -135,9 +140,19 @@ func (r *run) execute(parent context.Context) {
 	maxDur := r.exp.Spec.Safety.EffectiveMaxDuration()
 	ctx, cancel := context.WithTimeoutCause(parent, maxDur, fmt.Errorf("%w (%s)", ErrMaxDuration, maxDur))
 	defer cancel()
-	// Whatever happens below, every plugin is closed and every prepared
-	// target released, under a context no abort can cancel.
-	defer r.cleanup(ctx)
+	// Leases are renewed until the cleanup has released everything, so a
+	// slow revert does not race its own lease.
+	leaseCtx, stopLeases := context.WithCancel(context.WithoutCancel(ctx))
+	var keeper sync.WaitGroup
+	keeper.Go(func() { r.keepLeases(leaseCtx, r.leaseLost) })
+	// Whatever happens below, every fault is reverted, every prepared
+	// target released and every plugin closed, under a context no abort
+	// can cancel.
+	defer func() {
+		r.cleanup(ctx)
+		stopLeases()
+		keeper.Wait()
+	}()
 
 	if !r.setUp(ctx) {
 		return
@@ -180,6 +195,41 @@ func (r *run) execute(parent context.Context) {
 // setUp builds probers, opens plugins, validates every fault with its plugin
 // and prepares targets. Nothing is injected here.
 func (r *run) setUp(ctx context.Context) bool {
+	if !r.check(ctx) {
+		return false
+	}
+	if !r.claimTargets() {
+		return false
+	}
+	for _, fl := range r.faults {
+		key := fl.spec.Plugin + "/" + fl.spec.Target
+		if h, ok := r.prepared[key]; ok {
+			fl.req.Prepared = h.handle
+			continue
+		}
+		if !r.descs[fl.spec.Plugin].CanPrepare {
+			continue
+		}
+		h := &hold{
+			id: r.rec.RunID + "/prepared-" + fl.spec.Plugin + "-" + fl.spec.Target, plugin: fl.plugin, name: fl.spec.Plugin,
+			req: fl.req, prepared: true, what: fmt.Sprintf("%s's preparation of %s", fl.spec.Plugin, fl.spec.Target),
+		}
+		if err := r.acquire(ctx, h); err != nil {
+			r.setVerdict(reports.Error, fmt.Sprintf("prepare target %s for %s: %v", fl.spec.Target, fl.spec.Plugin, err))
+			return false
+		}
+		if h.handle != "" {
+			r.prepared[key] = h
+			fl.req.Prepared = h.handle
+			r.event(reports.EventPhase, fl.spec.Target, true, fmt.Sprintf("%s prepared target %s (no fault yet)", fl.spec.Plugin, fl.spec.Target), nil)
+		}
+	}
+	return true
+}
+
+// check builds probers, opens plugins and has each validate its faults.
+// It changes nothing anywhere.
+func (r *run) check(ctx context.Context) bool {
 	spec := &r.exp.Spec
 	for _, name := range sortedNames(spec.Probes) {
 		p, err := r.opts.NewProber(name, spec.Probes[name])
@@ -206,6 +256,10 @@ func (r *run) setUp(ctx context.Context) bool {
 			continue
 		}
 		fl.req = req
+		if kinds := r.descs[f.Plugin].TargetKinds; len(kinds) > 0 && !slices.Contains(kinds, req.Target.Kind) {
+			problems = append(problems, fmt.Sprintf("%s:%s: faults[%d]: plugin %s does not act on %s targets (it takes: %s)", r.exp.File, f.Pos, i, f.Plugin, req.Target.Kind, strings.Join(kinds, ", ")))
+			continue
+		}
 		probs, err := pl.Validate(ctx, req)
 		if err != nil {
 			r.setVerdict(reports.Error, fmt.Sprintf("validate fault %d with plugin %s: %v", i, f.Plugin, err))
@@ -219,22 +273,43 @@ func (r *run) setUp(ctx context.Context) bool {
 		r.setVerdict(reports.Invalid, strings.Join(problems, "; "))
 		return false
 	}
+	return true
+}
+
+// claimTargets refuses a run whose targets still carry faults a dead run
+// left (the ledger has open entries for them) and takes the target locks.
+func (r *run) claimTargets() bool {
+	seen := map[string]bool{}
+	var keys []string
 	for _, fl := range r.faults {
-		key := fl.spec.Plugin + "/" + fl.spec.Target
-		if pt, ok := r.prepared[key]; ok {
-			fl.req.Prepared = pt.handle
-			continue
+		if k := targetKey(fl.req.Target); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
 		}
-		h, err := fl.plugin.Prepare(ctx, fl.req)
+	}
+	sort.Strings(keys)
+	if r.opts.Ledger != nil {
+		open, err := r.opts.Ledger.OpenFor(keys)
 		if err != nil {
-			r.setVerdict(reports.Error, fmt.Sprintf("prepare target %s for %s: %v", fl.spec.Target, fl.spec.Plugin, err))
+			r.setVerdict(reports.Error, "read the ledger: "+err.Error())
 			return false
 		}
-		if h != "" {
-			r.prepared[key] = preparedTarget{plugin: fl.plugin, handle: h, name: key}
-			fl.req.Prepared = h
-			r.event(reports.EventPhase, fl.spec.Target, true, fmt.Sprintf("%s prepared target %s (no fault yet)", fl.spec.Plugin, fl.spec.Target), nil)
+		if len(open) > 0 {
+			var ids []string
+			for _, e := range open {
+				ids = append(ids, fmt.Sprintf("%s (%s on %s)", e.ID, e.Plugin, e.TargetKey))
+			}
+			r.setVerdict(reports.Invalid, fmt.Sprintf("refusing to start: the ledger has faults on these targets that were never confirmed reverted: %s; run `chaos recover` first", strings.Join(ids, ", ")))
+			return false
 		}
+	}
+	if r.opts.LockTargets != nil {
+		unlock, err := r.opts.LockTargets(keys, r.rec.RunID)
+		if err != nil {
+			r.setVerdict(reports.Invalid, "refusing to start: "+err.Error())
+			return false
+		}
+		r.unlock = unlock
 	}
 	return true
 }
@@ -249,6 +324,11 @@ func (r *run) plugin(ctx context.Context, name string) (FaultPlugin, error) {
 		return nil, err
 	}
 	r.plugins[name] = p
+	d, err := p.Describe(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("describe: %w", err)
+	}
+	r.descs[name] = d
 	return p, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/chaos-run/chaos/experiments"
 	"github.com/chaos-run/chaos/plugins/sdk"
 	"github.com/chaos-run/chaos/reports"
+	"github.com/chaos-run/chaos/safety"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -37,14 +38,25 @@ type world struct {
 
 	prepared, injected, reverted int
 	injectErr, revertErr         error
+	renewErr                     error
 	problems                     []sdk.ParamProblem
 	closed                       bool
 	// injectedCh is closed at the first inject, for tests that act then.
 	injectedCh chan struct{}
+	// done is the plugin's Done channel; dies closes it.
+	done chan struct{}
+	// log is the order of plugin and ledger calls, shared with fakeLedger.
+	log []string
 }
 
 func newWorld() *world {
-	return &world{active: map[string]bool{}, injectedCh: make(chan struct{})}
+	return &world{active: map[string]bool{}, injectedCh: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (w *world) record(s string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.log = append(w.log, s)
 }
 
 func (w *world) faulted() bool {
@@ -74,7 +86,7 @@ func (w *world) probe(context.Context) experiments.Observation {
 func (w *world) Open(context.Context, string) (engine.FaultPlugin, error) { return w, nil }
 
 func (w *world) Describe(context.Context) (sdk.Description, error) {
-	return sdk.Description{Name: "fake", Version: "1"}, nil
+	return sdk.Description{Name: "fake", Version: "1", TargetKinds: []string{sdk.KindEndpoint}, CanPrepare: true}, nil
 }
 
 func (w *world) Validate(context.Context, sdk.Request) ([]sdk.ParamProblem, error) {
@@ -85,7 +97,8 @@ func (w *world) Prepare(context.Context, sdk.Request) (string, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.prepared++
-	return "", nil
+	w.log = append(w.log, "prepare")
+	return sdk.PreparedPrefix + "link", nil
 }
 
 func (w *world) Inject(ctx context.Context, _ sdk.Request) (string, error) {
@@ -98,6 +111,7 @@ func (w *world) Inject(ctx context.Context, _ sdk.Request) (string, error) {
 		return "", w.injectErr
 	}
 	w.injected++
+	w.log = append(w.log, "inject")
 	h := fmt.Sprintf("h%d", w.injected)
 	w.active[h] = true
 	if w.injected == 1 {
@@ -120,8 +134,17 @@ func (w *world) Revert(ctx context.Context, h string) (bool, error) {
 	was := w.active[h]
 	delete(w.active, h)
 	w.reverted++
+	w.log = append(w.log, "revert")
 	return was, nil
 }
+
+func (w *world) Renew(context.Context, string, time.Duration) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.renewErr
+}
+
+func (w *world) Done() <-chan struct{} { return w.done }
 
 func (w *world) Close() {
 	w.mu.Lock()
@@ -257,7 +280,9 @@ func TestRunPluginGoneIsAnErrorWithLeftovers(t *testing.T) {
 	w.revertErr = fmt.Errorf("revert: %w", sdk.ErrPluginExited)
 	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), w.options())
 	require.Equal(t, reports.Error, rec.Verdict, rec.Reason)
-	require.Len(t, rec.Leftovers, 1, "the report must say exactly what may be left")
+	require.Len(t, rec.Leftovers, 2, "the report must say exactly what may be left: the fault and the preparation")
+	require.Contains(t, rec.Leftovers[0], "fake on link (handle h1)")
+	require.Contains(t, rec.Leftovers[1], "preparation of link")
 	require.Contains(t, rec.Leftovers[0], "chaos recover")
 	require.Equal(t, "left", rec.Faults[0].State)
 }
@@ -289,4 +314,86 @@ func TestExitCodes(t *testing.T) {
 	} {
 		require.Equal(t, code, v.ExitCode(), "DESIGN.md fixes the exit code of %s", v)
 	}
+}
+
+// fakeLedger records the order of ledger calls in the world's log.
+type fakeLedger struct {
+	w    *world
+	open []safety.Entry
+}
+
+func (l *fakeLedger) Intend(e safety.Entry) error {
+	l.w.record("intend " + e.ID[strings.LastIndexByte(e.ID, '/')+1:])
+	return nil
+}
+func (l *fakeLedger) Injected(string, string) error { l.w.record("injected"); return nil }
+func (l *fakeLedger) Reverted(string) error         { l.w.record("reverted"); return nil }
+func (l *fakeLedger) Note(string, string) error     { return nil }
+func (l *fakeLedger) OpenFor([]string) ([]safety.Entry, error) {
+	return l.open, nil
+}
+
+func TestLedgerIsWrittenBeforeInjectAndClosedAfterRevert(t *testing.T) {
+	w := newWorld()
+	opts := w.options()
+	opts.Ledger = &fakeLedger{w: w}
+	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), opts)
+	require.Equal(t, reports.Passed, rec.Verdict, rec.Reason)
+	require.Equal(t, []string{
+		"intend prepared-fake-link", "prepare", "injected",
+		"intend fault-0", "inject", "injected",
+		"revert", "reverted", // the fault
+		"revert", "reverted", // the preparation, after the steady state after
+	}, w.log,
+		"the intent is on disk before the plugin is asked, and closed only after it confirmed the revert")
+}
+
+func TestOpenLedgerEntriesRefuseTheRun(t *testing.T) {
+	w := newWorld()
+	opts := w.options()
+	opts.Ledger = &fakeLedger{w: w, open: []safety.Entry{{ID: "old/fault-0", Plugin: "fake", TargetKey: "endpoint:127.0.0.1:1"}}}
+	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), opts)
+	require.Equal(t, reports.Invalid, rec.Verdict)
+	require.Contains(t, rec.Reason, "chaos recover", "the refusal says what to do")
+	require.Zero(t, w.prepared+w.injected)
+}
+
+func TestLockedTargetRefusesTheRun(t *testing.T) {
+	w := newWorld()
+	opts := w.options()
+	opts.LockTargets = func(keys []string, runID string) (func() error, error) {
+		require.Equal(t, []string{"endpoint:127.0.0.1:1"}, keys)
+		return nil, fmt.Errorf("%s: %w", keys[0], safety.ErrTargetLocked)
+	}
+	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), opts)
+	require.Equal(t, reports.Invalid, rec.Verdict)
+	require.Zero(t, w.prepared+w.injected, "a locked target is never touched")
+}
+
+func TestLostLeaseIsAnError(t *testing.T) {
+	w := newWorld()
+	w.renewErr = fmt.Errorf("renew: %w", sdk.ErrUnknownHandle)
+	opts := w.options()
+	opts.LeaseTTL = 30 * time.Millisecond
+	faults := "    - {plugin: fake, target: link, after: 0s, for: 1h}\n"
+	rec := engine.Run(t.Context(), experiment(t, faults, "  safety: {maxDuration: 2h}\n"), opts)
+	require.Equal(t, reports.Error, rec.Verdict, rec.Reason)
+	require.Contains(t, rec.Reason, "lease")
+	requireNothingLeft(t, w)
+}
+
+func TestPluginDeathMidFaultIsAnError(t *testing.T) {
+	w := newWorld()
+	faults := "    - {plugin: fake, target: link, after: 0s, for: 1h}\n"
+	go func() {
+		<-w.injectedCh
+		w.mu.Lock()
+		w.revertErr = fmt.Errorf("revert: %w", sdk.ErrPluginExited)
+		w.mu.Unlock()
+		close(w.done)
+	}()
+	rec := engine.Run(t.Context(), experiment(t, faults, "  safety: {maxDuration: 2h}\n"), w.options())
+	require.Equal(t, reports.Error, rec.Verdict, rec.Reason)
+	require.NotEmpty(t, rec.Leftovers, "the report says what the dead plugin may have left")
+	require.Contains(t, rec.Leftovers[0], "plugin process exited")
 }

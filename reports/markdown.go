@@ -680,7 +680,16 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
+// capitalize starts a sentence with a capital, but only when it starts with
+// a plain word: a reason that starts with a file name or an expression must
+// be left as written.
 func capitalize(s string) string {
+	word, _, _ := strings.Cut(s, " ")
+	for _, r := range word {
+		if !unicode.IsLetter(r) {
+			return s
+		}
+	}
 	r, size := utf8.DecodeRuneInString(s)
 	if size == 0 {
 		return s

@@ -5,13 +5,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/chaos-run/chaos/experiments"
 	"github.com/chaos-run/chaos/safety"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func budget(t *testing.T, conds string) *safety.Budget {
 	t.Helper()

@@ -9,9 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -20,6 +23,7 @@ import (
 	"github.com/chaos-run/chaos/plugins/builtin"
 	"github.com/chaos-run/chaos/plugins/sdk"
 	"github.com/chaos-run/chaos/reports"
+	"github.com/chaos-run/chaos/safety"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -47,13 +51,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Commands: []*cli.Command{
 			runCommand(stdout, stderr),
 			validateCommand(stdout),
+			schemaCommand(stdout),
 			pluginsCommand(stdout),
+			recoverCommand(stdout),
+			abortCommand(stdout),
 			pluginServeCommand(),
 		},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return &exitError{code: reports.Invalid.ExitCode(), msg: err.Error()}
+		OnUsageError: usageError,
+		// Without a command there is nothing to do but help; a word that
+		// is not a command is a usage error like any other.
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return &exitError{code: reports.Invalid.ExitCode(), msg: fmt.Sprintf("unknown command %q (see chaos --help)", c.Args().First())}
+			}
+			return cli.ShowAppHelp(c)
 		},
 	}
+	setUsageError(app.Commands)
 	err := app.RunContext(ctx, args)
 	if err == nil {
 		return 0
@@ -66,10 +80,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ee.code
 	}
 	_, _ = fmt.Fprintln(stderr, "chaos:", err)
-	if strings.Contains(err.Error(), "flag provided but not defined") || strings.Contains(err.Error(), "Required flag") {
-		return reports.Invalid.ExitCode()
-	}
 	return reports.Error.ExitCode()
+}
+
+// usageError makes every usage error (a bad flag, a bad flag value) exit
+// with the code of bad input.
+func usageError(_ *cli.Context, err error, _ bool) error {
+	return &exitError{code: reports.Invalid.ExitCode(), msg: err.Error()}
+}
+
+func setUsageError(cmds []*cli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = usageError
+		setUsageError(c.Subcommands)
+	}
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
@@ -88,6 +112,8 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "report-dir", Usage: "write report.json and report.md into `DIR`"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print the plan; inject nothing"},
+			stateDirFlag,
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -99,14 +125,54 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			exp, err := experiments.Load(c.Args().First(), experiments.Options{Plugins: builtin.Names()})
 			if err != nil {
+				// A pipeline gate reads the report: an invalid file gets one
+				// too, so the gate never finds nothing.
+				if dir := c.String("report-dir"); dir != "" {
+					now := time.Now()
+					_, _ = reports.WriteFiles(dir, &reports.Record{
+						Experiment: reports.Experiment{Name: filepath.Base(c.Args().First()), File: c.Args().First()},
+						StartedAt:  now, EndedAt: now, Verdict: reports.Invalid,
+						Reason: "the experiment file is invalid; nothing was injected:\n" + err.Error(),
+					})
+				}
 				return &exitError{code: reports.Invalid.ExitCode(), msg: "invalid experiment; nothing was injected\n" + err.Error()}
+			}
+			dir, err := stateDir(c)
+			if err != nil {
+				return err
+			}
+			if reason, engaged, err := safety.Engaged(dir); err != nil || engaged {
+				return &exitError{code: reports.Aborted.ExitCode(), msg: fmt.Sprintf("refusing to start: the kill switch is engaged (%s); `chaos abort --clear` releases it", reason)}
+			}
+			ledger, err := safety.OpenLedger(dir)
+			if err != nil {
+				return &exitError{code: reports.Error.ExitCode(), msg: "open ledger: " + err.Error()}
+			}
+			if c.Bool("dry-run") {
+				return dryRun(c.Context, exp, ledger, stdout)
 			}
 			ctx, stop := interruptible(c.Context, stderr)
 			defer stop()
-			rec := engine.Run(ctx, exp, engine.Options{
+			// The kill switch aborts this run the moment it is engaged.
+			killCtx, stopKill := context.WithCancel(ctx)
+			runCtx, abort := context.WithCancelCause(ctx)
+			var watch sync.WaitGroup
+			watch.Go(func() { _ = safety.Watch(killCtx, dir, abort) })
+			rec := engine.Run(runCtx, exp, engine.Options{
 				Plugins: engine.ExecPlugins{Command: selfPlugin, Log: stderr},
 				Log:     log,
+				Ledger:  ledger,
+				LockTargets: func(keys []string, runID string) (func() error, error) {
+					l, err := safety.LockTargets(dir, keys, runID)
+					if err != nil {
+						return nil, err
+					}
+					return l.Release, nil
+				},
 			})
+			stopKill()
+			watch.Wait()
+			abort(nil)
 			_, _ = fmt.Fprintf(stdout, "%s: %s — %s\n", rec.Experiment.Name, rec.Verdict, rec.Reason)
 			for _, l := range rec.Leftovers {
 				_, _ = fmt.Fprintf(stdout, "LEFT BEHIND: %s\n", l)
@@ -171,32 +237,6 @@ func selfPlugin(name string) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("find own executable: %w", err)
 	}
 	return exec.Command(self, "plugin", "serve", name), nil
-}
-
-func validateCommand(stdout io.Writer) *cli.Command {
-	return &cli.Command{
-		Name:      "validate",
-		Usage:     "check experiment files without running anything",
-		ArgsUsage: "FILE...",
-		Action: func(c *cli.Context) error {
-			if c.NArg() == 0 {
-				return &exitError{code: reports.Invalid.ExitCode(), msg: "validate takes one or more experiment files"}
-			}
-			bad := 0
-			for _, path := range c.Args().Slice() {
-				if _, err := experiments.Load(path, experiments.Options{Plugins: builtin.Names()}); err != nil {
-					bad++
-					_, _ = fmt.Fprintln(stdout, err)
-					continue
-				}
-				_, _ = fmt.Fprintf(stdout, "%s: ok\n", path)
-			}
-			if bad > 0 {
-				return &exitError{code: reports.Invalid.ExitCode()}
-			}
-			return nil
-		},
-	}
 }
 
 func pluginsCommand(stdout io.Writer) *cli.Command {

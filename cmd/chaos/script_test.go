@@ -32,16 +32,20 @@ func TestScripts(t *testing.T) {
 		Dir: filepath.Join("testdata", "script"),
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PATH", bin+string(os.PathListSeparator)+env.Getenv("PATH"))
+			// chaos keeps its ledger and target locks in $XDG_STATE_HOME/chaos;
+			// each script has its own, inside its work directory (HOME is
+			// /no-home in a script).
+			env.Setenv("XDG_STATE_HOME", filepath.Join(env.WorkDir, ".state"))
 			env.Values[demoKey{}] = &demo{bin: filepath.Join(bin, "demo-shop")}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode":   cmdExitcode,
-			"freeport":   cmdFreeport,
-			"subst":      cmdSubst,
-			"listening":  cmdListening,
-			"startdemo":  cmdStartDemo,
-			"stopdemo":   cmdStopDemo,
+			"exitcode":  cmdExitcode,
+			"freeport":  cmdFreeport,
+			"subst":     cmdSubst,
+			"listening": cmdListening,
+			"startdemo": cmdStartDemo,
+			"stopdemo":  cmdStopDemo,
 		},
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -61,7 +62,7 @@ func (c *Client) Prepare(ctx context.Context, req Request) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode target: %w", err)
 	}
-	r, err := c.rpc.Prepare(ctx, &faultpb.FaultRequest{Target: t, Params: req.Params})
+	r, err := c.rpc.Prepare(ctx, &faultpb.FaultRequest{Target: t, Params: req.Params, LeaseTtlMs: req.LeaseTTL.Milliseconds()})
 	if err != nil {
 		return "", c.wrap("prepare", err)
 	}
@@ -74,7 +75,7 @@ func (c *Client) Inject(ctx context.Context, req Request) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode target: %w", err)
 	}
-	r, err := c.rpc.Inject(ctx, &faultpb.InjectRequest{Target: t, Params: req.Params, Prepared: req.Prepared, RunId: req.RunID})
+	r, err := c.rpc.Inject(ctx, &faultpb.InjectRequest{Target: t, Params: req.Params, Prepared: req.Prepared, RunId: req.RunID, LeaseTtlMs: req.LeaseTTL.Milliseconds()})
 	if err != nil {
 		return "", c.wrap("inject", err)
 	}
@@ -88,6 +89,15 @@ func (c *Client) Revert(ctx context.Context, handle string) (bool, error) {
 		return false, c.wrap("revert", err)
 	}
 	return r.GetWasActive(), nil
+}
+
+// Renew extends a handle's lease by ttl from now. ErrUnknownHandle means
+// the plugin no longer holds it: its lease ran out and it was reverted.
+func (c *Client) Renew(ctx context.Context, handle string, ttl time.Duration) error {
+	if _, err := c.rpc.Renew(ctx, &faultpb.RenewRequest{Handle: handle, LeaseTtlMs: ttl.Milliseconds()}); err != nil {
+		return c.wrap("renew", err)
+	}
+	return nil
 }
 
 // Status asks whether what a handle names is in effect.

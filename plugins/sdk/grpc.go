@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -20,7 +21,7 @@ import (
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	// server is set on the plugin side only.
-	server *server
+	server *Server
 }
 
 func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
@@ -32,22 +33,105 @@ func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc
 	return &Client{rpc: faultpb.NewFaultClient(c)}, nil
 }
 
-// server adapts a Fault to the gRPC service. It remembers every handle that
-// is in effect, so that the plugin can revert them all when its host goes
-// away without saying so.
-type server struct {
+// Server serves one Fault to a host: the gRPC adapter plus the promises a
+// plugin makes whatever the fault is. It remembers every handle in effect
+// with its lease, reverts a handle whose lease runs out, and reverts them
+// all when its host goes away without saying so.
+type Server struct {
 	faultpb.UnimplementedFaultServer
 	fault Fault
+	// base is the context lease reverts run under: never cancelled by the
+	// host going away, since that is when they matter most.
+	base context.Context
 
 	mu     sync.Mutex
-	active map[string]struct{}
+	active map[string]time.Time // handle → lease deadline; zero: no lease
+	wake   chan struct{}        // a lease changed: the lease loop recomputes
+	stop   chan struct{}
+	done   chan struct{}
+	closed bool
 }
 
-func newServer(f Fault) *server {
-	return &server{fault: f, active: map[string]struct{}{}}
+// NewServer returns a server for f and starts its lease keeper. ctx is the
+// plugin's root context; Close must be called to stop the keeper.
+func NewServer(ctx context.Context, f Fault) *Server {
+	s := &Server{
+		fault:  f,
+		base:   context.WithoutCancel(ctx),
+		active: map[string]time.Time{},
+		wake:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	go s.keepLeases()
+	return s
 }
 
-func (s *server) Describe(context.Context, *faultpb.DescribeRequest) (*faultpb.DescribeResponse, error) {
+// PluginMap is the go-plugin plugin set that serves s.
+func (s *Server) PluginMap() plugin.PluginSet {
+	return plugin.PluginSet{pluginName: &grpcPlugin{server: s}}
+}
+
+// Close stops the lease keeper and reverts every handle still in effect.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.stop)
+	}
+	s.mu.Unlock()
+	<-s.done
+	return s.revertAll(ctx)
+}
+
+// keepLeases reverts handles whose lease ran out. It sleeps until the
+// earliest deadline, or until a lease changes.
+func (s *Server) keepLeases() {
+	defer close(s.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		var next time.Time
+		for _, d := range s.active {
+			if !d.IsZero() && (next.IsZero() || d.Before(next)) {
+				next = d
+			}
+		}
+		s.mu.Unlock()
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(time.Until(next), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-s.stop:
+			return
+		case <-s.wake:
+			continue
+		case <-timer.C:
+		}
+		s.mu.Lock()
+		var expired []string
+		now := time.Now()
+		for h, d := range s.active {
+			if !d.IsZero() && !now.Before(d) {
+				expired = append(expired, h)
+				delete(s.active, h)
+			}
+		}
+		s.mu.Unlock()
+		for _, h := range expired {
+			// The host stopped renewing: it is gone or hung. Revert as if
+			// it had asked; there is nobody to tell if this fails.
+			ctx, cancel := context.WithTimeout(s.base, revertTimeout)
+			_, _ = s.fault.Revert(ctx, h)
+			cancel()
+		}
+	}
+}
+
+func (s *Server) Describe(context.Context, *faultpb.DescribeRequest) (*faultpb.DescribeResponse, error) {
 	d := s.fault.Describe()
 	_, canPrepare := s.fault.(Preparer)
 	return &faultpb.DescribeResponse{
@@ -71,7 +155,7 @@ func decodeTarget(raw []byte) (Target, error) {
 	return t, nil
 }
 
-func (s *server) Validate(ctx context.Context, req *faultpb.FaultRequest) (*faultpb.ValidateResponse, error) {
+func (s *Server) Validate(ctx context.Context, req *faultpb.FaultRequest) (*faultpb.ValidateResponse, error) {
 	t, err := decodeTarget(req.GetTarget())
 	if err != nil {
 		return nil, err
@@ -84,7 +168,7 @@ func (s *server) Validate(ctx context.Context, req *faultpb.FaultRequest) (*faul
 	return resp, nil
 }
 
-func (s *server) Prepare(ctx context.Context, req *faultpb.FaultRequest) (*faultpb.HandleResponse, error) {
+func (s *Server) Prepare(ctx context.Context, req *faultpb.FaultRequest) (*faultpb.HandleResponse, error) {
 	p, ok := s.fault.(Preparer)
 	if !ok {
 		return &faultpb.HandleResponse{}, nil
@@ -97,33 +181,33 @@ func (s *server) Prepare(ctx context.Context, req *faultpb.FaultRequest) (*fault
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	s.track(h, true)
+	s.track(h, msTTL(req.GetLeaseTtlMs()))
 	return &faultpb.HandleResponse{Handle: h}, nil
 }
 
-func (s *server) Inject(ctx context.Context, req *faultpb.InjectRequest) (*faultpb.HandleResponse, error) {
+func (s *Server) Inject(ctx context.Context, req *faultpb.InjectRequest) (*faultpb.HandleResponse, error) {
 	t, err := decodeTarget(req.GetTarget())
 	if err != nil {
 		return nil, err
 	}
-	h, err := s.fault.Inject(ctx, Request{RunID: req.GetRunId(), Target: t, Params: req.GetParams(), Prepared: req.GetPrepared()})
+	h, err := s.fault.Inject(ctx, Request{RunID: req.GetRunId(), Target: t, Params: req.GetParams(), Prepared: req.GetPrepared(), LeaseTTL: msTTL(req.GetLeaseTtlMs())})
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	s.track(h, true)
+	s.track(h, msTTL(req.GetLeaseTtlMs()))
 	return &faultpb.HandleResponse{Handle: h}, nil
 }
 
-func (s *server) Revert(ctx context.Context, req *faultpb.HandleRequest) (*faultpb.RevertResponse, error) {
+func (s *Server) Revert(ctx context.Context, req *faultpb.HandleRequest) (*faultpb.RevertResponse, error) {
 	was, err := s.fault.Revert(ctx, req.GetHandle())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	s.track(req.GetHandle(), false)
+	s.untrack(req.GetHandle())
 	return &faultpb.RevertResponse{WasActive: was}, nil
 }
 
-func (s *server) Status(ctx context.Context, req *faultpb.HandleRequest) (*faultpb.StatusResponse, error) {
+func (s *Server) Status(ctx context.Context, req *faultpb.HandleRequest) (*faultpb.StatusResponse, error) {
 	if r, ok := s.fault.(StatusReporter); ok {
 		st, err := r.Status(ctx, req.GetHandle())
 		if err != nil {
@@ -137,23 +221,56 @@ func (s *server) Status(ctx context.Context, req *faultpb.HandleRequest) (*fault
 	return &faultpb.StatusResponse{Active: active}, nil
 }
 
-func (s *server) track(handle string, active bool) {
+// Renew extends a handle's lease. A handle the plugin no longer holds
+// (its lease ran out, or it was reverted) is NOT_FOUND: the host must not
+// believe a fault is live when it is not.
+func (s *Server) Renew(_ context.Context, req *faultpb.RenewRequest) (*faultpb.RenewResponse, error) {
+	s.mu.Lock()
+	_, ok := s.active[req.GetHandle()]
+	s.mu.Unlock()
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "%v: %s (its lease ran out or it was reverted)", ErrUnknownHandle, req.GetHandle())
+	}
+	s.track(req.GetHandle(), msTTL(req.GetLeaseTtlMs()))
+	return &faultpb.RenewResponse{}, nil
+}
+
+func msTTL(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
+
+// track records a handle as in effect, with a lease of ttl (0: none).
+func (s *Server) track(handle string, ttl time.Duration) {
 	if handle == "" {
 		return
 	}
+	var deadline time.Time
+	if ttl > 0 {
+		deadline = time.Now().Add(ttl)
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if active {
-		s.active[handle] = struct{}{}
-	} else {
-		delete(s.active, handle)
+	s.active[handle] = deadline
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *Server) untrack(handle string) {
+	s.mu.Lock()
+	delete(s.active, handle)
+	s.mu.Unlock()
+	s.poke()
+}
+
+// poke wakes the lease keeper without ever blocking.
+func (s *Server) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
 // revertAll reverts every handle still in effect, faults before prepared
 // targets (a handle that Inject returned depends on the prepared one), and
 // returns the first error. It is what a plugin does when its host is gone.
-func (s *server) revertAll(ctx context.Context) error {
+func (s *Server) revertAll(ctx context.Context) error {
 	s.mu.Lock()
 	handles := make([]string, 0, len(s.active))
 	for h := range s.active {
@@ -171,7 +288,7 @@ func (s *server) revertAll(ctx context.Context) error {
 			if _, err := s.fault.Revert(ctx, h); err != nil && first == nil {
 				first = fmt.Errorf("revert %s: %w", h, err)
 			}
-			s.track(h, false)
+			s.untrack(h)
 		}
 	}
 	return first

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,7 +18,17 @@ type Plugin struct {
 	client *plugin.Client
 	// Fault talks to the plugin.
 	Fault *Client
+
+	done    chan struct{} // closed when the process has exited
+	closing chan struct{}
+	watched chan struct{}
+	once    sync.Once
 }
+
+// exitPoll is how often the host looks whether a plugin process is still
+// there. go-plugin offers no channel for it; a dead plugin must be noticed
+// well within a second, so that the run can say what it left.
+const exitPoll = 50 * time.Millisecond
 
 // LaunchOptions configure Launch. The zero value is usable.
 type LaunchOptions struct {
@@ -51,7 +62,7 @@ func Launch(ctx context.Context, cmd *exec.Cmd, opts LaunchOptions) (*Plugin, er
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  Handshake(),
-		Plugins:          PluginMap(nil),
+		Plugins:          HostPluginMap(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -85,8 +96,32 @@ func Launch(ctx context.Context, cmd *exec.Cmd, opts LaunchOptions) (*Plugin, er
 	}
 	fc := raw.(*Client)
 	fc.exited = client.Exited
-	return &Plugin{client: client, Fault: fc}, nil
+	p := &Plugin{client: client, Fault: fc, done: make(chan struct{}), closing: make(chan struct{}), watched: make(chan struct{})}
+	go p.watch()
+	return p, nil
 }
+
+func (p *Plugin) watch() {
+	defer close(p.watched)
+	tick := time.NewTicker(exitPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.closing:
+			return
+		case <-tick.C:
+			if p.client.Exited() {
+				close(p.done)
+				return
+			}
+		}
+	}
+}
+
+// Done is closed when the plugin process exits on its own (a crash, a
+// kill): the one event a host must notice quickly. It is not closed by
+// Close.
+func (p *Plugin) Done() <-chan struct{} { return p.done }
 
 // Exited reports whether the plugin process has ended.
 func (p *Plugin) Exited() bool { return p.client.Exited() }
@@ -101,4 +136,8 @@ func (p *Plugin) Pid() int {
 
 // Close asks the plugin to stop (it reverts whatever it still holds) and
 // waits for it, killing it if it does not stop in time.
-func (p *Plugin) Close() { p.client.Kill() }
+func (p *Plugin) Close() {
+	p.once.Do(func() { close(p.closing) })
+	<-p.watched
+	p.client.Kill()
+}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 )
@@ -76,6 +77,9 @@ type Request struct {
 	Params json.RawMessage
 	// Prepared is the handle Prepare returned for this target, if any.
 	Prepared string
+	// LeaseTTL is how long the handle lives unless renewed; the plugin
+	// reverts it by itself when the lease runs out. Zero: no lease.
+	LeaseTTL time.Duration
 }
 
 // Description is what a plugin says about itself.

@@ -14,27 +14,27 @@ import (
 // is gone. It is generous: a revert that is cut short leaves a fault behind.
 const revertTimeout = 30 * time.Second
 
-// PluginMap is the go-plugin plugin set for one fault. The host passes a nil
-// fault; a plugin passes its own. Most code wants Serve or Launch instead.
-func PluginMap(f Fault) plugin.PluginSet {
-	p := &grpcPlugin{}
-	if f != nil {
-		p.server = newServer(f)
-	}
-	return plugin.PluginSet{pluginName: p}
+// HostPluginMap is the go-plugin plugin set a host uses to talk to a plugin.
+func HostPluginMap() plugin.PluginSet {
+	return plugin.PluginSet{pluginName: &grpcPlugin{}}
 }
+
+// parentPoll is how often a plugin checks that its host is still its parent.
+const parentPoll = 250 * time.Millisecond
 
 // Serve runs a plugin process for f until its host closes it, then reverts
 // whatever is still in effect. It is a plugin's whole main:
 //
 //	func main() { _ = sdk.Serve(context.Background(), myfault.New()) }
 //
-// A plugin whose host dies without closing it is sent SIGTERM by the kernel
-// (the host asks for that when it starts the plugin); Serve reverts every
-// fault still in effect before the signal takes the process down.
+// Three things revert a fault without the host asking: its lease running
+// out (the host stopped renewing), SIGTERM (the kernel sends it when the
+// host dies: the host asks for that when it starts the plugin), and the
+// plugin seeing that its parent changed (the host died and the plugin was
+// re-parented, should the signal have been lost).
 func Serve(ctx context.Context, f Fault) error {
-	set := PluginMap(f)
-	srv := set[pluginName].(*grpcPlugin).server
+	srv := NewServer(ctx, f)
+	parent := os.Getppid()
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP)
@@ -43,22 +43,34 @@ func Serve(ctx context.Context, f Fault) error {
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		select {
-		case sig := <-sigs:
+		tick := time.NewTicker(parentPoll)
+		defer tick.Stop()
+		for {
+			var sig os.Signal
+			select {
+			case sig = <-sigs:
+			case <-tick.C:
+				if os.Getppid() == parent {
+					continue
+				}
+				sig = syscall.SIGTERM
+			case <-stop:
+				return
+			}
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revertTimeout)
-			_ = srv.revertAll(rctx)
+			_ = srv.Close(rctx)
 			cancel()
-			// Die of the signal that was sent, as the sender expects; the
-			// reverts above are why we caught it at all.
+			// Die of the signal, as a sender expects; the reverts above are
+			// why it was caught at all.
 			signal.Reset(sig)
 			_ = syscall.Kill(os.Getpid(), sig.(syscall.Signal))
-		case <-stop:
+			return
 		}
 	}()
 
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake(),
-		Plugins:         set,
+		Plugins:         srv.PluginMap(),
 		GRPCServer:      plugin.DefaultGRPCServer,
 	})
 	close(stop)
@@ -66,5 +78,5 @@ func Serve(ctx context.Context, f Fault) error {
 
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revertTimeout)
 	defer cancel()
-	return srv.revertAll(rctx)
+	return srv.Close(rctx)
 }

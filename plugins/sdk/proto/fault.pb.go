@@ -153,7 +153,10 @@ type FaultRequest struct {
 	// The resolved target: {"kind": "...", ...kind fields} as JSON.
 	Target []byte `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
 	// The `with` parameters as JSON.
-	Params        []byte `protobuf:"bytes,2,opt,name=params,proto3" json:"params,omitempty"`
+	Params []byte `protobuf:"bytes,2,opt,name=params,proto3" json:"params,omitempty"`
+	// The lease, in milliseconds, of the handle Prepare returns: unless
+	// renewed within it, the plugin reverts the handle by itself. 0: none.
+	LeaseTtlMs    int64 `protobuf:"varint,3,opt,name=lease_ttl_ms,json=leaseTtlMs,proto3" json:"lease_ttl_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -200,6 +203,13 @@ func (x *FaultRequest) GetParams() []byte {
 		return x.Params
 	}
 	return nil
+}
+
+func (x *FaultRequest) GetLeaseTtlMs() int64 {
+	if x != nil {
+		return x.LeaseTtlMs
+	}
+	return 0
 }
 
 type ValidateResponse struct {
@@ -306,7 +316,10 @@ type InjectRequest struct {
 	// The handle Prepare returned for this target, if any.
 	Prepared string `protobuf:"bytes,3,opt,name=prepared,proto3" json:"prepared,omitempty"`
 	// The run that owns the fault, for the plugin's logs.
-	RunId         string `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	RunId string `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// The lease, in milliseconds: unless renewed within it, the plugin
+	// reverts the fault by itself. 0: no lease.
+	LeaseTtlMs    int64 `protobuf:"varint,5,opt,name=lease_ttl_ms,json=leaseTtlMs,proto3" json:"lease_ttl_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -369,6 +382,101 @@ func (x *InjectRequest) GetRunId() string {
 	return ""
 }
 
+func (x *InjectRequest) GetLeaseTtlMs() int64 {
+	if x != nil {
+		return x.LeaseTtlMs
+	}
+	return 0
+}
+
+type RenewRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Handle        string                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	LeaseTtlMs    int64                  `protobuf:"varint,2,opt,name=lease_ttl_ms,json=leaseTtlMs,proto3" json:"lease_ttl_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewRequest) Reset() {
+	*x = RenewRequest{}
+	mi := &file_fault_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewRequest) ProtoMessage() {}
+
+func (x *RenewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_fault_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
+func (*RenewRequest) Descriptor() ([]byte, []int) {
+	return file_fault_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RenewRequest) GetHandle() string {
+	if x != nil {
+		return x.Handle
+	}
+	return ""
+}
+
+func (x *RenewRequest) GetLeaseTtlMs() int64 {
+	if x != nil {
+		return x.LeaseTtlMs
+	}
+	return 0
+}
+
+type RenewResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewResponse) Reset() {
+	*x = RenewResponse{}
+	mi := &file_fault_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewResponse) ProtoMessage() {}
+
+func (x *RenewResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fault_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
+func (*RenewResponse) Descriptor() ([]byte, []int) {
+	return file_fault_proto_rawDescGZIP(), []int{7}
+}
+
 type HandleResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        string                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -378,7 +486,7 @@ type HandleResponse struct {
 
 func (x *HandleResponse) Reset() {
 	*x = HandleResponse{}
-	mi := &file_fault_proto_msgTypes[6]
+	mi := &file_fault_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +498,7 @@ func (x *HandleResponse) String() string {
 func (*HandleResponse) ProtoMessage() {}
 
 func (x *HandleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fault_proto_msgTypes[6]
+	mi := &file_fault_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +511,7 @@ func (x *HandleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleResponse.ProtoReflect.Descriptor instead.
 func (*HandleResponse) Descriptor() ([]byte, []int) {
-	return file_fault_proto_rawDescGZIP(), []int{6}
+	return file_fault_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HandleResponse) GetHandle() string {
@@ -422,7 +530,7 @@ type HandleRequest struct {
 
 func (x *HandleRequest) Reset() {
 	*x = HandleRequest{}
-	mi := &file_fault_proto_msgTypes[7]
+	mi := &file_fault_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +542,7 @@ func (x *HandleRequest) String() string {
 func (*HandleRequest) ProtoMessage() {}
 
 func (x *HandleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fault_proto_msgTypes[7]
+	mi := &file_fault_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +555,7 @@ func (x *HandleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleRequest.ProtoReflect.Descriptor instead.
 func (*HandleRequest) Descriptor() ([]byte, []int) {
-	return file_fault_proto_rawDescGZIP(), []int{7}
+	return file_fault_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HandleRequest) GetHandle() string {
@@ -467,7 +575,7 @@ type RevertResponse struct {
 
 func (x *RevertResponse) Reset() {
 	*x = RevertResponse{}
-	mi := &file_fault_proto_msgTypes[8]
+	mi := &file_fault_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +587,7 @@ func (x *RevertResponse) String() string {
 func (*RevertResponse) ProtoMessage() {}
 
 func (x *RevertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fault_proto_msgTypes[8]
+	mi := &file_fault_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +600,7 @@ func (x *RevertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevertResponse.ProtoReflect.Descriptor instead.
 func (*RevertResponse) Descriptor() ([]byte, []int) {
-	return file_fault_proto_rawDescGZIP(), []int{8}
+	return file_fault_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RevertResponse) GetWasActive() bool {
@@ -512,7 +620,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_fault_proto_msgTypes[9]
+	mi := &file_fault_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -524,7 +632,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fault_proto_msgTypes[9]
+	mi := &file_fault_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -537,7 +645,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_fault_proto_rawDescGZIP(), []int{9}
+	return file_fault_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StatusResponse) GetActive() bool {
@@ -567,20 +675,29 @@ const file_fault_proto_rawDesc = "" +
 	"\rparams_schema\x18\x04 \x01(\fR\fparamsSchema\x12!\n" +
 	"\ftarget_kinds\x18\x05 \x03(\tR\vtargetKinds\x12\x1f\n" +
 	"\vcan_prepare\x18\x06 \x01(\bR\n" +
-	"canPrepare\">\n" +
+	"canPrepare\"`\n" +
 	"\fFaultRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\fR\x06target\x12\x16\n" +
-	"\x06params\x18\x02 \x01(\fR\x06params\"M\n" +
+	"\x06params\x18\x02 \x01(\fR\x06params\x12 \n" +
+	"\flease_ttl_ms\x18\x03 \x01(\x03R\n" +
+	"leaseTtlMs\"M\n" +
 	"\x10ValidateResponse\x129\n" +
 	"\bproblems\x18\x01 \x03(\v2\x1d.chaos.plugin.v1.ParamProblemR\bproblems\">\n" +
 	"\fParamProblem\x12\x14\n" +
 	"\x05param\x18\x01 \x01(\tR\x05param\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"r\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x94\x01\n" +
 	"\rInjectRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\fR\x06target\x12\x16\n" +
 	"\x06params\x18\x02 \x01(\fR\x06params\x12\x1a\n" +
 	"\bprepared\x18\x03 \x01(\tR\bprepared\x12\x15\n" +
-	"\x06run_id\x18\x04 \x01(\tR\x05runId\"(\n" +
+	"\x06run_id\x18\x04 \x01(\tR\x05runId\x12 \n" +
+	"\flease_ttl_ms\x18\x05 \x01(\x03R\n" +
+	"leaseTtlMs\"H\n" +
+	"\fRenewRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\tR\x06handle\x12 \n" +
+	"\flease_ttl_ms\x18\x02 \x01(\x03R\n" +
+	"leaseTtlMs\"\x0f\n" +
+	"\rRenewResponse\"(\n" +
 	"\x0eHandleResponse\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\tR\x06handle\"'\n" +
 	"\rHandleRequest\x12\x16\n" +
@@ -590,14 +707,15 @@ const file_fault_proto_rawDesc = "" +
 	"was_active\x18\x01 \x01(\bR\twasActive\"@\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06active\x18\x01 \x01(\bR\x06active\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail2\xd2\x03\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail2\x9a\x04\n" +
 	"\x05Fault\x12O\n" +
 	"\bDescribe\x12 .chaos.plugin.v1.DescribeRequest\x1a!.chaos.plugin.v1.DescribeResponse\x12L\n" +
 	"\bValidate\x12\x1d.chaos.plugin.v1.FaultRequest\x1a!.chaos.plugin.v1.ValidateResponse\x12I\n" +
 	"\aPrepare\x12\x1d.chaos.plugin.v1.FaultRequest\x1a\x1f.chaos.plugin.v1.HandleResponse\x12I\n" +
 	"\x06Inject\x12\x1e.chaos.plugin.v1.InjectRequest\x1a\x1f.chaos.plugin.v1.HandleResponse\x12I\n" +
 	"\x06Revert\x12\x1e.chaos.plugin.v1.HandleRequest\x1a\x1f.chaos.plugin.v1.RevertResponse\x12I\n" +
-	"\x06Status\x12\x1e.chaos.plugin.v1.HandleRequest\x1a\x1f.chaos.plugin.v1.StatusResponseB6Z4github.com/chaos-run/chaos/plugins/sdk/proto;faultpbb\x06proto3"
+	"\x06Status\x12\x1e.chaos.plugin.v1.HandleRequest\x1a\x1f.chaos.plugin.v1.StatusResponse\x12F\n" +
+	"\x05Renew\x12\x1d.chaos.plugin.v1.RenewRequest\x1a\x1e.chaos.plugin.v1.RenewResponseB6Z4github.com/chaos-run/chaos/plugins/sdk/proto;faultpbb\x06proto3"
 
 var (
 	file_fault_proto_rawDescOnce sync.Once
@@ -611,7 +729,7 @@ func file_fault_proto_rawDescGZIP() []byte {
 	return file_fault_proto_rawDescData
 }
 
-var file_fault_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_fault_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_fault_proto_goTypes = []any{
 	(*DescribeRequest)(nil),  // 0: chaos.plugin.v1.DescribeRequest
 	(*DescribeResponse)(nil), // 1: chaos.plugin.v1.DescribeResponse
@@ -619,30 +737,34 @@ var file_fault_proto_goTypes = []any{
 	(*ValidateResponse)(nil), // 3: chaos.plugin.v1.ValidateResponse
 	(*ParamProblem)(nil),     // 4: chaos.plugin.v1.ParamProblem
 	(*InjectRequest)(nil),    // 5: chaos.plugin.v1.InjectRequest
-	(*HandleResponse)(nil),   // 6: chaos.plugin.v1.HandleResponse
-	(*HandleRequest)(nil),    // 7: chaos.plugin.v1.HandleRequest
-	(*RevertResponse)(nil),   // 8: chaos.plugin.v1.RevertResponse
-	(*StatusResponse)(nil),   // 9: chaos.plugin.v1.StatusResponse
+	(*RenewRequest)(nil),     // 6: chaos.plugin.v1.RenewRequest
+	(*RenewResponse)(nil),    // 7: chaos.plugin.v1.RenewResponse
+	(*HandleResponse)(nil),   // 8: chaos.plugin.v1.HandleResponse
+	(*HandleRequest)(nil),    // 9: chaos.plugin.v1.HandleRequest
+	(*RevertResponse)(nil),   // 10: chaos.plugin.v1.RevertResponse
+	(*StatusResponse)(nil),   // 11: chaos.plugin.v1.StatusResponse
 }
 var file_fault_proto_depIdxs = []int32{
-	4, // 0: chaos.plugin.v1.ValidateResponse.problems:type_name -> chaos.plugin.v1.ParamProblem
-	0, // 1: chaos.plugin.v1.Fault.Describe:input_type -> chaos.plugin.v1.DescribeRequest
-	2, // 2: chaos.plugin.v1.Fault.Validate:input_type -> chaos.plugin.v1.FaultRequest
-	2, // 3: chaos.plugin.v1.Fault.Prepare:input_type -> chaos.plugin.v1.FaultRequest
-	5, // 4: chaos.plugin.v1.Fault.Inject:input_type -> chaos.plugin.v1.InjectRequest
-	7, // 5: chaos.plugin.v1.Fault.Revert:input_type -> chaos.plugin.v1.HandleRequest
-	7, // 6: chaos.plugin.v1.Fault.Status:input_type -> chaos.plugin.v1.HandleRequest
-	1, // 7: chaos.plugin.v1.Fault.Describe:output_type -> chaos.plugin.v1.DescribeResponse
-	3, // 8: chaos.plugin.v1.Fault.Validate:output_type -> chaos.plugin.v1.ValidateResponse
-	6, // 9: chaos.plugin.v1.Fault.Prepare:output_type -> chaos.plugin.v1.HandleResponse
-	6, // 10: chaos.plugin.v1.Fault.Inject:output_type -> chaos.plugin.v1.HandleResponse
-	8, // 11: chaos.plugin.v1.Fault.Revert:output_type -> chaos.plugin.v1.RevertResponse
-	9, // 12: chaos.plugin.v1.Fault.Status:output_type -> chaos.plugin.v1.StatusResponse
-	7, // [7:13] is the sub-list for method output_type
-	1, // [1:7] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	4,  // 0: chaos.plugin.v1.ValidateResponse.problems:type_name -> chaos.plugin.v1.ParamProblem
+	0,  // 1: chaos.plugin.v1.Fault.Describe:input_type -> chaos.plugin.v1.DescribeRequest
+	2,  // 2: chaos.plugin.v1.Fault.Validate:input_type -> chaos.plugin.v1.FaultRequest
+	2,  // 3: chaos.plugin.v1.Fault.Prepare:input_type -> chaos.plugin.v1.FaultRequest
+	5,  // 4: chaos.plugin.v1.Fault.Inject:input_type -> chaos.plugin.v1.InjectRequest
+	9,  // 5: chaos.plugin.v1.Fault.Revert:input_type -> chaos.plugin.v1.HandleRequest
+	9,  // 6: chaos.plugin.v1.Fault.Status:input_type -> chaos.plugin.v1.HandleRequest
+	6,  // 7: chaos.plugin.v1.Fault.Renew:input_type -> chaos.plugin.v1.RenewRequest
+	1,  // 8: chaos.plugin.v1.Fault.Describe:output_type -> chaos.plugin.v1.DescribeResponse
+	3,  // 9: chaos.plugin.v1.Fault.Validate:output_type -> chaos.plugin.v1.ValidateResponse
+	8,  // 10: chaos.plugin.v1.Fault.Prepare:output_type -> chaos.plugin.v1.HandleResponse
+	8,  // 11: chaos.plugin.v1.Fault.Inject:output_type -> chaos.plugin.v1.HandleResponse
+	10, // 12: chaos.plugin.v1.Fault.Revert:output_type -> chaos.plugin.v1.RevertResponse
+	11, // 13: chaos.plugin.v1.Fault.Status:output_type -> chaos.plugin.v1.StatusResponse
+	7,  // 14: chaos.plugin.v1.Fault.Renew:output_type -> chaos.plugin.v1.RenewResponse
+	8,  // [8:15] is the sub-list for method output_type
+	1,  // [1:8] is the sub-list for method input_type
+	1,  // [1:1] is the sub-list for extension type_name
+	1,  // [1:1] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_fault_proto_init() }
@@ -656,7 +778,7 @@ func file_fault_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fault_proto_rawDesc), len(file_fault_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const (
 	Fault_Inject_FullMethodName   = "/chaos.plugin.v1.Fault/Inject"
 	Fault_Revert_FullMethodName   = "/chaos.plugin.v1.Fault/Revert"
 	Fault_Status_FullMethodName   = "/chaos.plugin.v1.Fault/Status"
+	Fault_Renew_FullMethodName    = "/chaos.plugin.v1.Fault/Renew"
 )
 
 // FaultClient is the client API for Fault service.
@@ -51,6 +52,9 @@ type FaultClient interface {
 	Revert(ctx context.Context, in *HandleRequest, opts ...grpc.CallOption) (*RevertResponse, error)
 	// Status reports whether what a handle names is still in effect.
 	Status(ctx context.Context, in *HandleRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// Renew extends the lease of a handle. A handle whose lease ran out has
+	// been reverted by the plugin, and Renew answers NOT_FOUND.
+	Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error)
 }
 
 type faultClient struct {
@@ -121,6 +125,16 @@ func (c *faultClient) Status(ctx context.Context, in *HandleRequest, opts ...grp
 	return out, nil
 }
 
+func (c *faultClient) Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewResponse)
+	err := c.cc.Invoke(ctx, Fault_Renew_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FaultServer is the server API for Fault service.
 // All implementations must embed UnimplementedFaultServer
 // for forward compatibility.
@@ -139,6 +153,9 @@ type FaultServer interface {
 	Revert(context.Context, *HandleRequest) (*RevertResponse, error)
 	// Status reports whether what a handle names is still in effect.
 	Status(context.Context, *HandleRequest) (*StatusResponse, error)
+	// Renew extends the lease of a handle. A handle whose lease ran out has
+	// been reverted by the plugin, and Renew answers NOT_FOUND.
+	Renew(context.Context, *RenewRequest) (*RenewResponse, error)
 	mustEmbedUnimplementedFaultServer()
 }
 
@@ -166,6 +183,9 @@ func (UnimplementedFaultServer) Revert(context.Context, *HandleRequest) (*Revert
 }
 func (UnimplementedFaultServer) Status(context.Context, *HandleRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedFaultServer) Renew(context.Context, *RenewRequest) (*RenewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Renew not implemented")
 }
 func (UnimplementedFaultServer) mustEmbedUnimplementedFaultServer() {}
 func (UnimplementedFaultServer) testEmbeddedByValue()               {}
@@ -296,6 +316,24 @@ func _Fault_Status_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Fault_Renew_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FaultServer).Renew(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Fault_Renew_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FaultServer).Renew(ctx, req.(*RenewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Fault_ServiceDesc is the grpc.ServiceDesc for Fault service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -326,6 +364,10 @@ var Fault_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Fault_Status_Handler,
+		},
+		{
+			MethodName: "Renew",
+			Handler:    _Fault_Renew_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

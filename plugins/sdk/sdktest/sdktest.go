@@ -9,6 +9,7 @@ package sdktest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"github.com/stretchr/testify/require"
@@ -31,8 +32,12 @@ type Case struct {
 // client. The connection is closed when the test ends.
 func Connect(t testing.TB, f sdk.Fault) *sdk.Client {
 	t.Helper()
-	client, _ := plugin.TestPluginGRPCConn(t, false, sdk.PluginMap(f))
-	t.Cleanup(func() { _ = client.Close() })
+	srv := sdk.NewServer(context.WithoutCancel(t.Context()), f)
+	client, _ := plugin.TestPluginGRPCConn(t, false, srv.PluginMap())
+	t.Cleanup(func() {
+		_ = client.Close()
+		require.NoError(t, srv.Close(context.WithoutCancel(t.Context())), "closing the server reverts what is left")
+	})
 	raw, err := client.Dispense("fault")
 	require.NoError(t, err, "the plugin must be dispensable as %q", "fault")
 	return raw.(*sdk.Client)
@@ -111,6 +116,35 @@ func Run(t *testing.T, f sdk.Fault, c Case) {
 		require.NoError(t, err, "a second revert must not fail: recover may run after a revert that was not recorded")
 		require.False(t, was, "a second revert must report that nothing was active")
 		c.Check(t, false)
+	})
+
+	t.Run("an expired lease reverts by itself", func(t *testing.T) {
+		req := setUp(t)
+		req.LeaseTTL = 300 * time.Millisecond
+		h, err := c2.Inject(ctx, req)
+		require.NoError(t, err)
+		// Nobody renews: the plugin must revert on its own. Wait on the
+		// plugin's own word, then look at the world.
+		require.Eventually(t, func() bool {
+			st, err := c2.Status(ctx, h)
+			return err == nil && !st.Active
+		}, 30*time.Second, 20*time.Millisecond, "a lease that is not renewed must run out")
+		c.Check(t, false)
+		require.ErrorIs(t, c2.Renew(ctx, h, time.Hour), sdk.ErrUnknownHandle, "a handle whose lease ran out cannot be renewed")
+		_, err = c2.Revert(ctx, h)
+		require.NoError(t, err, "reverting a handle whose lease ran out is fine")
+	})
+
+	t.Run("a renewed lease keeps the fault", func(t *testing.T) {
+		req := setUp(t)
+		req.LeaseTTL = time.Hour
+		h, err := c2.Inject(ctx, req)
+		require.NoError(t, err)
+		require.NoError(t, c2.Renew(ctx, h, time.Hour), "renewing a live handle must succeed")
+		c.Check(t, true)
+		_, err = c2.Revert(ctx, h)
+		require.NoError(t, err)
+		require.ErrorIs(t, c2.Renew(ctx, h, time.Hour), sdk.ErrUnknownHandle, "a reverted handle cannot be renewed")
 	})
 
 	t.Run("cancelled context injects nothing", func(t *testing.T) {

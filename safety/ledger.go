@@ -1,0 +1,385 @@
+package safety
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// EntryState is where a ledger entry is in its life.
+type EntryState string
+
+// The states of a ledger entry, in order. An entry is open until it is
+// reverted.
+const (
+	// StateIntent: the fault is about to be injected. The runner may have
+	// died before, during or after the inject, so recover must treat it as
+	// possibly live.
+	StateIntent EntryState = "intent"
+	// StateInjected: the plugin confirmed the fault and gave its handle.
+	StateInjected EntryState = "injected"
+	// StateReverted: the plugin confirmed the revert; nothing is left.
+	StateReverted EntryState = "reverted"
+)
+
+func (s EntryState) valid() bool {
+	return s == StateIntent || s == StateInjected || s == StateReverted
+}
+
+// Entry is the ledger's record of one fault.
+type Entry struct {
+	// ID is unique across runners: RunID + "/" + the fault's key in the run,
+	// e.g. "20261125T101500Z-ab12cd/fault-0".
+	ID    string `json:"id"`
+	RunID string `json:"runID"`
+	// Plugin is the plugin that injects the fault and can revert it.
+	Plugin string `json:"plugin"`
+	// Target is the resolved target as the plugin takes it.
+	Target json.RawMessage `json:"target"`
+	// TargetKey names the target for locks and for OpenFor: two runs that
+	// would fault the same thing use the same key.
+	TargetKey string          `json:"targetKey"`
+	Params    json.RawMessage `json:"params"`
+	// Handle is the plugin's handle for the fault, known once injected.
+	Handle   string     `json:"handle,omitempty"`
+	Prepared bool       `json:"prepared,omitempty"`
+	State    EntryState `json:"state"`
+	// RunnerPID is the process that wrote the entry; recover uses it to tell
+	// a live run from a dead one.
+	RunnerPID  int           `json:"runnerPID"`
+	LeaseTTL   time.Duration `json:"leaseTTL"`
+	Experiment string        `json:"experiment"`
+	File       string        `json:"file,omitempty"`
+	CreatedAt  time.Time     `json:"createdAt"`
+	UpdatedAt  time.Time     `json:"updatedAt"`
+	// Note says what went wrong, e.g. why a revert failed.
+	Note string `json:"note,omitempty"`
+}
+
+// Ledger is the on-disk record of every fault, written before the fault is
+// injected, so that `chaos recover` can revert what a killed runner left.
+//
+// Each entry is one file under <stateDir>/ledger/, replaced atomically and
+// fsynced on every change; a reverted entry is moved to ledger/done/ and
+// kept as history. Several runners may share one state directory: their
+// entries have different IDs and so different files, and every
+// read-modify-write of an entry holds an exclusive flock on
+// <stateDir>/ledger.lock, which also orders writers against `chaos recover`.
+//
+// A Ledger holds no open files; it is safe for concurrent use.
+type Ledger struct {
+	dir      string // <stateDir>/ledger
+	done     string // <stateDir>/ledger/done
+	lockPath string // <stateDir>/ledger.lock
+}
+
+// OpenLedger opens the ledger in stateDir, creating the directories it
+// needs with mode 0700.
+func OpenLedger(stateDir string) (*Ledger, error) {
+	if err := EnsureStateDir(stateDir); err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	l := &Ledger{
+		dir:      filepath.Join(stateDir, "ledger"),
+		done:     filepath.Join(stateDir, "ledger", "done"),
+		lockPath: filepath.Join(stateDir, "ledger.lock"),
+	}
+	if err := os.MkdirAll(l.done, 0o700); err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	return l, nil
+}
+
+// Intend records that the fault e is about to be injected. It returns only
+// once the entry is durable on disk, so an inject that follows can always be
+// found by recover. State and UpdatedAt are set here; CreatedAt is set if
+// zero, and RunnerPID defaults to this process. It refuses an ID whose entry
+// is still open (ErrEntryExists).
+func (l *Ledger) Intend(e Entry) error {
+	if err := checkNew(e); err != nil {
+		return fmt.Errorf("record intent: %w", err)
+	}
+	unlock, err := flockPath(l.lockPath, unix.LOCK_EX)
+	if err != nil {
+		return fmt.Errorf("record intent for %s: %w", e.ID, err)
+	}
+	defer unlock()
+
+	name := entryFileName(e.ID)
+	old, err := readEntry(filepath.Join(l.dir, name))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		// An unreadable file may still stand for a live fault; never
+		// overwrite it.
+		return fmt.Errorf("record intent for %s: %w", e.ID, err)
+	case old.State != StateReverted:
+		return fmt.Errorf("record intent for %s (state %s since %s): %w", e.ID, old.State, old.UpdatedAt.Format(time.RFC3339), ErrEntryExists)
+	}
+
+	now := time.Now().UTC()
+	e.State = StateIntent
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = now
+	}
+	e.UpdatedAt = now
+	if e.RunnerPID == 0 {
+		e.RunnerPID = os.Getpid()
+	}
+	if err := l.write(l.dir, e); err != nil {
+		return fmt.Errorf("record intent for %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// checkNew refuses entries recover could not act on.
+func checkNew(e Entry) error {
+	switch {
+	case e.ID == "":
+		return errors.New("entry has no id")
+	case e.RunID == "":
+		return fmt.Errorf("entry %s has no run id", e.ID)
+	case !strings.HasPrefix(e.ID, e.RunID+"/") || len(e.ID) == len(e.RunID)+1:
+		// The run id in the ID is what keeps runners sharing a state
+		// directory from ever writing the same file.
+		return fmt.Errorf("entry id %q must be its run id %q, a slash and the fault's key", e.ID, e.RunID)
+	case e.Plugin == "":
+		return fmt.Errorf("entry %s has no plugin", e.ID)
+	case e.TargetKey == "":
+		// Without a key OpenFor cannot see the entry, and a new run would
+		// start on a target that may still carry this fault.
+		return fmt.Errorf("entry %s has no target key", e.ID)
+	}
+	return nil
+}
+
+// Injected records that the fault is live and what its handle is.
+func (l *Ledger) Injected(id, handle string) error {
+	err := l.update(id, false, func(e *Entry) error {
+		if e.State == StateReverted {
+			return fmt.Errorf("entry is already reverted: %w", ErrNoEntry)
+		}
+		e.State = StateInjected
+		e.Handle = handle
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record handle for %s: %w", id, err)
+	}
+	return nil
+}
+
+// Note attaches a note to an entry, open or reverted, replacing any
+// earlier note.
+func (l *Ledger) Note(id, note string) error {
+	err := l.update(id, true, func(e *Entry) error {
+		e.Note = note
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("note on %s: %w", id, err)
+	}
+	return nil
+}
+
+// Reverted records that the plugin confirmed the revert, and moves the
+// entry to ledger/done/. Reverting an entry already reverted is not an
+// error, so recover can be run again after it was interrupted.
+func (l *Ledger) Reverted(id string) error {
+	unlock, err := flockPath(l.lockPath, unix.LOCK_EX)
+	if err != nil {
+		return fmt.Errorf("record revert of %s: %w", id, err)
+	}
+	defer unlock()
+
+	name := entryFileName(id)
+	e, err := readEntry(filepath.Join(l.dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, derr := os.Stat(filepath.Join(l.done, name)); derr == nil {
+			return nil
+		}
+		return fmt.Errorf("record revert of %s: %w", id, ErrNoEntry)
+	}
+	if err != nil {
+		return fmt.Errorf("record revert of %s: %w", id, err)
+	}
+	// First make the open file say "reverted", then move it. A crash
+	// between the two leaves a reverted entry in ledger/, which Open skips;
+	// the other order could leave a live-looking copy behind.
+	if e.State != StateReverted {
+		e.State = StateReverted
+		e.UpdatedAt = time.Now().UTC()
+		if err := l.write(l.dir, e); err != nil {
+			return fmt.Errorf("record revert of %s: %w", id, err)
+		}
+	}
+	if err := os.Rename(filepath.Join(l.dir, name), filepath.Join(l.done, name)); err != nil {
+		return fmt.Errorf("record revert of %s: %w", id, err)
+	}
+	if err := syncDir(l.done); err != nil {
+		return fmt.Errorf("record revert of %s: %w", id, err)
+	}
+	if err := syncDir(l.dir); err != nil {
+		return fmt.Errorf("record revert of %s: %w", id, err)
+	}
+	return nil
+}
+
+// Open returns every entry not yet reverted, oldest first (by CreatedAt,
+// then ID). A file that cannot be read as an entry is never skipped
+// silently: Open returns the entries it could read together with an error
+// (wrapping ErrCorruptEntry) naming each file it could not, so recover can
+// act on the rest and still report the bad ones.
+func (l *Ledger) Open() ([]Entry, error) {
+	unlock, err := flockPath(l.lockPath, unix.LOCK_SH)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	defer unlock()
+
+	des, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
+	var (
+		out  []Entry
+		errs []error
+	)
+	for _, de := range des {
+		name := de.Name()
+		// Directories (done/) and the temporary files of writes that never
+		// finished are not entries. A temporary file never stands for an
+		// injected fault: Intend had not returned, so nothing was injected.
+		if de.IsDir() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		e, err := readEntry(filepath.Join(l.dir, name))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if e.State == StateReverted {
+			continue
+		}
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b Entry) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if len(errs) > 0 {
+		return out, fmt.Errorf("read ledger: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// OpenFor returns the open entries whose TargetKey is one of targetKeys. A
+// corrupt file makes it fail: it may be a fault on one of these targets.
+func (l *Ledger) OpenFor(targetKeys []string) ([]Entry, error) {
+	all, err := l.Open()
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, e := range all {
+		if slices.Contains(targetKeys, e.TargetKey) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// update applies change to entry id under the ledger lock and writes it
+// back durably. With done set, a reverted entry in ledger/done/ is found
+// too.
+func (l *Ledger) update(id string, done bool, change func(*Entry) error) error {
+	unlock, err := flockPath(l.lockPath, unix.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	name := entryFileName(id)
+	dir := l.dir
+	e, err := readEntry(filepath.Join(dir, name))
+	if errors.Is(err, fs.ErrNotExist) && done {
+		dir = l.done
+		e, err = readEntry(filepath.Join(dir, name))
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return ErrNoEntry
+	}
+	if err != nil {
+		return err
+	}
+	if err := change(&e); err != nil {
+		return err
+	}
+	e.UpdatedAt = time.Now().UTC()
+	return l.write(dir, e)
+}
+
+func (l *Ledger) write(dir string, e Entry) error {
+	data, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(dir, entryFileName(e.ID), append(data, '\n'))
+}
+
+// readEntry reads one entry file. A missing file is fs.ErrNotExist; a file
+// that is not a valid entry is ErrCorruptEntry, naming the file.
+func readEntry(path string) (Entry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Entry{}, err
+	}
+	var e Entry
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Entry{}, fmt.Errorf("%s: %w: %w", path, ErrCorruptEntry, err)
+	}
+	if e.ID == "" || !e.State.valid() {
+		return Entry{}, fmt.Errorf("%s: %w: missing id or unknown state %q", path, ErrCorruptEntry, e.State)
+	}
+	if entryFileName(e.ID) != filepath.Base(path) {
+		// A file copied or renamed by hand would be updated under the
+		// wrong name and never leave the open list.
+		return Entry{}, fmt.Errorf("%s: %w: holds entry %q, whose file is %s", path, ErrCorruptEntry, e.ID, entryFileName(e.ID))
+	}
+	return e, nil
+}
+
+// entryFileName maps an entry ID to a file name that is readable, unique
+// and safe: bytes other than [A-Za-z0-9_.-] (and a leading dot) become %XX,
+// so "run/fault-0" is "run%2Ffault-0.json". An ID too long for a file name
+// becomes "~" and its SHA-256; "~" never appears in an escaped name.
+func entryFileName(id string) string {
+	var b strings.Builder
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '-', c == '_', c == '.' && i > 0:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	if b.Len() > 200 {
+		sum := sha256.Sum256([]byte(id))
+		return "~" + hex.EncodeToString(sum[:]) + ".json"
+	}
+	return b.String() + ".json"
+}

@@ -1,0 +1,174 @@
+package safety
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// LockedError is the error of a target another run holds. It wraps
+// ErrTargetLocked and names the holder, so the refusal can say whom to ask.
+type LockedError struct {
+	Key string
+	// RunID and PID are the holder's, as it wrote them into the lock file;
+	// empty and zero if it had not written them yet.
+	RunID string
+	PID   int
+}
+
+func (e *LockedError) Error() string {
+	if e.RunID == "" && e.PID == 0 {
+		return fmt.Sprintf("target %q is held by a run that has not said who it is: %v", e.Key, ErrTargetLocked)
+	}
+	return fmt.Sprintf("target %q is held by run %s (pid %d): %v", e.Key, e.RunID, e.PID, ErrTargetLocked)
+}
+
+func (e *LockedError) Unwrap() error { return ErrTargetLocked }
+
+// Lock is a run's hold on its targets. The kernel releases it when the
+// process ends, however it ends (SIGKILL included), so a dead run never
+// blocks a target; Release gives it back early.
+type Lock struct {
+	mu    sync.Mutex
+	files []*os.File
+}
+
+// holder is what a lock file says about the run that holds it.
+type holder struct {
+	RunID string    `json:"runID"`
+	PID   int       `json:"pid"`
+	Key   string    `json:"key"`
+	Since time.Time `json:"since"`
+}
+
+// LockTargets takes an exclusive lock on each target key for the run runID,
+// so that two runs sharing stateDir never fault one target. It never
+// waits: if another run holds a key, it releases what it took and returns a
+// *LockedError (wrapping ErrTargetLocked) naming the key and the holder.
+//
+// Each key is an flock on <stateDir>/locks/<first 16 hex of sha256(key)>.lock,
+// taken in sorted order so two runs asking for overlapping sets cannot
+// deadlock. The files are opened close-on-exec, so a plugin process the
+// runner starts does not inherit them and keep a dead run's targets locked.
+// Lock files are never removed: removing a file another process is about
+// to lock would let two runs lock two different files for one key.
+func LockTargets(stateDir string, keys []string, runID string) (*Lock, error) {
+	if err := EnsureStateDir(stateDir); err != nil {
+		return nil, fmt.Errorf("lock targets: %w", err)
+	}
+	dir := filepath.Join(stateDir, "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lock targets: %w", err)
+	}
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+
+	l := &Lock{}
+	for _, key := range keys {
+		f, err := lockTarget(dir, key, runID)
+		if err != nil {
+			_ = l.Release()
+			return nil, err
+		}
+		l.files = append(l.files, f)
+	}
+	return l, nil
+}
+
+func lockTarget(dir, key, runID string) (*os.File, error) {
+	if key == "" {
+		return nil, errors.New("lock targets: empty target key")
+	}
+	sum := sha256.Sum256([]byte(key))
+	path := filepath.Join(dir, hex.EncodeToString(sum[:])[:16]+".lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock target %q: %w", key, err)
+	}
+	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			h := readHolder(f)
+			_ = f.Close()
+			return nil, &LockedError{Key: key, RunID: h.RunID, PID: h.PID}
+		}
+		_ = f.Close()
+		return nil, fmt.Errorf("lock target %q: %w", key, err)
+	}
+	// The content is only for the message of a run that is refused; the
+	// lock itself is the flock, so this is not fsynced.
+	data, _ := json.Marshal(holder{RunID: runID, PID: os.Getpid(), Key: key, Since: time.Now().UTC()})
+	werr := f.Truncate(0)
+	if werr == nil {
+		_, werr = f.WriteAt(append(data, '\n'), 0)
+	}
+	if werr != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("lock target %q: %w", key, werr)
+	}
+	return f, nil
+}
+
+// readHolder reads who holds a lock. The holder may be between taking the
+// flock and writing its name, so an empty or partial file is an unknown
+// holder, not an error.
+func readHolder(f *os.File) holder {
+	var h holder
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, 64<<10))
+	if err == nil {
+		_ = json.Unmarshal(data, &h)
+	}
+	return h
+}
+
+// Release gives the targets back. It is safe to call more than once and
+// from several goroutines.
+func (l *Lock) Release() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	for _, f := range l.files {
+		// Empty the file first, so a run refused later does not name a
+		// holder that is gone.
+		_ = f.Truncate(0)
+		errs = append(errs, f.Close())
+	}
+	l.files = nil
+	return errors.Join(errs...)
+}
+
+// flock applies an flock operation, retrying when a signal interrupts it.
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// flockPath opens (creating) the lock file at path and flocks it; the
+// returned func unlocks it by closing the file. Each call opens its own
+// file, so two goroutines of one process exclude each other as two
+// processes do.
+func flockPath(path string, how int) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := flock(f, how); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() { _ = f.Close() }, nil
+}
