@@ -107,6 +107,11 @@ type Options struct {
 	// Ledger records faults before they are injected. Nil means no ledger,
 	// which only tests should want: the CLI always gives one.
 	Ledger Ledger
+	// BudgetEvery, when set, checks the budget on a ticker at this interval
+	// instead of on every new observation. It exists to measure how much
+	// later a polling loop (Chaos Toolkit's way) gets to safety; leave it
+	// zero.
+	BudgetEvery time.Duration
 	// LockTargets takes exclusive locks on the targets' keys for the run,
 	// so two runs never fault one target. Nil takes no locks.
 	LockTargets func(keys []string, runID string) (release func() error, err error)

@@ -11,6 +11,7 @@ import (
 	"github.com/chaos-run/chaos/experiments"
 	"github.com/chaos-run/chaos/plugins/sdk"
 	"github.com/chaos-run/chaos/reports"
+	"github.com/chaos-run/chaos/safety"
 )
 
 // errBudget is the cause of an abort by a budget expression.
@@ -36,7 +37,34 @@ func (r *run) faultPhase(ctx context.Context) {
 		abort(nil)
 		probes.Wait()
 	}()
+	// Time to safety: from the observation that violated the budget to
+	// every fault confirmed reverted (the deferred revertAll below runs
+	// before this).
+	var violatedAt time.Time
+	defer func() {
+		if !violatedAt.IsZero() {
+			tts := r.opts.Clock.Now().Sub(violatedAt)
+			r.mu.Lock()
+			r.rec.TimeToSafety = &tts
+			r.mu.Unlock()
+			r.reason += fmt.Sprintf(", %s after the violating observation", tts.Round(10*time.Microsecond))
+		}
+	}()
 	defer r.revertAll(ctx)
+
+	// In polling mode (a comparison only) the budget is looked at on a
+	// ticker, as other tools do, instead of on every observation.
+	var poll <-chan time.Time
+	if r.opts.BudgetEvery > 0 {
+		t := time.NewTicker(r.opts.BudgetEvery)
+		defer t.Stop()
+		poll = t.C
+	}
+	tripBudget := func(v safety.Violation) {
+		abort(fmt.Errorf("%w: %s", errBudget, v.Condition.Source))
+		r.event(reports.EventAbort, "budget", false, "abortWhen held: "+v.Condition.Source, v.Values)
+		r.setVerdict(reports.Aborted, fmt.Sprintf("the budget stopped the run: %s held (%s); every fault was reverted", v.Condition.Source, describeValues(v.Values)))
+	}
 
 	// A plugin that dies mid-fault is noticed at once, not at the next
 	// renewal: the report must say what it left.
@@ -98,9 +126,18 @@ func (r *run) faultPhase(ctx context.Context) {
 			r.recordObservation(o)
 			r.evaluateSteady(reports.During)
 			if v, tripped := r.budget.Check(r.latest); tripped {
-				abort(fmt.Errorf("%w: %s", errBudget, v.Condition.Source))
-				r.event(reports.EventAbort, "budget", false, "abortWhen held: "+v.Condition.Source, v.Values)
-				r.setVerdict(reports.Aborted, fmt.Sprintf("the budget stopped the run: %s held (%s); every fault was reverted", v.Condition.Source, describeValues(v.Values)))
+				if violatedAt.IsZero() {
+					violatedAt = o.at
+				}
+				if poll == nil {
+					tripBudget(v)
+					return
+				}
+			}
+		case <-poll:
+			if v, tripped := r.budget.Check(r.latest); tripped {
+				timer.Stop()
+				tripBudget(v)
 				return
 			}
 		case name := <-died:

@@ -90,6 +90,9 @@ func writeHeader(b *strings.Builder, r *Record) {
 			facts = append(facts, "took "+formatDuration(r.EndedAt.Sub(r.StartedAt)))
 		}
 	}
+	if r.TimeToSafety != nil {
+		facts = append(facts, "time to safety "+formatDuration(*r.TimeToSafety))
+	}
 	facts = append(facts, fmt.Sprintf("exit code %d", r.Verdict.ExitCode()))
 	b.WriteString(strings.Join(facts, " · ") + "\n\n")
 }

@@ -72,6 +72,10 @@ type Record struct {
 	// Timeline is every event in time order: probe observations, fault
 	// injections and reverts, deviations, aborts.
 	Timeline []Event `json:"timeline"`
+	// TimeToSafety is, for a run the budget aborted, the time from the
+	// observation that violated the budget to every fault confirmed
+	// reverted.
+	TimeToSafety *time.Duration `json:"timeToSafety,omitempty"`
 	// Leftovers names anything the run could not confirm as reverted. It is
 	// empty unless the verdict is error.
 	Leftovers []string `json:"leftovers,omitempty"`

@@ -233,13 +233,14 @@ func abortedRecord() *reports.Record {
 	f := latencyFault(10*time.Second+4*ms, 18*time.Second+610*ms)
 	f.Params["delay"] = "800ms"
 	return &reports.Record{
-		RunID:      "run-20250314-093000-c0de",
-		Experiment: checkoutExperiment(),
-		StartedAt:  t0,
-		EndedAt:    at(28*time.Second + 700*ms),
-		Verdict:    reports.Aborted,
-		Reason:     `The budget ` + budgetExpr + ` tripped at +18.5s with a failure ratio of 0.24.`,
-		Faults:     []reports.Fault{f},
+		RunID:        "run-20250314-093000-c0de",
+		Experiment:   checkoutExperiment(),
+		StartedAt:    t0,
+		EndedAt:      at(28*time.Second + 700*ms),
+		Verdict:      reports.Aborted,
+		Reason:       `The budget ` + budgetExpr + ` tripped at +18.5s with a failure ratio of 0.24.`,
+		TimeToSafety: func() *time.Duration { d := 3*ms + 200*time.Microsecond; return &d }(),
+		Faults:       []reports.Fault{f},
 		SteadyState: []reports.Check{
 			{Phase: reports.Before, Expression: checkoutExpr, Evaluated: 10, Held: 10},
 			{

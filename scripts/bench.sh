@@ -17,3 +17,8 @@ ratio() {
 echo
 echo "ratios (median of 5):"
 ratio BenchmarkRoundTrip/proxy BenchmarkRoundTrip/direct
+
+# Time to safety (issue 4): budget checked on every observation vs a 1 s
+# polling loop, same machine, same run; real latency plugin, real traffic.
+echo
+CHAOS_BENCH="${CHAOS_BENCH:-100}" go test -count=1 -run 'TestTimeToSafety' -v ./e2e/ | grep '^time-to-safety'
