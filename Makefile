@@ -6,7 +6,7 @@ PKGS    := ./...
 # Packages whose tests also run under the race detector (STYLE.md).
 RACE    := ./engine/... ./safety/... ./plugins/... ./reports/... ./experiments/...
 
-.PHONY: all build test unit e2e demo lint bench generate tools clean
+.PHONY: all build test deps demo lint bench generate tools clean
 
 all: build
 
@@ -16,7 +16,7 @@ build:
 
 # Every test: lint, unit (race detector on the core packages), CLI scripts
 # and end-to-end tests against the real demo service.
-test: lint build
+test: deps lint build
 	$(GO) test -race -count=1 $(RACE)
 	$(GO) test -count=1 ./cmd/... ./e2e/...
 
@@ -25,6 +25,10 @@ demo: build
 
 tools:
 	./scripts/tools.sh
+
+# Debian packages the tests use (a real Prometheus); installed once, as root.
+deps:
+	./scripts/deps.sh
 
 lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
