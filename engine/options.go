@@ -173,5 +173,5 @@ type processPlugin struct {
 	proc *sdk.Plugin
 }
 
-func (p processPlugin) Close()                 { p.proc.Close() }
+func (p processPlugin) Close()                { p.proc.Close() }
 func (p processPlugin) Done() <-chan struct{} { return p.proc.Done() }

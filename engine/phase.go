@@ -125,7 +125,7 @@ func (r *run) faultPhase(ctx context.Context) {
 			timer.Stop()
 			r.recordObservation(o)
 			r.evaluateSteady(reports.During)
-			if v, tripped := r.budget.Check(r.latest); tripped {
+			if v, tripped := r.budget.Check(r.latest, r.history, r.opts.Clock.Now()); tripped {
 				if violatedAt.IsZero() {
 					violatedAt = o.at
 				}
@@ -135,7 +135,7 @@ func (r *run) faultPhase(ctx context.Context) {
 				}
 			}
 		case <-poll:
-			if v, tripped := r.budget.Check(r.latest); tripped {
+			if v, tripped := r.budget.Check(r.latest, r.history, r.opts.Clock.Now()); tripped {
 				timer.Stop()
 				tripBudget(v)
 				return
@@ -176,10 +176,19 @@ func (r *run) probeLoop(ctx context.Context, name string, p Prober, out chan<- o
 		case <-ctx.Done():
 			return
 		}
-		wait := every - r.opts.Clock.Now().Sub(start)
-		if wait <= 0 {
-			continue
+		// The next observation starts on the next tick of this probe's
+		// grid; ticks that passed while this one ran are skipped, and
+		// counted, never queued.
+		elapsed := r.opts.Clock.Now().Sub(start)
+		if missed := int(elapsed / every); missed > 0 {
+			r.mu.Lock()
+			if r.rec.SkippedTicks == nil {
+				r.rec.SkippedTicks = map[string]int{}
+			}
+			r.rec.SkippedTicks[name] += missed
+			r.mu.Unlock()
 		}
+		wait := every - elapsed%every
 		t := r.opts.Clock.NewTimer(wait)
 		select {
 		case <-t.C():

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/expr-lang/expr"
-
 	"github.com/chaos-run/chaos/experiments"
 	"github.com/chaos-run/chaos/plugins/sdk"
 	"github.com/chaos-run/chaos/reports"
@@ -72,8 +70,10 @@ type run struct {
 	// unlock releases the target locks; nil when none were taken.
 	unlock func() error
 
-	// latest observation per probe, read by the expressions.
-	latest map[string]experiments.Observation
+	// latest observation per probe, read by the expressions, and the
+	// history the budget functions (failureRatio, ...) read.
+	latest  map[string]experiments.Observation
+	history *experiments.History
 	// checks index: phase + expression index → record.SteadyState index.
 	checks map[checkKey]int
 	// breached tracks expressions currently not holding during the fault
@@ -121,6 +121,7 @@ func newRun(exp *experiments.Experiment, opts Options) *run {
 		descs:    map[string]sdk.Description{},
 		prepared: map[string]*hold{},
 		latest:   map[string]experiments.Observation{},
+		history:  exp.NewHistory(),
 		checks:   map[checkKey]int{},
 		breached: map[int]bool{},
 		// One report per hold at most: a fault and a preparation per fault.
@@ -384,26 +385,19 @@ func (r *run) observe(ctx context.Context, name string, p Prober) (observation, 
 	if ctx.Err() != nil {
 		return observation{}, false
 	}
-	if o == nil {
-		o = experiments.HTTPObservation{Error: "probe returned nothing"}
-	}
-	if !o.Succeeded() && errors.Is(pctx.Err(), context.DeadlineExceeded) {
-		o = timedOut(o, spec.Timeout)
+	switch {
+	case o == nil:
+		o = spec.FailedObservation("the probe returned nothing")
+	case !o.Succeeded() && errors.Is(pctx.Err(), context.DeadlineExceeded):
+		// Say the timeout plainly, whatever the transport called it.
+		o = spec.FailedObservation(fmt.Sprintf("timed out after %s", spec.Timeout))
 	}
 	return observation{probe: name, at: r.opts.Clock.Now(), obs: o}, true
 }
 
-// timedOut makes the failure message say the timeout.
-func timedOut(o experiments.Observation, d time.Duration) experiments.Observation {
-	if h, ok := o.(experiments.HTTPObservation); ok {
-		h.Error = fmt.Sprintf("timed out after %s", d)
-		return h
-	}
-	return o
-}
-
 func (r *run) recordObservation(o observation) {
 	r.latest[o.probe] = o.obs
+	r.history.Add(o.probe, o.at, o.obs)
 	msg := ""
 	if !o.obs.Succeeded() {
 		msg = o.obs.Failure()
@@ -435,7 +429,6 @@ func (r *run) evaluateSteady(phase reports.Phase) bool {
 // could not observe does not hold, whatever it says: a timeout is never a
 // pass.
 func (r *run) evaluate(x *experiments.Expression) (bool, string) {
-	env := make(map[string]any, len(r.latest))
 	for _, name := range x.Probes() {
 		o, ok := r.latest[name]
 		if !ok {
@@ -444,13 +437,11 @@ func (r *run) evaluate(x *experiments.Expression) (bool, string) {
 		if !o.Succeeded() {
 			return false, fmt.Sprintf("probe %s failed: %s", name, o.Failure())
 		}
-		env[name] = o
 	}
-	out, err := expr.Run(x.Program(), env)
+	held, err := x.Eval(r.latest, r.history, r.opts.Clock.Now())
 	if err != nil {
-		return false, "evaluation failed: " + err.Error()
+		return false, "cannot be judged yet: " + err.Error()
 	}
-	held, _ := out.(bool)
 	if held {
 		return true, ""
 	}
@@ -561,6 +552,11 @@ func (r *run) finish() *reports.Record {
 		r.verdict = reports.Error
 	}
 	r.rec.Verdict, r.rec.Reason = r.verdict, r.reason
+	// Secrets from the file (${env:NAME}) may have reached a message: an
+	// error that quotes a URL, a header. None may reach a report.
+	if secrets := r.exp.Secrets(); len(secrets) > 0 {
+		r.rec.Redact(func(s string) string { return experiments.Redact(s, secrets) })
+	}
 	sort.SliceStable(r.rec.Timeline, func(i, j int) bool { return r.rec.Timeline[i].At < r.rec.Timeline[j].At })
 	return r.rec
 }

@@ -76,11 +76,32 @@ type NodeDecoder interface {
 //
 // Decode never panics on input produced by yaml.Unmarshal.
 func Decode(node *yaml.Node, out any, probs *[]Problem) {
+	decode(node, out, probs, decodeOptions{})
+}
+
+// FieldPos is where a field stands in a file: its key (zero for list items
+// and the top level) and its value.
+type FieldPos struct{ Key, Value Pos }
+
+// decodeOptions are the optional hooks of one decoding.
+type decodeOptions struct {
+	// index, when not nil, receives the position of every value decoded,
+	// by dotted path, so that validation can point at the exact field. The
+	// first value decoded at a path wins (a duplicate key comes later).
+	index map[string]FieldPos
+	// expand, when not nil, rewrites the text of every string value as it
+	// is decoded (struct fields, map values, plain `any` values; never keys
+	// nor values that decode themselves). It appends what is wrong to probs.
+	expand func(text string, n *yaml.Node, path string, probs *[]Problem) string
+}
+
+func decode(node *yaml.Node, out any, probs *[]Problem, opts decodeOptions) {
 	var local []Problem
 	d := &yamlDecoder{
 		probs:  &local,
 		active: map[*yaml.Node]bool{},
 		infos:  map[reflect.Type]*yamlStructInfo{},
+		opts:   opts,
 	}
 	rv := reflect.ValueOf(out)
 	switch {
@@ -131,6 +152,7 @@ type yamlDecoder struct {
 	// nested aliases ("billion laughs") cannot expand into gigabytes.
 	steps, limit int
 	stopped      bool
+	opts         decodeOptions
 }
 
 // yamlWhere says where a value sits: the chain of keys and list indexes
@@ -286,6 +308,23 @@ func (d *yamlDecoder) spend(steps int, n *yaml.Node, w yamlWhere) bool {
 	return true
 }
 
+// record notes where the value at w stands, unless a value was recorded
+// there before.
+func (d *yamlDecoder) record(w yamlWhere, at Pos) {
+	p := w.path()
+	if _, ok := d.opts.index[p]; !ok {
+		d.opts.index[p] = FieldPos{Key: w.key, Value: at}
+	}
+}
+
+// expand applies the string hook, if any.
+func (d *yamlDecoder) expand(s string, n *yaml.Node, w yamlWhere) string {
+	if d.opts.expand == nil {
+		return s
+	}
+	return d.opts.expand(s, n, w.path(), d.probs)
+}
+
 func (d *yamlDecoder) leave(n *yaml.Node) {
 	if n.Anchor != "" {
 		delete(d.active, n)
@@ -379,6 +418,9 @@ func (d *yamlDecoder) value(n *yaml.Node, v reflect.Value, w yamlWhere) {
 	if n == nil || n.Kind == yaml.DocumentNode {
 		at = yamlPosOf(t)
 	}
+	if d.opts.index != nil {
+		d.record(w, at)
+	}
 	if d.tagOK(t, w) {
 		d.resolved(t, v, w, at)
 	}
@@ -443,6 +485,9 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 	switch v.Kind() {
 	case reflect.String:
 		if s, ok := d.scalarString(n, w, "a string"); ok {
+			if n.ShortTag() == "!!str" {
+				s = d.expand(s, n, w)
+			}
 			v.SetString(s)
 		}
 	case reflect.Bool:
@@ -995,6 +1040,9 @@ func (d *yamlDecoder) plain(n *yaml.Node, w yamlWhere) any {
 		return nil
 	}
 	defer d.leave(t)
+	if d.opts.index != nil {
+		d.record(w, yamlPosOf(n))
+	}
 	if !d.tagOK(t, w) {
 		return nil
 	}
@@ -1043,6 +1091,8 @@ func (d *yamlDecoder) plainResolved(n *yaml.Node, w yamlWhere) any {
 	case "!!binary":
 		s, _ := d.scalarString(n, w, "a string")
 		return s
+	case "!!str":
+		return d.expand(n.Value, n, w)
 	}
 	return n.Value
 }

@@ -12,8 +12,18 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// ErrInvalid is what every *FileError is: the file cannot be run as it is.
-var ErrInvalid = errors.New("invalid experiment")
+// Errors of this package.
+var (
+	// ErrInvalid is what every *FileError is: the file cannot be run as it is.
+	ErrInvalid = errors.New("invalid experiment")
+	// ErrNotCompiled means an expression was evaluated before Load compiled it.
+	ErrNotCompiled = errors.New("expression is not compiled")
+	// ErrNoObservation means an expression reads a probe that has not
+	// observed anything yet.
+	ErrNoObservation = errors.New("no observation yet")
+	// ErrNoHistory means a history function has no observation in its window.
+	ErrNoHistory = errors.New("no observation in the window")
+)
 
 // FileError lists every problem found in one file.
 type FileError struct {
@@ -46,11 +56,14 @@ func (e *FileError) Format(p Problem) string {
 func (e *FileError) Unwrap() error { return ErrInvalid }
 
 // Options tune loading. The zero value checks everything that can be
-// checked without knowing which plugins exist.
+// checked without knowing which plugins exist, and reads ${env:NAME} from
+// the process environment.
 type Options struct {
 	// Plugins are the names of the fault plugins that exist. When set, a
 	// fault naming another plugin is a problem.
 	Plugins []string
+	// LookupEnv resolves ${env:NAME} references; nil means os.LookupEnv.
+	LookupEnv func(name string) (string, bool)
 }
 
 // Load reads and checks one experiment file.
@@ -67,33 +80,77 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // Parse checks one experiment file's contents. It returns a *FileError with
 // every problem it found, or a validated experiment whose expressions are
-// compiled.
+// compiled and whose ${env:NAME} references are resolved. Messages never
+// contain a resolved secret.
 func Parse(file string, data []byte, opts Options) (*Experiment, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		p := Problem{Pos: Pos{Line: 1, Col: 1}, Message: strings.TrimPrefix(err.Error(), "yaml: ")}
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			p.Pos.Line, _ = strconv.Atoi(m[1])
-			p.Message = m[2]
-		}
-		return nil, &FileError{File: file, Problems: []Problem{p}}
+		return nil, &FileError{File: file, Problems: []Problem{yamlSyntaxProblem(err)}}
 	}
-	if doc.Kind == 0 {
-		return nil, &FileError{File: file, Problems: []Problem{{Pos: Pos{Line: 1, Col: 1}, Message: "file is empty"}}}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, &FileError{File: file, Problems: []Problem{{Pos: Pos{Line: 1, Col: 1}, Message: "file is empty", Hint: "an experiment starts with apiVersion: chaos/v1 and kind: Experiment"}}}
 	}
-	var exp Experiment
+	lookup := opts.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	env := &envExpander{lookup: lookup, seen: map[string]bool{}, failed: map[string]bool{}}
+	exp := Experiment{positions: map[string]FieldPos{}}
 	var probs []Problem
-	Decode(&doc, &exp, &probs)
+	decode(&doc, &exp, &probs, decodeOptions{index: exp.positions, expand: env.expand})
 	exp.File = file
+	exp.secrets = env.secrets
+	decoded := len(probs)
 	validate(&exp, opts, &probs)
-	if len(probs) > 0 {
-		sort.SliceStable(probs, func(i, j int) bool {
-			if probs[i].Pos.Line != probs[j].Pos.Line {
-				return probs[i].Pos.Line < probs[j].Pos.Line
+	if len(env.failed) > 0 {
+		// A value whose ${env:...} could not be resolved is reported once,
+		// for that; what validation then says about it (empty, not a URL)
+		// is a consequence, not another mistake.
+		kept := probs[:decoded]
+		for _, p := range probs[decoded:] {
+			if !env.failed[p.Path] {
+				kept = append(kept, p)
 			}
-			return probs[i].Pos.Col < probs[j].Pos.Col
-		})
+		}
+		probs = kept
+	}
+	if len(probs) > 0 {
+		for i := range probs {
+			probs[i].Message = Redact(probs[i].Message, exp.secrets)
+			probs[i].Hint = Redact(probs[i].Hint, exp.secrets)
+		}
+		SortProblems(probs)
 		return nil, &FileError{File: file, Problems: probs}
 	}
 	return &exp, nil
+}
+
+// SortProblems puts problems in file order, keeping the order of those at
+// one position.
+func SortProblems(probs []Problem) {
+	sort.SliceStable(probs, func(i, j int) bool {
+		if probs[i].Pos.Line != probs[j].Pos.Line {
+			return probs[i].Pos.Line < probs[j].Pos.Line
+		}
+		return probs[i].Pos.Col < probs[j].Pos.Col
+	})
+}
+
+// yamlSyntaxProblem turns a yaml.v3 error into a problem with a line.
+func yamlSyntaxProblem(err error) Problem {
+	msg := err.Error()
+	p := Problem{Pos: Pos{Line: 1, Col: 1}, Message: strings.TrimPrefix(msg, "yaml: ")}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		p.Pos.Line, _ = strconv.Atoi(m[1])
+		p.Message = m[2]
+		if strings.HasPrefix(p.Message, "did not find expected ',' or") || strings.HasPrefix(p.Message, "did not find expected '-'") {
+			// For these yaml.v3 names the line of the unclosed { or [, or
+			// of the list, counted from 0.
+			p.Pos.Line++
+		}
+	}
+	if strings.Contains(msg, "found character that cannot start any token") || strings.Contains(msg, "found a tab character") {
+		p.Hint = "indent with spaces; YAML does not allow tabs"
+	}
+	return p
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/chaos-run/chaos/experiments"
 )
 
-var plugins = experiments.Options{Plugins: []string{"latency"}}
+var plugins = experiments.Options{Plugins: []string{"latency"}, LookupEnv: lookupSecret}
 
 func TestExamplesAreValid(t *testing.T) {
 	files, err := filepath.Glob("examples/*.yaml")
@@ -24,7 +24,8 @@ func TestExamplesAreValid(t *testing.T) {
 }
 
 // TestEveryProblemAtOnce checks that one bad file yields every problem, in
-// file order, each at its exact line and column, with a hint where one helps.
+// file order, each at its exact line and column (the value a problem is
+// about, not the mapping it is in), with a hint where one helps.
 func TestEveryProblemAtOnce(t *testing.T) {
 	_, err := experiments.Load("testdata/many-mistakes.yaml", plugins)
 	require.ErrorIs(t, err, experiments.ErrInvalid)
@@ -40,13 +41,13 @@ func TestEveryProblemAtOnce(t *testing.T) {
 		got = append(got, want{p.Pos.Line, p.Pos.Col, p.Path, p.Hint})
 	}
 	require.Equal(t, []want{
-		{4, 3, "metadata.name", ""},
+		{4, 9, "metadata.name", "e.g. bad-name"},
 		{13, 14, "spec.probes.checkout.every", ""},
 		{14, 7, "spec.probes.checkout.timout", `did you mean "timeout"?`},
 		{16, 33, "spec.steadyState[0]", `did you mean "checkout"?`},
-		{17, 32, "spec.steadyState[1]", ""},
-		{19, 7, "spec.faults[0].plugin", `did you mean "latency"?`},
-		{19, 7, "spec.faults[0].target", `did you mean "upstream"?`},
+		{17, 32, "spec.steadyState[1]", "the expression ends too early: is something missing after the last operator?"},
+		{19, 16, "spec.faults[0].plugin", `did you mean "latency"?`},
+		{19, 32, "spec.faults[0].target", `did you mean "upstream"?`},
 	}, got, "every problem must be reported at once, in file order, with its position")
 }
 

@@ -275,6 +275,15 @@ func writeProbes(b *strings.Builder, r *Record) {
 		t.add(name, strconv.Itoa(s.observations), failed, first, latency)
 	}
 	t.write(b)
+	var skipped []string
+	for _, name := range sortedKeys(r.SkippedTicks) {
+		if n := r.SkippedTicks[name]; n > 0 {
+			skipped = append(skipped, fmt.Sprintf("%s %d", code(name), n))
+		}
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(b, "Skipped ticks (an observation outlasted its interval; probes never overlap themselves): %s.\n\n", strings.Join(skipped, ", "))
+	}
 }
 
 func writeLeftovers(b *strings.Builder, r *Record) {

@@ -72,6 +72,10 @@ type Record struct {
 	// Timeline is every event in time order: probe observations, fault
 	// injections and reverts, deviations, aborts.
 	Timeline []Event `json:"timeline"`
+	// SkippedTicks counts, per probe, the intervals that passed while an
+	// observation was still running: the probe skipped them rather than
+	// pile up.
+	SkippedTicks map[string]int `json:"skippedTicks,omitempty"`
 	// TimeToSafety is, for a run the budget aborted, the time from the
 	// observation that violated the budget to every fault confirmed
 	// reverted.

@@ -5,7 +5,7 @@
 package safety
 
 import (
-	"github.com/expr-lang/expr"
+	"time"
 
 	"github.com/chaos-run/chaos/experiments"
 )
@@ -28,31 +28,22 @@ type Violation struct {
 }
 
 // Check returns the first abortWhen condition that holds against the latest
-// observation of each probe. A condition that reads a probe with no
-// observation yet waits for one; one that reads a failed observation is
-// evaluated on it, since a budget is about harm and a failing probe is harm
-// (a condition such as `checkout.status != 200` must see it).
-func (b *Budget) Check(latest map[string]experiments.Observation) (Violation, bool) {
+// observation of each probe and the history at now. A condition that reads
+// a probe with no observation yet, or a window with nothing in it, waits.
+// One that reads a failed observation is evaluated on it, since a budget is
+// about harm and a failing probe is harm (a condition such as
+// `checkout.status != 200` must see it).
+func (b *Budget) Check(latest map[string]experiments.Observation, h *experiments.History, now time.Time) (Violation, bool) {
 	for _, x := range b.abortWhen {
-		env := make(map[string]any, len(x.Probes()))
-		values := make(map[string]any, len(x.Probes()))
-		ready := true
-		for _, name := range x.Probes() {
-			o, ok := latest[name]
-			if !ok {
-				ready = false
-				break
-			}
-			env[name] = o
-			values[name] = o.Values()
-		}
-		if !ready {
+		held, err := x.Eval(latest, h, now)
+		if err != nil || !held {
 			continue
 		}
-		out, err := expr.Run(x.Program(), env)
-		if held, _ := out.(bool); err == nil && held {
-			return Violation{Condition: x, Values: values}, true
+		values := make(map[string]any, len(x.Probes()))
+		for _, name := range x.Probes() {
+			values[name] = latest[name].Values()
 		}
+		return Violation{Condition: x, Values: values}, true
 	}
 	return Violation{}, false
 }

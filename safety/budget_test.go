@@ -35,12 +35,12 @@ func TestBudgetTripsOnFirstHoldingCondition(t *testing.T) {
 	b := budget(t, "      - api.latency > duration(\"1s\")\n      - api.status >= 500\n")
 	_, tripped := b.Check(map[string]experiments.Observation{
 		"api": experiments.HTTPObservation{OK: true, Status: 200, Latency: time.Millisecond},
-	})
+	}, nil, time.Now())
 	require.False(t, tripped, "a healthy observation must not trip the budget")
 
 	v, tripped := b.Check(map[string]experiments.Observation{
 		"api": experiments.HTTPObservation{OK: true, Status: 503, Latency: 2 * time.Second},
-	})
+	}, nil, time.Now())
 	require.True(t, tripped)
 	require.Equal(t, `api.latency > duration("1s")`, v.Condition.Source, "the first condition in file order wins")
 	require.Contains(t, v.Values, "api", "the violation carries the values that tripped it")
@@ -50,7 +50,7 @@ func TestBudgetWaitsForUnobservedProbes(t *testing.T) {
 	b := budget(t, "      - db.status != 200\n")
 	_, tripped := b.Check(map[string]experiments.Observation{
 		"api": experiments.HTTPObservation{OK: true, Status: 200},
-	})
+	}, nil, time.Now())
 	require.False(t, tripped, "a condition on a probe with no observation yet must wait, not trip on zero values")
 }
 
@@ -58,6 +58,26 @@ func TestBudgetSeesFailedProbes(t *testing.T) {
 	b := budget(t, "      - api.status != 200\n")
 	_, tripped := b.Check(map[string]experiments.Observation{
 		"api": experiments.HTTPObservation{Error: "timed out after 1s"},
-	})
+	}, nil, time.Now())
 	require.True(t, tripped, "a probe that could not observe is harm, and the budget must see it")
+}
+
+func TestBudgetReadsHistory(t *testing.T) {
+	b := budget(t, "      - failureRatio(\"api\", \"10s\") > 0.5\n")
+	h := experiments.NewHistory(time.Minute)
+	now := time.Now()
+	latest := map[string]experiments.Observation{}
+	for i, status := range []int{200, 503, 503, 200} {
+		o := experiments.HTTPObservation{OK: true, Status: status}
+		h.Add("api", now.Add(time.Duration(i)*time.Second), o)
+		latest["api"] = o
+	}
+	_, tripped := b.Check(latest, h, now.Add(4*time.Second))
+	require.False(t, tripped, "two failures in four is a ratio of 0.5, not above it")
+	o := experiments.HTTPObservation{OK: true, Status: 503}
+	h.Add("api", now.Add(4*time.Second), o)
+	latest["api"] = o
+	v, tripped := b.Check(latest, h, now.Add(4*time.Second))
+	require.True(t, tripped, "three failures in five trips a 0.5 failure ratio")
+	require.Contains(t, v.Condition.Source, "failureRatio")
 }

@@ -17,6 +17,19 @@ ratio() {
 echo
 echo "ratios (median of 5):"
 ratio BenchmarkRoundTrip/proxy BenchmarkRoundTrip/direct
+ratio BenchmarkValidate1000 BenchmarkYAMLUnmarshal1000
+
+# `chaos validate` on 1,000 files (issue 3: goal under 1 s), the real binary:
+# offline (parse, validate, compile), and asking the latency plugin too.
+files=$(mktemp -d)
+trap 'rm -rf "$files"' EXIT
+examples=(experiments/examples/*.yaml)
+for i in $(seq 0 999); do cp "${examples[$((i % ${#examples[@]}))]}" "$files/e$i.yaml"; done
+for mode in --offline ""; do
+  start=$(date +%s%N)
+  CATALOG_TOKEN=x PROMETHEUS_TOKEN=x REDIS_PASSWORD=x bin/chaos validate $mode "$files"/*.yaml >/dev/null
+  echo "chaos validate ${mode:-(plugins)} on 1000 files: $(( ($(date +%s%N) - start) / 1000000 )) ms"
+done
 
 # Time to safety (issue 4): budget checked on every observation vs a 1 s
 # polling loop, same machine, same run; real latency plugin, real traffic.

@@ -119,8 +119,7 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			if c.NArg() != 1 {
 				return &exitError{code: reports.Invalid.ExitCode(), msg: "run takes exactly one experiment file"}
 			}
-			log, err := newLogger(stderr, c.String("log-level"))
-			if err != nil {
+			if _, err := newLogger(stderr, c.String("log-level")); err != nil {
 				return err
 			}
 			exp, err := experiments.Load(c.Args().First(), experiments.Options{Plugins: builtin.Names()})
@@ -137,6 +136,10 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 				}
 				return &exitError{code: reports.Invalid.ExitCode(), msg: "invalid experiment; nothing was injected\n" + err.Error()}
 			}
+			// Everything the run and its plugins log passes the secrets
+			// filter: a plugin error may quote a parameter.
+			stderr := redactingWriter{w: stderr, secrets: exp.Secrets()}
+			log, _ := newLogger(stderr, c.String("log-level"))
 			dir, err := stateDir(c)
 			if err != nil {
 				return err
@@ -281,4 +284,21 @@ func pluginServeCommand() *cli.Command {
 			},
 		}},
 	}
+}
+
+// redactingWriter replaces the experiment's secrets in everything written
+// through it. Loggers write whole lines, so a secret is never split.
+type redactingWriter struct {
+	w       io.Writer
+	secrets []string
+}
+
+func (r redactingWriter) Write(p []byte) (int, error) {
+	if len(r.secrets) == 0 {
+		return r.w.Write(p)
+	}
+	if _, err := io.WriteString(r.w, experiments.Redact(string(p), r.secrets)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

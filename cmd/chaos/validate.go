@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/chaos-run/chaos/engine"
+	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/plugins/builtin"
+	"github.com/chaos-run/chaos/plugins/sdk"
+	"github.com/chaos-run/chaos/reports"
+)
+
+// validateCommand checks files and runs nothing. Unless --offline, each
+// fault's `with` parameters are checked by its plugin, started as it would
+// be for a run, so third-party plugins get the same checking as built-in
+// ones; each plugin is started once for all the files.
+func validateCommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "validate",
+		Usage:     "check experiment files without running anything",
+		ArgsUsage: "FILE...",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "`FORMAT` of the problems: text (file:line:col: message (hint)) or json (an array of {file, line, col, path, message, hint})"},
+			&cli.BoolFlag{Name: "offline", Usage: "start no plugin: the faults' `with` parameters are not checked"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return &exitError{code: reports.Invalid.ExitCode(), msg: "validate takes one or more experiment files"}
+			}
+			format := c.String("output")
+			if format != "text" && format != "json" {
+				return &exitError{code: reports.Invalid.ExitCode(), msg: fmt.Sprintf("--output %q: use text or json", format)}
+			}
+			var plugins *pluginPool
+			if !c.Bool("offline") {
+				plugins = &pluginPool{plugins: engine.ExecPlugins{Command: selfPlugin}, open: map[string]*sharedPlugin{}}
+				defer plugins.closeAll()
+			}
+			results, err := validateFiles(c.Context, c.Args().Slice(), plugins)
+			if err != nil {
+				return &exitError{code: reports.Error.ExitCode(), msg: err.Error() + " (--offline skips the plugins)"}
+			}
+			bad := false
+			for _, r := range results {
+				bad = bad || len(r.problems) > 0
+			}
+			if format == "json" {
+				if err := writeProblemsJSON(stdout, results); err != nil {
+					return err
+				}
+			} else {
+				writeProblemsText(stdout, results)
+			}
+			if bad {
+				return &exitError{code: reports.Invalid.ExitCode()}
+			}
+			return nil
+		},
+	}
+}
+
+// fileResult is what validate found in one file: nothing, or problems. A
+// file that could not be read has one problem without a position.
+type fileResult struct {
+	file     string
+	problems []experiments.Problem
+}
+
+// validateFiles checks each file; plugins is nil offline. The error is for
+// a plugin that could not be started or did not answer.
+func validateFiles(ctx context.Context, paths []string, plugins *pluginPool) ([]fileResult, error) {
+	opts := experiments.Options{Plugins: builtin.Names()}
+	results := make([]fileResult, 0, len(paths))
+	for _, path := range paths {
+		r := fileResult{file: path}
+		exp, err := experiments.Load(path, opts)
+		var fe *experiments.FileError
+		switch {
+		case errors.As(err, &fe):
+			r.problems = fe.Problems
+		case err != nil:
+			r.problems = []experiments.Problem{{Message: err.Error()}}
+		case plugins != nil:
+			probs, err := engine.ValidateFaults(ctx, exp, plugins)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			r.problems = probs
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+func writeProblemsText(w io.Writer, results []fileResult) {
+	for _, r := range results {
+		if len(r.problems) == 0 {
+			_, _ = fmt.Fprintf(w, "%s: ok\n", r.file)
+			continue
+		}
+		fe := &experiments.FileError{File: r.file}
+		for _, p := range r.problems {
+			if p.Pos.Line == 0 {
+				_, _ = fmt.Fprintf(w, "%s: %s\n", r.file, p.Message)
+				continue
+			}
+			_, _ = fmt.Fprintln(w, fe.Format(p))
+		}
+	}
+}
+
+// jsonProblem is one problem in `validate --output json`. Every key is
+// always there; line and col are 0 when a file could not be read.
+type jsonProblem struct {
+	File    string `json:"file"`
+	Line    int    `json:"line"`
+	Col     int    `json:"col"`
+	Path    string `json:"path"`
+	Message string `json:"message"`
+	Hint    string `json:"hint"`
+}
+
+func writeProblemsJSON(w io.Writer, results []fileResult) error {
+	out := []jsonProblem{}
+	for _, r := range results {
+		for _, p := range r.problems {
+			out = append(out, jsonProblem{File: r.file, Line: p.Pos.Line, Col: p.Pos.Col, Path: p.Path, Message: p.Message, Hint: p.Hint})
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// pluginPool opens each plugin once for every file validate checks, asks
+// it to describe itself once, and closes them all at the end.
+type pluginPool struct {
+	plugins engine.Plugins
+	open    map[string]*sharedPlugin
+}
+
+// Open implements engine.Plugins; closing what it returns does nothing.
+func (p *pluginPool) Open(ctx context.Context, name string) (engine.FaultPlugin, error) {
+	if pl, ok := p.open[name]; ok {
+		return pl, nil
+	}
+	pl, err := p.plugins.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	sp := &sharedPlugin{FaultPlugin: pl}
+	p.open[name] = sp
+	return sp, nil
+}
+
+func (p *pluginPool) closeAll() {
+	for _, pl := range p.open {
+		pl.FaultPlugin.Close()
+	}
+}
+
+// sharedPlugin is a plugin of the pool: the pool closes it, and its
+// description does not change while it runs.
+type sharedPlugin struct {
+	engine.FaultPlugin
+	desc *sdk.Description
+}
+
+// Describe asks the plugin once.
+func (p *sharedPlugin) Describe(ctx context.Context) (sdk.Description, error) {
+	if p.desc == nil {
+		d, err := p.FaultPlugin.Describe(ctx)
+		if err != nil {
+			return d, err
+		}
+		p.desc = &d
+	}
+	return *p.desc, nil
+}
+
+// Close does nothing: the pool closes the plugin when validate is done.
+func (*sharedPlugin) Close() {}

@@ -1,0 +1,355 @@
+package experiments
+
+import (
+	"time"
+)
+
+// This file declares the probe kinds and what each observes. Running probes
+// is the engine's business; here are their settings, their defaults, and the
+// observation types that expressions are type-checked against.
+
+// Probe observes the system. Exactly one kind is set.
+type Probe struct {
+	Pos Pos `yaml:"-"`
+	// Every is the interval between observations while faults are live.
+	Every time.Duration `yaml:"every" default:"1s" doc:"Interval between observations while faults are live. Default 1s."`
+	// Timeout bounds one observation; an observation that runs out of time
+	// is a failure.
+	Timeout time.Duration `yaml:"timeout" default:"2s" doc:"Bound on one observation, retries included; running out of time is a failure. Default: the smaller of 2s and every."`
+	// Retries is how many more attempts a failed observation gets within
+	// the same Timeout before it counts as a failure.
+	Retries int `yaml:"retries" min:"0" max:"10" doc:"More attempts a failed observation gets within its timeout before it counts as a failure. Default 0."`
+
+	HTTP       *HTTPProbe       `yaml:"http" oneof:"kind" doc:"One HTTP request; observes ok, error, status, latency, body."`
+	TCP        *TCPProbe        `yaml:"tcp" oneof:"kind" doc:"One TCP connection; observes ok, error, latency."`
+	Prometheus *PrometheusProbe `yaml:"prometheus" oneof:"kind" doc:"One instant PromQL query; observes ok, error, value, empty, vector, latency."`
+	Kubernetes *KubernetesProbe `yaml:"kubernetes" oneof:"kind" doc:"A Deployment's replica counts; observes ok, error, desired, ready, available, updated."`
+	Exec       *ExecProbe       `yaml:"exec" oneof:"kind" doc:"Runs a command; observes ok, error, exitCode, stdout, stderr, duration."`
+}
+
+// Probe kinds, as Kind returns them.
+const (
+	ProbeHTTP       = "http"
+	ProbeTCP        = "tcp"
+	ProbePrometheus = "prometheus"
+	ProbeKubernetes = "kubernetes"
+	ProbeExec       = "exec"
+)
+
+// ProbeKinds are the probe kinds, in the order the file format lists them.
+var ProbeKinds = []string{ProbeHTTP, ProbeTCP, ProbePrometheus, ProbeKubernetes, ProbeExec}
+
+// Default probe timing, used when the file says nothing.
+const (
+	DefaultProbeEvery   = time.Second
+	DefaultProbeTimeout = 2 * time.Second
+	// MaxProbeRetries bounds Retries: past a few, retrying hides the very
+	// failures the experiment is looking for.
+	MaxProbeRetries = 10
+)
+
+// Kind says which kind the probe is; "" when none is set.
+func (p *Probe) Kind() string {
+	switch {
+	case p.HTTP != nil:
+		return ProbeHTTP
+	case p.TCP != nil:
+		return ProbeTCP
+	case p.Prometheus != nil:
+		return ProbePrometheus
+	case p.Kubernetes != nil:
+		return ProbeKubernetes
+	case p.Exec != nil:
+		return ProbeExec
+	}
+	return ""
+}
+
+// FailedObservation is an observation of the probe's kind that says the
+// probe could not observe, for reason (a timeout, a probe that returned
+// nothing). It is nil for a probe with no kind.
+func (p *Probe) FailedObservation(reason string) Observation {
+	switch p.Kind() {
+	case ProbeHTTP:
+		return HTTPObservation{Error: reason}
+	case ProbeTCP:
+		return TCPObservation{Error: reason}
+	case ProbePrometheus:
+		return PrometheusObservation{Error: reason, Empty: true}
+	case ProbeKubernetes:
+		return KubernetesObservation{Error: reason}
+	case ProbeExec:
+		return ExecObservation{Error: reason, ExitCode: -1}
+	}
+	return nil
+}
+
+// zeroObservation returns the observation type of a probe, so expressions
+// can be type-checked against it before anything runs.
+func zeroObservation(p *Probe) Observation {
+	switch p.Kind() {
+	case ProbeHTTP:
+		return HTTPObservation{}
+	case ProbeTCP:
+		return TCPObservation{}
+	case ProbePrometheus:
+		return PrometheusObservation{}
+	case ProbeKubernetes:
+		return KubernetesObservation{}
+	case ProbeExec:
+		return ExecObservation{}
+	}
+	return nil
+}
+
+// HTTPProbe sends one request and observes the answer.
+type HTTPProbe struct {
+	Pos     Pos               `yaml:"-"`
+	URL     string            `yaml:"url" required:"true" doc:"http:// or https:// URL."`
+	Method  string            `yaml:"method" default:"GET" doc:"GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS. Default GET."`
+	Headers map[string]string `yaml:"headers" doc:"Request headers; values may be ${env:NAME}."`
+	Body    string            `yaml:"body" doc:"Request body."`
+	TLS     *TLSConfig        `yaml:"tls" doc:"TLS settings for an https URL."`
+}
+
+// TLSConfig is how an https probe trusts and identifies itself. Paths are
+// files on the machine chaos runs on.
+type TLSConfig struct {
+	Pos Pos `yaml:"-"`
+	// CA is a PEM file of the certificate authorities to trust instead of
+	// the system's.
+	CA string `yaml:"ca" doc:"PEM file of the CAs to trust instead of the system's."`
+	// Cert and Key are a client certificate and its key (PEM); both or
+	// neither.
+	Cert string `yaml:"cert" doc:"PEM client certificate; needs key."`
+	Key  string `yaml:"key" doc:"PEM private key of cert."`
+	// InsecureSkipVerify skips checking the server's certificate. It is
+	// for test rigs only.
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify" doc:"Do not check the server's certificate (test rigs only)."`
+}
+
+// TCPProbe opens one TCP connection and closes it.
+type TCPProbe struct {
+	Pos     Pos    `yaml:"-"`
+	Address string `yaml:"address" required:"true" doc:"host:port to connect to."`
+}
+
+// PrometheusProbe runs one instant query against a Prometheus server.
+type PrometheusProbe struct {
+	Pos   Pos             `yaml:"-"`
+	URL   string          `yaml:"url" required:"true" doc:"The Prometheus server, e.g. http://127.0.0.1:9090."`
+	Query string          `yaml:"query" required:"true" doc:"An instant PromQL query."`
+	Auth  *PrometheusAuth `yaml:"auth" doc:"How to authenticate: bearer or basic."`
+}
+
+// PrometheusAuth authenticates a Prometheus query: exactly one of Bearer and
+// Basic. Write secrets as ${env:NAME}.
+type PrometheusAuth struct {
+	Pos    Pos        `yaml:"-"`
+	Bearer string     `yaml:"bearer" oneof:"auth" doc:"A bearer token; write ${env:NAME}."`
+	Basic  *BasicAuth `yaml:"basic" oneof:"auth" doc:"HTTP basic authentication."`
+}
+
+// BasicAuth is HTTP basic authentication.
+type BasicAuth struct {
+	Pos      Pos    `yaml:"-"`
+	Username string `yaml:"username" required:"true"`
+	Password string `yaml:"password" required:"true" doc:"Write ${env:NAME}."`
+}
+
+// KubernetesProbe reads a Deployment's status.
+type KubernetesProbe struct {
+	Pos Pos `yaml:"-"`
+	// Deployment is namespace/name.
+	Deployment string `yaml:"deployment" required:"true" doc:"namespace/name of a Deployment."`
+}
+
+// Namespace and Name split Deployment.
+func (k *KubernetesProbe) Namespace() string { ns, _ := splitNamespaced(k.Deployment); return ns }
+
+// Name is the Deployment's name.
+func (k *KubernetesProbe) Name() string { _, n := splitNamespaced(k.Deployment); return n }
+
+func splitNamespaced(s string) (string, string) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return "", s
+}
+
+// ExecProbe runs a command, without a shell, and observes how it ended.
+type ExecProbe struct {
+	Pos Pos `yaml:"-"`
+	// Command is the program and its arguments; no shell is involved.
+	Command []string `yaml:"command" required:"true" doc:"Program and arguments, e.g. [pg_isready, -h, 127.0.0.1]. No shell is involved."`
+	// Env is added to the environment chaos runs in.
+	Env map[string]string `yaml:"env" doc:"Added to the environment; values may be ${env:NAME}."`
+}
+
+// Observation is what one probe saw once. Expressions read its fields as
+// probe.field; the engine records Values in the report.
+type Observation interface {
+	// Succeeded is false when the probe could not observe at all (timeout,
+	// refused connection, unparsable answer). Such an observation never
+	// lets an expression that reads it hold.
+	Succeeded() bool
+	// Failure says why the probe could not observe; empty on success.
+	Failure() string
+	// Values are the fields, for the record.
+	Values() map[string]any
+}
+
+// FailureCounter is implemented by observations that can have observed
+// fine and still count as a failure for failureRatio, consecutiveFailures
+// and the error budget (an HTTP 503, an exit code of 1).
+type FailureCounter interface {
+	CountsAsFailure() bool
+}
+
+// Failed reports whether o counts as a failure in the probe history: the
+// probe could not observe, or the observation says the service failed (see
+// each observation type's CountsAsFailure).
+func Failed(o Observation) bool {
+	if o == nil || !o.Succeeded() {
+		return true
+	}
+	if fc, ok := o.(FailureCounter); ok {
+		return fc.CountsAsFailure()
+	}
+	return false
+}
+
+func withError(v map[string]any, e string) map[string]any {
+	if e != "" {
+		v["error"] = e
+	}
+	return v
+}
+
+func roundDuration(d time.Duration) string { return d.Round(time.Microsecond).String() }
+
+// HTTPObservation is what an http probe sees.
+type HTTPObservation struct {
+	OK      bool          `expr:"ok"`
+	Error   string        `expr:"error"`
+	Status  int           `expr:"status"`
+	Latency time.Duration `expr:"latency"`
+	Body    string        `expr:"body"`
+}
+
+// Succeeded implements Observation.
+func (o HTTPObservation) Succeeded() bool { return o.OK }
+
+// Failure implements Observation.
+func (o HTTPObservation) Failure() string { return o.Error }
+
+// CountsAsFailure implements FailureCounter: a 5xx answer is the service
+// failing, as SLOs usually count it; a 4xx is the client's mistake.
+func (o HTTPObservation) CountsAsFailure() bool { return !o.OK || o.Status >= 500 }
+
+// Values implements Observation. The body is left out: it may be large and
+// may carry data the owners would not want in a report.
+func (o HTTPObservation) Values() map[string]any {
+	return withError(map[string]any{"ok": o.OK, "status": o.Status, "latency": roundDuration(o.Latency)}, o.Error)
+}
+
+// TCPObservation is what a tcp probe sees: whether a connection was made,
+// and how long it took.
+type TCPObservation struct {
+	OK      bool          `expr:"ok"`
+	Error   string        `expr:"error"`
+	Latency time.Duration `expr:"latency"`
+}
+
+// Succeeded implements Observation.
+func (o TCPObservation) Succeeded() bool { return o.OK }
+
+// Failure implements Observation.
+func (o TCPObservation) Failure() string { return o.Error }
+
+// Values implements Observation.
+func (o TCPObservation) Values() map[string]any {
+	return withError(map[string]any{"ok": o.OK, "latency": roundDuration(o.Latency)}, o.Error)
+}
+
+// PrometheusObservation is what a prometheus probe sees: the result of one
+// instant query. Value is the value of a scalar result, or of the first
+// sample of a vector; Empty says the vector had no samples (Value is then
+// 0: a rate of errors that never happened is often empty, so say what
+// empty means for your query). Vector has every sample.
+type PrometheusObservation struct {
+	OK      bool               `expr:"ok"`
+	Error   string             `expr:"error"`
+	Value   float64            `expr:"value"`
+	Empty   bool               `expr:"empty"`
+	Vector  []PrometheusSample `expr:"vector"`
+	Latency time.Duration      `expr:"latency"`
+}
+
+// PrometheusSample is one sample of an instant vector.
+type PrometheusSample struct {
+	Labels map[string]string `expr:"labels"`
+	Value  float64           `expr:"value"`
+}
+
+// Succeeded implements Observation.
+func (o PrometheusObservation) Succeeded() bool { return o.OK }
+
+// Failure implements Observation.
+func (o PrometheusObservation) Failure() string { return o.Error }
+
+// Values implements Observation.
+func (o PrometheusObservation) Values() map[string]any {
+	return withError(map[string]any{"ok": o.OK, "value": o.Value, "empty": o.Empty, "samples": len(o.Vector), "latency": roundDuration(o.Latency)}, o.Error)
+}
+
+// KubernetesObservation is what a kubernetes probe sees of a Deployment.
+type KubernetesObservation struct {
+	OK        bool   `expr:"ok"`
+	Error     string `expr:"error"`
+	Desired   int    `expr:"desired"`
+	Ready     int    `expr:"ready"`
+	Available int    `expr:"available"`
+	Updated   int    `expr:"updated"`
+}
+
+// Succeeded implements Observation.
+func (o KubernetesObservation) Succeeded() bool { return o.OK }
+
+// Failure implements Observation.
+func (o KubernetesObservation) Failure() string { return o.Error }
+
+// Values implements Observation.
+func (o KubernetesObservation) Values() map[string]any {
+	return withError(map[string]any{"ok": o.OK, "desired": o.Desired, "ready": o.Ready, "available": o.Available, "updated": o.Updated}, o.Error)
+}
+
+// ExecObservation is what an exec probe sees. OK means the command ran and
+// exited, whatever its exit code; it is false when it could not start or
+// ran out of time.
+type ExecObservation struct {
+	OK       bool          `expr:"ok"`
+	Error    string        `expr:"error"`
+	ExitCode int           `expr:"exitCode"`
+	Stdout   string        `expr:"stdout"`
+	Stderr   string        `expr:"stderr"`
+	Duration time.Duration `expr:"duration"`
+}
+
+// Succeeded implements Observation.
+func (o ExecObservation) Succeeded() bool { return o.OK }
+
+// Failure implements Observation.
+func (o ExecObservation) Failure() string { return o.Error }
+
+// CountsAsFailure implements FailureCounter: an exit code other than 0 is
+// a failure, as a shell would say.
+func (o ExecObservation) CountsAsFailure() bool { return !o.OK || o.ExitCode != 0 }
+
+// Values implements Observation. The output is left out, like an HTTP
+// body: it may be large or carry data the owners would not want copied.
+func (o ExecObservation) Values() map[string]any {
+	return withError(map[string]any{"ok": o.OK, "exitCode": o.ExitCode, "duration": roundDuration(o.Duration)}, o.Error)
+}
