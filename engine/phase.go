@@ -94,6 +94,15 @@ func (r *run) faultPhase(ctx context.Context) {
 	}
 	sort.SliceStable(steps, func(i, j int) bool { return steps[i].at < steps[j].at })
 	phaseStart := r.opts.Clock.Now()
+	spend := safety.NewSpend(r.exp.Spec.Budget.ErrorBudget, phaseStart)
+	if spend != nil {
+		defer func() {
+			spent, allowance := spend.Spent(), spend.Allowance()
+			r.mu.Lock()
+			r.rec.ErrorBudget = &reports.BudgetSpend{Allowance: allowance, Spent: spent}
+			r.mu.Unlock()
+		}()
+	}
 	end := r.exp.Spec.FaultPhase()
 
 	next := 0
@@ -125,6 +134,17 @@ func (r *run) faultPhase(ctx context.Context) {
 			timer.Stop()
 			r.recordObservation(o)
 			r.evaluateSteady(reports.During)
+			spend.Observe(o.probe, o.at, o.obs)
+			if spend.Exhausted() {
+				if violatedAt.IsZero() {
+					violatedAt = o.at
+				}
+				msg := fmt.Sprintf("the experiment spent %s of the error budget, more than its allowance of %s", spend.Spent().Round(time.Millisecond), spend.Allowance())
+				abort(fmt.Errorf("%w: %s", errBudget, msg))
+				r.event(reports.EventAbort, "errorBudget", false, msg, nil)
+				r.setVerdict(reports.Aborted, "the error budget stopped the run: "+msg+"; every fault was reverted")
+				return
+			}
 			if v, tripped := r.budget.Check(r.latest, r.history, r.opts.Clock.Now()); tripped {
 				if violatedAt.IsZero() {
 					violatedAt = o.at

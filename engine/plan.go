@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/chaos-run/chaos/experiments"
 )
@@ -16,6 +17,9 @@ import (
 // It injects nothing and prepares nothing. It returns a non-nil error when
 // the run would be refused.
 func DryRun(ctx context.Context, exp *experiments.Experiment, opts Options, w io.Writer) error {
+	if opts.LeaseTTL == 0 {
+		opts.LeaseTTL = exp.Spec.Safety.LeaseTTL
+	}
 	opts.defaults()
 	r := newRun(exp, opts)
 	ok := r.check(ctx)
@@ -82,6 +86,9 @@ func writePlan(w io.Writer, exp *experiments.Experiment, opts Options) {
 	p("budget:")
 	for _, x := range s.Budget.AbortWhen {
 		p("  abort when %s", x.Source)
+	}
+	if eb := s.Budget.ErrorBudget; eb != nil {
+		p("  error budget: SLO %v%% over %s, the experiment may spend %v%% of it: %s of failure", float64(eb.SLO), time.Duration(eb.Window), float64(eb.MaxSpend), eb.Allowance())
 	}
 	p("safety: maxDuration %s, lease %s (a plugin reverts by itself if the run stops renewing)", s.Safety.EffectiveMaxDuration(), opts.LeaseTTL)
 }

@@ -24,6 +24,9 @@ import (
 // a verdict the owners must read. Cancelling ctx (Ctrl-C) aborts the run with
 // context.Cause(ctx) as the reason; faults are reverted before Run returns.
 func Run(ctx context.Context, exp *experiments.Experiment, opts Options) *reports.Record {
+	if opts.LeaseTTL == 0 {
+		opts.LeaseTTL = exp.Spec.Safety.LeaseTTL
+	}
 	opts.defaults()
 	r := newRun(exp, opts)
 	r.execute(ctx)
@@ -289,6 +292,12 @@ func (r *run) claimTargets() bool {
 		}
 	}
 	sort.Strings(keys)
+	// Blast radius: each endpoint target is one thing; kinds that resolve
+	// to many (pods) will count each.
+	if limit := r.exp.Spec.Safety.MaxTargets; limit > 0 && len(keys) > limit {
+		r.setVerdict(reports.Invalid, fmt.Sprintf("refusing to start: the faults act on %d targets (%s), more than safety.maxTargets %d", len(keys), strings.Join(keys, ", "), limit))
+		return false
+	}
 	if r.opts.Ledger != nil {
 		open, err := r.opts.Ledger.OpenFor(keys)
 		if err != nil {

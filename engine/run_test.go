@@ -397,3 +397,33 @@ func TestPluginDeathMidFaultIsAnError(t *testing.T) {
 	require.NotEmpty(t, rec.Leftovers, "the report says what the dead plugin may have left")
 	require.Contains(t, rec.Leftovers[0], "plugin process exited")
 }
+
+func TestRunAbortsWhenErrorBudgetIsSpent(t *testing.T) {
+	w := newWorld()
+	w.fragile = true
+	faults := "    - {plugin: fake, target: link, after: 0s, for: 1h}\n"
+	// 99% over 10s allows 100ms of failure; the experiment may spend 10ms.
+	budget := "  budget:\n    errorBudget: {slo: 99%, window: 10s, maxSpend: 10%}\n  safety: {maxDuration: 2h}\n"
+	rec := engine.Run(t.Context(), experiment(t, faults, budget), w.options())
+	require.Equal(t, reports.Aborted, rec.Verdict, rec.Reason)
+	require.Contains(t, rec.Reason, "error budget")
+	require.NotNil(t, rec.ErrorBudget)
+	require.Greater(t, rec.ErrorBudget.Spent, rec.ErrorBudget.Allowance, "the run stops once it spent more than its share")
+	requireNothingLeft(t, w)
+}
+
+func TestMaxTargetsRefusesTheRun(t *testing.T) {
+	w := newWorld()
+	rec := engine.Run(t.Context(), experiment(t, oneFault, "  safety: {maxTargets: 1}\n"), w.options())
+	require.Equal(t, reports.Passed, rec.Verdict, "one target within a cap of one runs: %s", rec.Reason)
+
+	exp := experiment(t, oneFault, "  safety: {maxTargets: 1}\n")
+	// A second endpoint target and a fault on it: two targets, over the cap.
+	exp.Spec.Targets["link2"] = &experiments.Target{Endpoint: &experiments.EndpointTarget{Listen: "127.0.0.1:5", Upstream: "127.0.0.1:6"}}
+	exp.Spec.Faults = append(exp.Spec.Faults, &experiments.Fault{Plugin: "fake", Target: "link2", For: time.Second})
+	w2 := newWorld()
+	rec = engine.Run(t.Context(), exp, w2.options())
+	require.Equal(t, reports.Invalid, rec.Verdict)
+	require.Contains(t, rec.Reason, "maxTargets")
+	require.Zero(t, w2.prepared+w2.injected, "over the blast radius nothing is touched")
+}

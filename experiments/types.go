@@ -12,6 +12,7 @@
 package experiments
 
 import (
+	"math"
 	"time"
 )
 
@@ -192,7 +193,10 @@ type ErrorBudget struct {
 // Allowance is how much failure time the experiment may cause: (100% - SLO)
 // of Window, times MaxSpend.
 func (b *ErrorBudget) Allowance() time.Duration {
-	return time.Duration(float64(b.Window) * (100 - float64(b.SLO)) / 100 * float64(b.MaxSpend) / 100)
+	// Rounded to the nanosecond: 100 - 99.9 is not exactly 0.1 in floating
+	// point, and an allowance a nanosecond short would abort a run that
+	// spent exactly its share.
+	return time.Duration(math.Round(float64(b.Window) * (100 - float64(b.SLO)) / 100 * float64(b.MaxSpend) / 100))
 }
 
 // Safety holds the guardrails of a run.

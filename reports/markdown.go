@@ -90,6 +90,9 @@ func writeHeader(b *strings.Builder, r *Record) {
 			facts = append(facts, "took "+formatDuration(r.EndedAt.Sub(r.StartedAt)))
 		}
 	}
+	if eb := r.ErrorBudget; eb != nil {
+		facts = append(facts, fmt.Sprintf("error budget spent %s of %s", formatDuration(eb.Spent), formatDuration(eb.Allowance)))
+	}
 	if r.TimeToSafety != nil {
 		facts = append(facts, "time to safety "+formatDuration(*r.TimeToSafety))
 	}

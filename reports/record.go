@@ -72,6 +72,9 @@ type Record struct {
 	// Timeline is every event in time order: probe observations, fault
 	// injections and reverts, deviations, aborts.
 	Timeline []Event `json:"timeline"`
+	// ErrorBudget is what the run spent of its SLO error budget, when the
+	// file sets one.
+	ErrorBudget *BudgetSpend `json:"errorBudget,omitempty"`
 	// SkippedTicks counts, per probe, the intervals that passed while an
 	// observation was still running: the probe skipped them rather than
 	// pile up.
@@ -166,4 +169,10 @@ type Event struct {
 	OK      bool           `json:"ok"`
 	Message string         `json:"message,omitempty"`
 	Values  map[string]any `json:"values,omitempty"`
+}
+
+// BudgetSpend is the error budget an experiment was allowed and spent.
+type BudgetSpend struct {
+	Allowance time.Duration `json:"allowance"`
+	Spent     time.Duration `json:"spent"`
 }
