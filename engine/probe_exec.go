@@ -44,6 +44,11 @@ func (p *execProber) Probe(ctx context.Context) experiments.Observation {
 	}
 	var exitErr *exec.ExitError
 	switch {
+	case errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil:
+		// The command exited, but something it started still holds its
+		// output open. Its exit code is the answer; the leftover is killed
+		// below with the rest of the group.
+		o.OK, o.ExitCode = true, cmd.ProcessState.ExitCode()
 	case ctx.Err() != nil:
 		// Killed because time ran out: the exit code says nothing.
 		o.Error = describeErr(ctx, ctx.Err())

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -243,7 +242,7 @@ func (r *run) check(ctx context.Context) bool {
 		}
 		r.probers[name] = p
 	}
-	var problems []string
+	byPlugin := map[string][]int{}
 	for i, f := range spec.Faults {
 		fl := &fault{index: i, spec: f}
 		r.faults = append(r.faults, fl)
@@ -254,27 +253,22 @@ func (r *run) check(ctx context.Context) bool {
 			return false
 		}
 		fl.plugin = pl
-		req, err := r.request(f)
+		fl.req = r.request(f)
+		byPlugin[f.Plugin] = append(byPlugin[f.Plugin], i)
+	}
+	var problems []experiments.Problem
+	for _, name := range sortedNames(byPlugin) {
+		probs, err := checkFaults(ctx, r.exp, r.plugins[name], r.descs[name], byPlugin[name])
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s:%s: faults[%d]: %v", r.exp.File, f.Pos, i, err))
-			continue
-		}
-		fl.req = req
-		if kinds := r.descs[f.Plugin].TargetKinds; len(kinds) > 0 && !slices.Contains(kinds, req.Target.Kind) {
-			problems = append(problems, fmt.Sprintf("%s:%s: faults[%d]: plugin %s does not act on %s targets (it takes: %s)", r.exp.File, f.Pos, i, f.Plugin, req.Target.Kind, strings.Join(kinds, ", ")))
-			continue
-		}
-		probs, err := pl.Validate(ctx, req)
-		if err != nil {
-			r.setVerdict(reports.Error, fmt.Sprintf("validate fault %d with plugin %s: %v", i, f.Plugin, err))
+			r.setVerdict(reports.Error, err.Error())
 			return false
 		}
-		for _, p := range probs {
-			problems = append(problems, fmt.Sprintf("%s:%s: faults[%d].with.%s: %s", r.exp.File, f.Pos, i, p.Param, p.Message))
-		}
+		problems = append(problems, probs...)
 	}
 	if len(problems) > 0 {
-		r.setVerdict(reports.Invalid, strings.Join(problems, "; "))
+		experiments.SortProblems(problems)
+		fe := &experiments.FileError{File: r.exp.File, Problems: problems}
+		r.setVerdict(reports.Invalid, "the plugins refused these faults; nothing was injected: "+strings.ReplaceAll(fe.Error(), "\n", "; "))
 		return false
 	}
 	return true
@@ -343,24 +337,14 @@ func (r *run) plugin(ctx context.Context, name string) (FaultPlugin, error) {
 }
 
 // request builds the plugin request for a fault from the file.
-func (r *run) request(f *experiments.Fault) (sdk.Request, error) {
+func (r *run) request(f *experiments.Fault) sdk.Request {
 	params, err := json.Marshal(f.With)
-	if err != nil {
-		return sdk.Request{}, fmt.Errorf("encode parameters: %w", err)
-	}
-	if f.With == nil {
+	if err != nil || f.With == nil {
+		// Load decoded With from YAML, so it always encodes; an empty
+		// object is what a plugin expects for no parameters.
 		params = []byte("{}")
 	}
-	t := r.exp.Spec.Targets[f.Target]
-	target := sdk.Target{Name: f.Target}
-	switch {
-	case t.Endpoint != nil:
-		target.Kind = sdk.KindEndpoint
-		target.Endpoint = &sdk.EndpointTarget{Listen: t.Endpoint.Listen, Upstream: t.Endpoint.Upstream}
-	default:
-		return sdk.Request{}, fmt.Errorf("target %s has no kind", f.Target)
-	}
-	return sdk.Request{RunID: r.rec.RunID, Target: target, Params: params}, nil
+	return sdk.Request{RunID: r.rec.RunID, Target: pluginTarget(f.Target, r.exp.Spec.Targets[f.Target]), Params: params}
 }
 
 // steadyState observes every probe once, concurrently, and evaluates the

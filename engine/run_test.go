@@ -302,7 +302,7 @@ func TestRunInvalidParamsInjectNothing(t *testing.T) {
 	w.problems = []sdk.ParamProblem{{Param: "delay", Message: "delay is required"}}
 	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), w.options())
 	require.Equal(t, reports.Invalid, rec.Verdict)
-	require.True(t, strings.Contains(rec.Reason, "engine-test.yaml:") && strings.Contains(rec.Reason, "with.delay"),
+	require.True(t, strings.Contains(rec.Reason, "engine-test.yaml:") && strings.Contains(rec.Reason, "delay is required"),
 		"the reason points at the file and the parameter: %s", rec.Reason)
 	require.Zero(t, w.prepared+w.injected, "nothing may be prepared or injected for an invalid fault")
 	requireNothingLeft(t, w)

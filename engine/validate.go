@@ -66,6 +66,13 @@ func validateFaultsOf(ctx context.Context, exp *experiments.Experiment, plugins 
 	if err != nil {
 		return nil, fmt.Errorf("describe plugin %s: %w", name, err)
 	}
+	return checkFaults(ctx, exp, pl, desc, indexes)
+}
+
+// checkFaults has an open plugin check the faults at indexes: their target
+// kind, then their parameters. Both ValidateFaults and a run use it.
+func checkFaults(ctx context.Context, exp *experiments.Experiment, pl FaultPlugin, desc sdk.Description, indexes []int) ([]experiments.Problem, error) {
+	name := desc.Name
 	params := pluginParamDocs(desc.ParamsSchema)
 	var probs []experiments.Problem
 	for _, i := range indexes {
@@ -86,6 +93,7 @@ func validateFaultsOf(ctx context.Context, exp *experiments.Experiment, plugins 
 		}
 		raw := []byte("{}")
 		if f.With != nil {
+			var err error
 			if raw, err = json.Marshal(f.With); err != nil {
 				probs = append(probs, experiments.Problem{Pos: exp.PosOf(path + ".with"), Path: path + ".with", Message: "parameters cannot be encoded: " + err.Error()})
 				continue
