@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -107,6 +108,14 @@ func (p *httpProber) Probe(ctx context.Context) experiments.Observation {
 		return o
 	}
 	o.Body = string(b)
+	o.Headers = make(map[string]string, len(resp.Header))
+	for k, v := range resp.Header {
+		o.Headers[k] = strings.Join(v, ", ")
+	}
+	var parsed any
+	if len(b) > 0 && json.Unmarshal(b, &parsed) == nil {
+		o.JSON = parsed
+	}
 	o.OK = true
 	return o
 }

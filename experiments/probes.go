@@ -20,7 +20,7 @@ type Probe struct {
 	// the same Timeout before it counts as a failure.
 	Retries int `yaml:"retries" min:"0" max:"10" doc:"More attempts a failed observation gets within its timeout before it counts as a failure. Default 0."`
 
-	HTTP       *HTTPProbe       `yaml:"http" oneof:"kind" doc:"One HTTP request; observes ok, error, status, latency, body."`
+	HTTP       *HTTPProbe       `yaml:"http" oneof:"kind" doc:"One HTTP request; observes ok, error, status, latency, body, json, headers."`
 	TCP        *TCPProbe        `yaml:"tcp" oneof:"kind" doc:"One TCP connection; observes ok, error, latency."`
 	Prometheus *PrometheusProbe `yaml:"prometheus" oneof:"kind" doc:"One instant PromQL query; observes ok, error, value, empty, vector, latency."`
 	Kubernetes *KubernetesProbe `yaml:"kubernetes" oneof:"kind" doc:"A Deployment's replica counts; observes ok, error, desired, ready, available, updated."`
@@ -237,6 +237,12 @@ type HTTPObservation struct {
 	Status  int           `expr:"status"`
 	Latency time.Duration `expr:"latency"`
 	Body    string        `expr:"body"`
+	// JSON is the body parsed as JSON when the answer says it is JSON (or
+	// the body parses as such); nil otherwise: `health.json.status == "up"`.
+	JSON any `expr:"json"`
+	// Headers are the answer's headers, by canonical name, values joined
+	// with ", ": `front.headers["Content-Type"]`.
+	Headers map[string]string `expr:"headers"`
 }
 
 // Succeeded implements Observation.
