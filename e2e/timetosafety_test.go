@@ -49,7 +49,7 @@ func TestTimeToSafety(t *testing.T) {
 	go func() { _ = srv.Serve(up) }()
 	t.Cleanup(func() { _ = srv.Close() })
 
-	proxy := freePort(t)
+	proxy := freeAddr(t)
 	src := fmt.Sprintf(`apiVersion: chaos/v1
 kind: Experiment
 metadata: {name: time-to-safety, owner: {team: bench}}
@@ -133,12 +133,3 @@ func (h onMessage) Handle(_ context.Context, r slog.Record) error {
 }
 func (h onMessage) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h onMessage) WithGroup(string) slog.Handler      { return h }
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
