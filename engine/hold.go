@@ -75,11 +75,16 @@ func targetKey(t sdk.Target) string {
 // nothing is asked of the plugin: a fault that is not recorded could not
 // be recovered.
 func (r *run) acquire(ctx context.Context, h *hold) error {
+	// A stopped run asks nothing more; checked before the intent is
+	// written, so that it never leaves an intent no plugin was asked for.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if r.opts.Ledger != nil {
 		target, _ := json.Marshal(h.req.Target)
 		err := r.opts.Ledger.Intend(safety.Entry{
 			ID: h.id, RunID: r.rec.RunID, Plugin: h.name, Target: target, TargetKey: targetKey(h.req.Target),
-			Params: h.req.Params, Prepared: h.prepared, RunnerPID: os.Getpid(), LeaseTTL: r.opts.LeaseTTL,
+			Params: h.req.Params, Prepared: h.prepared, RunnerPID: os.Getpid(), PluginPID: h.plugin.Pid(), LeaseTTL: r.opts.LeaseTTL,
 			Experiment: r.exp.Metadata.Name, File: r.exp.File,
 		})
 		if err != nil {
@@ -88,9 +93,6 @@ func (r *run) acquire(ctx context.Context, h *hold) error {
 	}
 	req := h.req
 	req.LeaseTTL = r.opts.LeaseTTL
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	// Once asked, the plugin's answer is awaited even if the run is being
 	// stopped meanwhile: a fault injected under a cancelled call would be
 	// live with no handle to revert it by. Its own timeout bounds the wait.

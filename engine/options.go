@@ -63,6 +63,8 @@ type FaultPlugin interface {
 	Renew(ctx context.Context, handle string, ttl time.Duration) error
 	// Done is closed when the plugin process dies on its own.
 	Done() <-chan struct{}
+	// Pid is the plugin's process id; 0 when it is not a process of its own.
+	Pid() int
 	// Close ends the plugin; anything it still holds it reverts.
 	Close()
 }
@@ -175,3 +177,4 @@ type processPlugin struct {
 
 func (p processPlugin) Close()                { p.proc.Close() }
 func (p processPlugin) Done() <-chan struct{} { return p.proc.Done() }
+func (p processPlugin) Pid() int              { return p.proc.Pid() }

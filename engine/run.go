@@ -292,6 +292,14 @@ func (r *run) claimTargets() bool {
 		r.setVerdict(reports.Invalid, fmt.Sprintf("refusing to start: the faults act on %d targets (%s), more than safety.maxTargets %d", len(keys), strings.Join(keys, ", "), limit))
 		return false
 	}
+	if r.opts.LockTargets != nil {
+		unlock, err := r.opts.LockTargets(keys, r.rec.RunID)
+		if err != nil {
+			r.setVerdict(reports.Invalid, "refusing to start: "+err.Error())
+			return false
+		}
+		r.unlock = unlock
+	}
 	if r.opts.Ledger != nil {
 		open, err := r.opts.Ledger.OpenFor(keys)
 		if err != nil {
@@ -306,14 +314,6 @@ func (r *run) claimTargets() bool {
 			r.setVerdict(reports.Invalid, fmt.Sprintf("refusing to start: the ledger has faults on these targets that were never confirmed reverted: %s; run `chaos recover` first", strings.Join(ids, ", ")))
 			return false
 		}
-	}
-	if r.opts.LockTargets != nil {
-		unlock, err := r.opts.LockTargets(keys, r.rec.RunID)
-		if err != nil {
-			r.setVerdict(reports.Invalid, "refusing to start: "+err.Error())
-			return false
-		}
-		r.unlock = unlock
 	}
 	return true
 }

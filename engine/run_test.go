@@ -145,6 +145,7 @@ func (w *world) Renew(context.Context, string, time.Duration) error {
 }
 
 func (w *world) Done() <-chan struct{} { return w.done }
+func (w *world) Pid() int              { return 0 }
 
 func (w *world) Close() {
 	w.mu.Lock()

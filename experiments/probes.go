@@ -1,6 +1,8 @@
 package experiments
 
 import (
+	"math"
+	"strconv"
 	"time"
 )
 
@@ -228,6 +230,15 @@ func withError(v map[string]any, e string) map[string]any {
 	return v
 }
 
+// recordable keeps a float that JSON cannot carry (NaN: 0/0, a ratio of
+// no requests; ±Inf) as its name, so the record stays writable.
+func recordable(f float64) any {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return f
+}
+
 func roundDuration(d time.Duration) string { return d.Round(time.Microsecond).String() }
 
 // HTTPObservation is what an http probe sees.
@@ -308,7 +319,7 @@ func (o PrometheusObservation) Failure() string { return o.Error }
 
 // Values implements Observation.
 func (o PrometheusObservation) Values() map[string]any {
-	return withError(map[string]any{"ok": o.OK, "value": o.Value, "empty": o.Empty, "samples": len(o.Vector), "latency": roundDuration(o.Latency)}, o.Error)
+	return withError(map[string]any{"ok": o.OK, "value": recordable(o.Value), "empty": o.Empty, "samples": len(o.Vector), "latency": roundDuration(o.Latency)}, o.Error)
 }
 
 // KubernetesObservation is what a kubernetes probe sees of a Deployment.

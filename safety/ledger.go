@@ -56,7 +56,11 @@ type Entry struct {
 	State    EntryState `json:"state"`
 	// RunnerPID is the process that wrote the entry; recover uses it to tell
 	// a live run from a dead one.
-	RunnerPID  int           `json:"runnerPID"`
+	RunnerPID int `json:"runnerPID"`
+	// PluginPID is the plugin process that was asked for the fault, so that
+	// recover can make sure it is gone (it reverts on SIGTERM) before it
+	// trusts a fresh plugin's word that a handle is unknown.
+	PluginPID  int           `json:"pluginPID,omitempty"`
 	LeaseTTL   time.Duration `json:"leaseTTL"`
 	Experiment string        `json:"experiment"`
 	File       string        `json:"file,omitempty"`

@@ -144,7 +144,11 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if reason, engaged, err := safety.Engaged(dir); err != nil || engaged {
+			reason, engaged, err := safety.Engaged(dir)
+			switch {
+			case err != nil:
+				return &exitError{code: reports.Error.ExitCode(), msg: fmt.Sprintf("refusing to start: cannot tell whether the kill switch is engaged: %v", err)}
+			case engaged:
 				return &exitError{code: reports.Aborted.ExitCode(), msg: fmt.Sprintf("refusing to start: the kill switch is engaged (%s); `chaos abort --clear` releases it", reason)}
 			}
 			ledger, err := safety.OpenLedger(dir)

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -118,6 +119,15 @@ func recoverAll(ctx context.Context, ledger *safety.Ledger, force bool, out io.W
 				_, _ = fmt.Fprintf(out, "closed %s (%s on %s): the runner died before the plugin answered; its plugin process ended with it\n", e.ID, e.Plugin, e.TargetKey)
 				continue
 			}
+			// The old plugin may have outlived its runner (its parent-death
+			// signal lost, its own parent check not yet due). It reverts on
+			// SIGTERM; make sure it is gone before a fresh plugin's "unknown
+			// handle" is taken as "already ended".
+			if err := stopOldPlugin(ctx, e.PluginPID); err != nil {
+				failed++
+				_, _ = fmt.Fprintf(out, "FAILED %s: %v\n", e.ID, err)
+				continue
+			}
 			was, err := pl.Revert(ctx, e.Handle)
 			if err != nil {
 				failed++
@@ -137,6 +147,45 @@ func recoverAll(ctx context.Context, ledger *safety.Ledger, force bool, out io.W
 		pl.Close()
 	}
 	return failed, nil
+}
+
+// stopOldPlugin sends SIGTERM to a plugin process that is still there and
+// waits, bounded, for it to exit.
+func stopOldPlugin(ctx context.Context, pid int) error {
+	if !isPluginProcess(pid) {
+		return nil
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return nil // gone meanwhile
+	}
+	deadline := time.Now().Add(oldPluginGrace)
+	for isPluginProcess(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the old plugin process %d did not exit within %s of SIGTERM", pid, oldPluginGrace)
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// oldPluginGrace is how long an orphaned plugin gets to revert and exit.
+const oldPluginGrace = 35 * time.Second
+
+// isPluginProcess reports whether pid is a live `chaos plugin serve`.
+func isPluginProcess(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	// A zombie has an empty cmdline and is gone for our purpose.
+	return strings.Contains(string(cmdline), "plugin\x00serve")
 }
 
 // runnerAlive reports whether pid is a live chaos process.
