@@ -48,6 +48,7 @@ func TestConformance(t *testing.T) {
 			"unknown mode":    {Target: target, Params: params(`{"delay":"1s","mode":"netem"}`)},
 			"wrong target":    {Target: sdk.Target{Name: "n", Kind: "host"}, Params: params(`{"delay":"1s"}`)},
 		},
+		Fresh: func() sdk.Fault { return latency.New() },
 		Check: func(t *testing.T, active bool) {
 			c := dial(t, listenAddr)
 			_, err := c.Write([]byte("ping"))

@@ -26,6 +26,10 @@ type Case struct {
 	// Check asserts, by looking at the real world and not at the plugin's
 	// memory, that the fault is in effect (active) or not.
 	Check func(t *testing.T, active bool)
+	// Fresh returns a new instance of the plugin, as a restarted plugin
+	// process would be: it must revert from a handle alone (what `chaos
+	// recover` does), without an error.
+	Fresh func() sdk.Fault
 }
 
 // Connect serves f over real gRPC in this process and returns the host-side
@@ -145,6 +149,21 @@ func Run(t *testing.T, f sdk.Fault, c Case) {
 		_, err = c2.Revert(ctx, h)
 		require.NoError(t, err)
 		require.ErrorIs(t, c2.Renew(ctx, h, time.Hour), sdk.ErrUnknownHandle, "a reverted handle cannot be renewed")
+	})
+
+	t.Run("revert by handle alone in a restarted plugin", func(t *testing.T) {
+		if c.Fresh == nil {
+			t.Skip("the case gives no Fresh constructor")
+		}
+		req := setUp(t)
+		h, err := c2.Inject(ctx, req)
+		require.NoError(t, err)
+		fresh := Connect(t, c.Fresh())
+		_, err = fresh.Revert(ctx, h)
+		require.NoError(t, err, "a restarted plugin must accept a revert by handle alone")
+		_, err = c2.Revert(ctx, h)
+		require.NoError(t, err)
+		c.Check(t, false)
 	})
 
 	t.Run("cancelled context injects nothing", func(t *testing.T) {
