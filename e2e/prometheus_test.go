@@ -61,6 +61,7 @@ func TestPrometheusErrorRatioTripsTheBudget(t *testing.T) {
 	require.Equal(t, reports.Aborted, rec.Verdict, "verdict in report.json (reason: %s)", rec.Reason)
 	require.Contains(t, rec.Reason, "errors.value > 0.2", "the reason names the budget condition that tripped")
 	require.NotNil(t, rec.TimeToSafety, "a budget abort records the time to safety")
+	t.Logf("reason: %s", rec.Reason)
 
 	var before int
 	for _, c := range rec.SteadyState {
@@ -86,6 +87,10 @@ func TestPrometheusErrorRatioTripsTheBudget(t *testing.T) {
 	// were a ratio well above the budget.
 	obs := events(rec, reports.EventProbe, "errors")
 	require.NotEmpty(t, obs, "the timeline has observations of the prometheus probe")
+	// The first observation is the one the steady state was checked on
+	// before the fault: it held on a measured ratio, not on emptiness.
+	require.Truef(t, obs[0].OK, "the prometheus probe answered before the fault: %s", obs[0].Message)
+	require.Equalf(t, false, obs[0].Values["empty"], "before the fault the ratio was measured, not empty: %v", obs[0].Values)
 	lastObs := obs[len(obs)-1]
 	require.Truef(t, lastObs.OK, "the prometheus probe kept answering during the fault: %s", lastObs.Message)
 	require.NotEmpty(t, events(rec, reports.EventAbort, "budget"), "the timeline records the budget's abort")

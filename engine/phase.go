@@ -99,7 +99,10 @@ func (r *run) faultPhase(ctx context.Context) {
 		defer func() {
 			spent, allowance := spend.Spent(), spend.Allowance()
 			r.mu.Lock()
-			r.rec.ErrorBudget = &reports.BudgetSpend{Allowance: allowance, Spent: spent}
+			if r.rec.ErrorBudget == nil {
+				r.rec.ErrorBudget = &reports.BudgetSpend{}
+			}
+			r.rec.ErrorBudget.Allowance, r.rec.ErrorBudget.Spent = allowance, spent
 			r.mu.Unlock()
 		}()
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -233,6 +234,9 @@ func (r *run) setUp(ctx context.Context) bool {
 // check builds probers, opens plugins and has each validate its faults.
 // It changes nothing anywhere.
 func (r *run) check(ctx context.Context) bool {
+	if !r.admit(ctx) {
+		return false
+	}
 	spec := &r.exp.Spec
 	for _, name := range sortedNames(spec.Probes) {
 		p, err := r.opts.NewProber(name, spec.Probes[name])
@@ -271,6 +275,45 @@ func (r *run) check(ctx context.Context) bool {
 		r.setVerdict(reports.Invalid, "the plugins refused these faults; nothing was injected: "+strings.ReplaceAll(fe.Error(), "\n", "; "))
 		return false
 	}
+	return true
+}
+
+// admissionTimeout bounds the query of the remaining error budget.
+const admissionTimeout = 10 * time.Second
+
+// admit refuses a run that would spend more error budget than is left,
+// when the file names where to read what is left. An answer that cannot be
+// read refuses too: admission is never a guess.
+func (r *run) admit(ctx context.Context) bool {
+	eb := r.exp.Spec.Budget.ErrorBudget
+	if eb == nil || eb.Remaining == nil {
+		return true
+	}
+	pr, err := newPrometheusProber(eb.Remaining)
+	if err != nil {
+		r.setVerdict(reports.Invalid, "error budget admission: "+err.Error())
+		return false
+	}
+	qctx, cancel := context.WithTimeout(ctx, admissionTimeout)
+	defer cancel()
+	o := pr.Probe(qctx).(experiments.PrometheusObservation)
+	switch {
+	case !o.OK:
+		r.setVerdict(reports.Invalid, "refusing to start: cannot tell how much error budget is left: "+o.Error)
+		return false
+	case o.Empty || math.IsNaN(o.Value):
+		r.setVerdict(reports.Invalid, "refusing to start: the query for the remaining error budget returned nothing, so the spend cannot be admitted")
+		return false
+	}
+	left := o.Value * 100
+	r.mu.Lock()
+	r.rec.ErrorBudget = &reports.BudgetSpend{Allowance: eb.Allowance(), RemainingAtStart: &left}
+	r.mu.Unlock()
+	if left < float64(eb.MaxSpend) {
+		r.setVerdict(reports.Invalid, fmt.Sprintf("refusing to start: %.2f%% of the error budget is left, less than the %v%% this experiment may spend; nothing was injected", left, float64(eb.MaxSpend)))
+		return false
+	}
+	r.event(reports.EventPhase, "errorBudget", true, fmt.Sprintf("admitted: %.2f%% of the error budget is left; this experiment may spend %v%% (%s)", left, float64(eb.MaxSpend), eb.Allowance()), nil)
 	return true
 }
 

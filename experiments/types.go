@@ -188,6 +188,10 @@ type ErrorBudget struct {
 	Window   LongDuration `yaml:"window" required:"true" doc:"The SLO's window; days are allowed here: 30d, 28d, 7d12h."`
 	MaxSpend Percent      `yaml:"maxSpend" required:"true" doc:"The share of the window's error budget the experiment may spend, e.g. 2%."`
 	Probes   []string     `yaml:"probes" doc:"The probes whose failures count; every probe when unset."`
+	// Remaining is an SLI source: a PromQL query answering the fraction
+	// (0 to 1) of the window's error budget still left. With it, a run is
+	// refused when less is left than the experiment may spend.
+	Remaining *PrometheusProbe `yaml:"remaining" doc:"A Prometheus query answering the fraction (0..1) of the window's error budget left; the run is refused when less than maxSpend is left."`
 }
 
 // Allowance is how much failure time the experiment may cause: (100% - SLO)

@@ -175,4 +175,7 @@ type Event struct {
 type BudgetSpend struct {
 	Allowance time.Duration `json:"allowance"`
 	Spent     time.Duration `json:"spent"`
+	// RemainingAtStart is the percentage of the window's error budget the
+	// SLI source said was left when the run was admitted.
+	RemainingAtStart *float64 `json:"remainingAtStart,omitempty"`
 }
