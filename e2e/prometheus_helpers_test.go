@@ -24,6 +24,9 @@ import (
 type prometheusServer struct {
 	url  string // http://127.0.0.1:PORT
 	proc *process
+	// client has no proxy from the environment and keeps no connection
+	// open, so nothing of it outlives the test.
+	client *http.Client
 }
 
 // startPrometheus starts a real Prometheus on a free loopback port with its
@@ -68,7 +71,10 @@ scrape_configs:
 			t.Errorf("prometheus did not stop within %s of SIGTERM", waitLimit)
 		}
 	})
-	s := &prometheusServer{url: "http://" + addr, proc: p}
+	s := &prometheusServer{url: "http://" + addr, proc: p, client: &http.Client{
+		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
+		Timeout:   5 * time.Second,
+	}}
 	ready := waitFor(waitLimit, func() bool {
 		select {
 		case <-p.exited:
@@ -86,15 +92,9 @@ scrape_configs:
 	return s
 }
 
-// promClient has no proxy from the environment and keeps no connection.
-var promClient = &http.Client{
-	Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
-	Timeout:   5 * time.Second,
-}
-
 // ready reports whether Prometheus says it is ready right now.
 func (s *prometheusServer) ready() bool {
-	resp, err := promClient.Get(s.url + "/-/ready")
+	resp, err := s.client.Get(s.url + "/-/ready")
 	if err != nil {
 		return false
 	}
@@ -113,7 +113,7 @@ type promResult struct {
 // query runs an instant query through the HTTP API, independently of the
 // probe under test.
 func (s *prometheusServer) query(q string) (promResult, error) {
-	resp, err := promClient.PostForm(s.url+"/api/v1/query", url.Values{"query": {q}})
+	resp, err := s.client.PostForm(s.url+"/api/v1/query", url.Values{"query": {q}})
 	if err != nil {
 		return promResult{}, err
 	}

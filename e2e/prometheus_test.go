@@ -83,8 +83,8 @@ func TestPrometheusErrorRatioTripsTheBudget(t *testing.T) {
 	}
 	require.True(t, broke, "the error-ratio steady state broke during the fault: %+v", rec.SteadyState)
 
-	// The probe observed throughout: it answered, and its last answers
-	// were a ratio well above the budget.
+	// The prometheus probe observed throughout: before the fault and
+	// until the abort, every answer was a measurement, not a failure.
 	obs := events(rec, reports.EventProbe, "errors")
 	require.NotEmpty(t, obs, "the timeline has observations of the prometheus probe")
 	// The first observation is the one the steady state was checked on

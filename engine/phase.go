@@ -304,6 +304,9 @@ func (r *run) cleanup(ctx context.Context) {
 	for _, name := range sortedNames(r.plugins) {
 		r.plugins[name].Close()
 	}
+	for _, p := range r.probers {
+		closeProber(p)
+	}
 	if r.unlock != nil {
 		if err := r.unlock(); err != nil {
 			r.log.Info("release target locks", "error", err)

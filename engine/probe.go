@@ -46,6 +46,17 @@ type retrying struct {
 	retries int
 }
 
+// Close passes Close on to the prober it wraps.
+func (r retrying) Close() { closeProber(r.p) }
+
+// closeProber releases what a prober holds (idle connections), if it holds
+// anything: a run inside a long-lived process must not leave them behind.
+func closeProber(p Prober) {
+	if c, ok := p.(interface{ Close() }); ok {
+		c.Close()
+	}
+}
+
 func (r retrying) Probe(ctx context.Context) experiments.Observation {
 	o := r.p.Probe(ctx)
 	for i := 0; i < r.retries && o != nil && !o.Succeeded() && ctx.Err() == nil; i++ {

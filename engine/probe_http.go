@@ -25,6 +25,9 @@ type httpProber struct {
 	client *http.Client
 }
 
+// Close drops the probe's idle connections when the run ends.
+func (p *httpProber) Close() { p.client.CloseIdleConnections() }
+
 func newHTTPProber(spec *experiments.HTTPProbe) (*httpProber, error) {
 	// Each probe has its own transport: no shared global state, and a probe
 	// whose connections are slowed by a fault does not slow another probe.

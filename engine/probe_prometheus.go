@@ -15,12 +15,17 @@ import (
 )
 
 type prometheusProber struct {
-	spec *experiments.PrometheusProbe
-	api  v1.API
+	spec      *experiments.PrometheusProbe
+	api       v1.API
+	transport *http.Transport
 }
 
+// Close drops the probe's idle connections when the run ends.
+func (p *prometheusProber) Close() { p.transport.CloseIdleConnections() }
+
 func newPrometheusProber(spec *experiments.PrometheusProbe) (*prometheusProber, error) {
-	var rt http.RoundTripper = &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}
+	var rt http.RoundTripper = tr
 	if a := spec.Auth; a != nil {
 		rt = authTransport{next: rt, auth: a}
 	}
@@ -28,7 +33,7 @@ func newPrometheusProber(spec *experiments.PrometheusProbe) (*prometheusProber, 
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client for %s: %w", spec.URL, err)
 	}
-	return &prometheusProber{spec: spec, api: v1.NewAPI(c)}, nil
+	return &prometheusProber{spec: spec, api: v1.NewAPI(c), transport: tr}, nil
 }
 
 // authTransport adds the probe's credentials to every request.
