@@ -82,7 +82,7 @@ func TestConformance(t *testing.T) {
 	sdktest.Run(t, fileFault{}, sdktest.Case{
 		Request: func(*testing.T) sdk.Request { return request(file) },
 		Invalid: map[string]sdk.Request{"no path": {Target: sdk.Target{Kind: "host"}, Params: json.RawMessage(`{}`)}},
-		Fresh: func() sdk.Fault { return fileFault{} },
+		Fresh:   func() sdk.Fault { return fileFault{} },
 		Check: func(t *testing.T, active bool) {
 			_, err := os.Stat(file)
 			require.Equal(t, active, err == nil, "the fault file exists exactly while the fault is active")
