@@ -85,7 +85,7 @@ func TestInterruptDuringFaultPhaseAborts(t *testing.T) {
 		"-backend-url", "http://"+proxy, "-timeout", "5s")
 	// The fault lasts far longer than the test may: only the interrupt can
 	// end this run, so no timing decides the outcome.
-	exp := writeExperiment(t, "interrupted", front, backend, proxy)
+	exp := writeExperiment(t, target{front: front, backend: backend, proxy: proxy}, experimentOpts{name: "interrupted"})
 	dir := t.TempDir()
 
 	run := start(t, built.chaos, "run", "--report-dir", dir, exp.File)
@@ -121,7 +121,7 @@ func TestPluginKilledMidFaultIsError(t *testing.T) {
 		"-backend-url", "http://"+proxy, "-timeout", "5s")
 	// The fault lasts far longer than the test may: the run must notice the
 	// dead plugin by itself, not at the fault's scheduled end.
-	exp := writeExperiment(t, "plugin-killed", front, backend, proxy)
+	exp := writeExperiment(t, target{front: front, backend: backend, proxy: proxy}, experimentOpts{name: "plugin-killed"})
 	dir := t.TempDir()
 
 	run := start(t, built.chaos, "run", "--report-dir", dir, exp.File)
@@ -152,45 +152,6 @@ func TestPluginKilledMidFaultIsError(t *testing.T) {
 	}
 	require.NotEmpty(t, f.Error, "the fault records what went wrong")
 	requireNothingLeft(t, exp)
-}
-
-// writeExperiment writes an experiment against a demo started by the test:
-// a 10 ms latency fault on the link from the front to its backend that lasts
-// ten minutes, far longer than any test may run, so that only what the test
-// does ends the run.
-func writeExperiment(t *testing.T, name, front, backend, proxy string) *experiments.Experiment {
-	t.Helper()
-	text := fmt.Sprintf(`apiVersion: chaos/v1
-kind: Experiment
-metadata:
-  name: %s
-  owner: {team: e2e-team, email: e2e@example.com}
-spec:
-  hypothesis: The front answers 200 while its backend link is 10 ms slower.
-  targets:
-    backend-link:
-      endpoint: {listen: %q, upstream: %q}
-  probes:
-    front:
-      http: {url: %q}
-      every: 100ms
-      timeout: 10s
-  steadyState:
-    - front.status == 200
-  faults:
-    - plugin: latency
-      target: backend-link
-      with: {delay: 10ms}
-      after: 200ms
-      for: 10m
-  safety:
-    maxDuration: 1h
-`, name, proxy, backend, "http://"+front+"/health")
-	path := filepath.Join(t.TempDir(), name+".yaml")
-	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
-	exp, err := experiments.Load(path, experiments.Options{})
-	require.NoError(t, err, "the test's own experiment file is valid:\n%s", text)
-	return exp
 }
 
 // requireCleanRecord checks what every completed run records: probe

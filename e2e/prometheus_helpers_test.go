@@ -75,7 +75,7 @@ scrape_configs:
 		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
 		Timeout:   5 * time.Second,
 	}}
-	ready := waitFor(waitLimit, func() bool {
+	ready := poll(waitLimit, func() bool {
 		select {
 		case <-p.exited:
 			return true
@@ -171,23 +171,6 @@ func parsePoint(point []any) (promResult, error) {
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	return promResult{value: v, samples: 1}, err
-}
-
-// waitFor polls cond every 50ms until it holds or limit has passed, and
-// says whether it held.
-func waitFor(limit time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		<-tick.C
-	}
 }
 
 // finite reports whether a query result is a number an expression can

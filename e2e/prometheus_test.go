@@ -41,7 +41,7 @@ func TestPrometheusErrorRatioTripsTheBudget(t *testing.T) {
 	stopTraffic := traffic("http://"+front+"/health", 100*time.Millisecond)
 	var last promResult
 	var lastErr error
-	healthy := waitFor(waitLimit, func() bool {
+	healthy := poll(waitLimit, func() bool {
 		last, lastErr = prom.query(errorRatio)
 		return lastErr == nil && last.finite() && last.value < 0.05
 	})

@@ -117,7 +117,7 @@ func crashMoments() []crashMoment {
 func crashOnce(t *testing.T, m crashMoment, leftovers *atomic.Int64) {
 	tg := startTarget(t, "-timeout", "5s")
 	stateDir := t.TempDir()
-	exp := writeSafetyExperiment(t, tg, experimentOpts{name: "crash-" + m.name})
+	exp := writeExperiment(t, tg, experimentOpts{name: "crash-" + m.name})
 
 	run := start(t, built.chaos, "run", "--state-dir", stateDir, exp.File)
 	// A plugin left behind is killed when the test ends, so that one
@@ -162,7 +162,7 @@ func crashOnce(t *testing.T, m crashMoment, leftovers *atomic.Int64) {
 	// new run on the target must be refused, and told what to do.
 	open := openEntries(t, stateDir)
 	t.Logf("the ledger holds %d open entries after the crash", len(open))
-	short := writeSafetyExperiment(t, tg, experimentOpts{name: "after-crash", faultFor: "1s"})
+	short := writeExperiment(t, tg, experimentOpts{name: "after-crash", faultFor: "1s"})
 	if len(open) > 0 {
 		again := start(t, built.chaos, "run", "--state-dir", stateDir, short.File)
 		require.Equalf(t, reports.Invalid.ExitCode(), again.exitCode(t),
@@ -202,7 +202,7 @@ func TestAbortOnBudget(t *testing.T) {
 	// The demo's own timeout to its backend (250ms) is what the fault
 	// breaks: 300ms each way makes the front answer 504.
 	tg := startTarget(t)
-	exp := writeSafetyExperiment(t, tg, experimentOpts{
+	exp := writeExperiment(t, tg, experimentOpts{
 		name: "budget-abort", delay: "300ms", abortWhen: []string{"front.status != 200"},
 	})
 	stateDir, reportDir := t.TempDir(), t.TempDir()
@@ -229,8 +229,8 @@ func TestAbortOnBudget(t *testing.T) {
 // is interrupted.
 func TestSecondRunOnSameTargetIsRefused(t *testing.T) {
 	tg := startTarget(t, "-timeout", "5s")
-	first := writeSafetyExperiment(t, tg, experimentOpts{name: "first"})
-	second := writeSafetyExperiment(t, tg, experimentOpts{name: "second", delay: "20ms"})
+	first := writeExperiment(t, tg, experimentOpts{name: "first"})
+	second := writeExperiment(t, tg, experimentOpts{name: "second", delay: "20ms"})
 	stateDir, reportDir := t.TempDir(), t.TempDir()
 
 	run := start(t, built.chaos, "run", "--state-dir", stateDir, "--report-dir", reportDir, first.File)
@@ -265,7 +265,7 @@ func TestSecondRunOnSameTargetIsRefused(t *testing.T) {
 func TestKillSwitchAbortsRun(t *testing.T) {
 	const reason = "game day over"
 	tg := startTarget(t, "-timeout", "5s")
-	exp := writeSafetyExperiment(t, tg, experimentOpts{name: "kill-switch"})
+	exp := writeExperiment(t, tg, experimentOpts{name: "kill-switch"})
 	stateDir, reportDir := t.TempDir(), t.TempDir()
 
 	run := start(t, built.chaos, "run", "--state-dir", stateDir, "--report-dir", reportDir, exp.File)
@@ -289,7 +289,7 @@ func TestKillSwitchAbortsRun(t *testing.T) {
 	requireNothingLeft(t, exp)
 	require.Empty(t, openEntries(t, stateDir), "the aborted run closed every ledger entry: a new run must not need `chaos recover`")
 
-	short := writeSafetyExperiment(t, tg, experimentOpts{name: "after-kill-switch", faultFor: "1s"})
+	short := writeExperiment(t, tg, experimentOpts{name: "after-kill-switch", faultFor: "1s"})
 	refused := start(t, built.chaos, "run", "--state-dir", stateDir, short.File)
 	require.Equalf(t, reports.Aborted.ExitCode(), refused.exitCode(t), "a run while the kill switch is engaged is refused\nstdout:\n%s\nstderr:\n%s", refused.stdout, refused.stderr)
 	require.Contains(t, refused.stderr.String(), reason, "the refusal gives the reason the switch was engaged")
@@ -311,7 +311,7 @@ func TestKillSwitchAbortsRun(t *testing.T) {
 // leave nothing behind.
 func TestRecoverAfterRunnerKilledWithPluginAlive(t *testing.T) {
 	tg := startTarget(t, "-timeout", "5s")
-	exp := writeSafetyExperiment(t, tg, experimentOpts{name: "recover-now"})
+	exp := writeExperiment(t, tg, experimentOpts{name: "recover-now"})
 	stateDir := t.TempDir()
 
 	run := start(t, built.chaos, "run", "--state-dir", stateDir, exp.File)
@@ -342,7 +342,7 @@ func TestRecoverAfterRunnerKilledWithPluginAlive(t *testing.T) {
 // ledger.
 func TestDryRunInjectsNothing(t *testing.T) {
 	tg := startTarget(t, "-timeout", "5s")
-	exp := writeSafetyExperiment(t, tg, experimentOpts{name: "dry", abortWhen: []string{"front.status != 200"}})
+	exp := writeExperiment(t, tg, experimentOpts{name: "dry", abortWhen: []string{"front.status != 200"}})
 	stateDir := t.TempDir()
 
 	run := start(t, built.chaos, "run", "--dry-run", "--state-dir", stateDir, exp.File)
@@ -393,7 +393,7 @@ func startTarget(t *testing.T, args ...string) target {
 	return target{front: front, backend: backend, proxy: proxy}
 }
 
-// experimentOpts vary the experiment of writeSafetyExperiment.
+// experimentOpts vary the experiment of writeExperiment.
 type experimentOpts struct {
 	name      string
 	delay     string   // the latency; 10ms, which the demo tolerates, if empty
@@ -401,11 +401,11 @@ type experimentOpts struct {
 	abortWhen []string // budget.abortWhen
 }
 
-// writeSafetyExperiment writes an experiment against tg: a latency fault on
+// writeExperiment writes an experiment against tg: a latency fault on
 // the link from the front to its backend, 200ms into the fault phase. By
 // default the fault lasts ten minutes, far longer than any test may run,
 // so that only what the test does ends the run.
-func writeSafetyExperiment(t *testing.T, tg target, o experimentOpts) *experiments.Experiment {
+func writeExperiment(t *testing.T, tg target, o experimentOpts) *experiments.Experiment {
 	t.Helper()
 	if o.delay == "" {
 		o.delay = "10ms"
