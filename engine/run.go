@@ -159,15 +159,23 @@ func (r *run) execute(parent context.Context) {
 	}()
 
 	if !r.setUp(ctx) {
+		// A plugin that could not start because the operator stopped the
+		// run is the stop, not a broken runner.
+		if ctx.Err() != nil && r.verdict == reports.Error {
+			r.verdict = ""
+			r.abortedBy(ctx)
+		}
 		return
 	}
 	r.event(reports.EventPhase, "", true, "steady state before the faults", nil)
-	if !r.steadyState(ctx, reports.Before) {
-		r.setVerdict(reports.Failed, "not steady before the experiment: "+r.firstBreach(reports.Before)+"; nothing was injected")
+	steady := r.steadyState(ctx, reports.Before)
+	if ctx.Err() != nil {
+		// Observations cut short by the stop say nothing of the service.
+		r.abortedBy(ctx)
 		return
 	}
-	if ctx.Err() != nil {
-		r.abortedBy(ctx)
+	if !steady {
+		r.setVerdict(reports.Failed, "not steady before the experiment: "+r.firstBreach(reports.Before)+"; nothing was injected")
 		return
 	}
 
