@@ -184,7 +184,10 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			for _, l := range rec.Leftovers {
 				_, _ = fmt.Fprintf(stdout, "LEFT BEHIND: %s\n", l)
 			}
-			if dir := c.String("report-dir"); dir != "" {
+			for _, dir := range []string{c.String("report-dir"), exp.Spec.Report.Delivery.Dir} {
+				if dir == "" {
+					continue
+				}
 				paths, err := reports.WriteFiles(dir, rec)
 				if err != nil {
 					_, _ = fmt.Fprintf(stderr, "chaos: write report: %v\n", err)
@@ -194,6 +197,7 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 					_, _ = fmt.Fprintf(stdout, "report: %s\n", p)
 				}
 			}
+			warnUnsupported(stderr, exp)
 			if code := rec.Verdict.ExitCode(); code != 0 {
 				return &exitError{code: code}
 			}
@@ -305,4 +309,25 @@ func (r redactingWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// warnUnsupported says which report settings of the file this version does
+// not act on yet, rather than let a user wait for a report that never comes.
+func warnUnsupported(w io.Writer, exp *experiments.Experiment) {
+	r := exp.Spec.Report
+	var not []string
+	for _, f := range r.Formats {
+		if f == experiments.FormatHTML || f == experiments.FormatJUnit {
+			not = append(not, "report format "+f)
+		}
+	}
+	if r.Delivery.Webhook != "" {
+		not = append(not, "webhook delivery")
+	}
+	if r.Delivery.Email != nil {
+		not = append(not, "e-mail delivery")
+	}
+	if len(not) > 0 {
+		_, _ = fmt.Fprintf(w, "chaos: warning: this version does not produce %s yet; only report.json and report.md are written\n", strings.Join(not, ", "))
+	}
 }
