@@ -5,13 +5,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/chaos-run/chaos/experiments"
 )
+
+// outputGrace is how long a probe waits for output still held open by a
+// process outside its group after the command exited.
+const outputGrace = time.Second
 
 // maxOutput is how much of a command's stdout and stderr a probe keeps.
 const maxOutput = 64 << 10
@@ -22,8 +28,12 @@ func newExecProber(spec *experiments.ExecProbe) *execProber { return &execProber
 
 // Probe runs the command once. It runs in its own process group, and when
 // the probe's time is up the whole group is killed: a probe that hangs must
-// leave no process behind, including any its command started.
+// leave no process behind, including any its command started. The output
+// goes through pipes the probe reads itself, so that the command's own exit
+// is seen when it happens, even if something it started still holds the
+// output open (that leftover is killed with the group).
 func (p *execProber) Probe(ctx context.Context) experiments.Observation {
+	o := experiments.ExecObservation{ExitCode: -1}
 	cmd := exec.CommandContext(ctx, p.spec.Command[0], p.spec.Command[1:]...)
 	cmd.Env = os.Environ()
 	for k, v := range p.spec.Env {
@@ -31,24 +41,58 @@ func (p *execProber) Probe(ctx context.Context) experiments.Observation {
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	// Children that inherited the pipes could keep Wait waiting; after the
-	// kill, give up on their output quickly.
-	cmd.WaitDelay = time.Second
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &limitedBuffer{b: &stdout, n: maxOutput}
-	cmd.Stderr = &limitedBuffer{b: &stderr, n: maxOutput}
-	start := time.Now()
-	err := cmd.Run()
-	o := experiments.ExecObservation{
-		Duration: time.Since(start), Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: -1,
+	var readers sync.WaitGroup
+	var readEnds []*os.File
+	for _, out := range []struct {
+		set func(*os.File)
+		buf *bytes.Buffer
+	}{
+		{func(f *os.File) { cmd.Stdout = f }, &stdout},
+		{func(f *os.File) { cmd.Stderr = f }, &stderr},
+	} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			o.Error = "create pipe: " + err.Error()
+			return o
+		}
+		out.set(w)
+		defer func() { _ = w.Close() }()
+		defer func() { _ = r.Close() }()
+		readEnds = append(readEnds, r)
+		readers.Go(func() { _, _ = io.Copy(&limitedBuffer{b: out.buf, n: maxOutput}, r) })
 	}
+	start := time.Now()
+	err := cmd.Start()
+	// The parent's copies of the write ends must go now, or the readers
+	// would wait for this process too.
+	_ = cmd.Stdout.(*os.File).Close()
+	_ = cmd.Stderr.(*os.File).Close()
+	if err == nil {
+		err = cmd.Wait()
+	}
+	o.Duration = time.Since(start)
+	// The group may have members left (children of a command that
+	// exited); they belong to the probe, not to the system. Once they are
+	// gone, nothing holds the pipes and the readers finish.
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	// A descendant that left the group (setsid) could hold the pipes open
+	// for ever; its output is not worth waiting for.
+	read := make(chan struct{})
+	go func() { readers.Wait(); close(read) }()
+	select {
+	case <-read:
+	case <-time.After(outputGrace):
+		for _, r := range readEnds {
+			_ = r.Close()
+		}
+		<-read
+	}
+	o.Stdout, o.Stderr = stdout.String(), stderr.String()
 	var exitErr *exec.ExitError
 	switch {
-	case errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil:
-		// The command exited, but something it started still holds its
-		// output open. Its exit code is the answer; the leftover is killed
-		// below with the rest of the group.
-		o.OK, o.ExitCode = true, cmd.ProcessState.ExitCode()
 	case ctx.Err() != nil:
 		// Killed because time ran out: the exit code says nothing.
 		o.Error = describeErr(ctx, ctx.Err())
@@ -58,11 +102,6 @@ func (p *execProber) Probe(ctx context.Context) experiments.Observation {
 		o.Error = fmt.Sprintf("run %s: %v", p.spec.Command[0], err)
 	default:
 		o.OK, o.ExitCode = true, 0
-	}
-	// The group may have members left if the command exited and left
-	// children behind; they belong to the probe, not to the system.
-	if cmd.Process != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	return o
 }
