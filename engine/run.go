@@ -495,7 +495,7 @@ func (r *run) evaluate(x *experiments.Expression) (bool, string) {
 // valuesFor collects the values of the probes an expression reads.
 func (r *run) valuesFor(x *experiments.Expression) map[string]any {
 	v := map[string]any{}
-	for _, name := range x.Probes() {
+	for _, name := range append(x.Probes(), x.HistoryProbes()...) {
 		if o, ok := r.latest[name]; ok {
 			v[name] = o.Values()
 		}

@@ -39,9 +39,13 @@ func (b *Budget) Check(latest map[string]experiments.Observation, h *experiments
 		if err != nil || !held {
 			continue
 		}
-		values := make(map[string]any, len(x.Probes()))
-		for _, name := range x.Probes() {
-			values[name] = latest[name].Values()
+		// The probes it reads directly and through history functions: the
+		// report shows what each last observed.
+		values := map[string]any{}
+		for _, name := range append(x.Probes(), x.HistoryProbes()...) {
+			if o, ok := latest[name]; ok {
+				values[name] = o.Values()
+			}
 		}
 		return Violation{Condition: x, Values: values}, true
 	}

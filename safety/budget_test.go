@@ -80,4 +80,5 @@ func TestBudgetReadsHistory(t *testing.T) {
 	v, tripped := b.Check(latest, h, now.Add(4*time.Second))
 	require.True(t, tripped, "three failures in five trips a 0.5 failure ratio")
 	require.Contains(t, v.Condition.Source, "failureRatio")
+	require.Contains(t, v.Values, "api", "a condition over history shows what its probe last observed")
 }
