@@ -442,11 +442,18 @@ func (r *run) observe(ctx context.Context, name string, p Prober) (observation, 
 func (r *run) recordObservation(o observation) {
 	r.latest[o.probe] = o.obs
 	r.history.Add(o.probe, o.at, o.obs)
+	// An event is not OK when the observation counts as a failure, as the
+	// history functions and the error budget count it: could not observe,
+	// a 5xx, a non-zero exit. The report's failure counts are these.
+	failed := experiments.Failed(o.obs)
 	msg := ""
-	if !o.obs.Succeeded() {
+	switch {
+	case !o.obs.Succeeded():
 		msg = o.obs.Failure()
+	case failed:
+		msg = "observed, and counts as a failure"
 	}
-	r.eventAt(o.at, reports.EventProbe, o.probe, o.obs.Succeeded(), msg, o.obs.Values())
+	r.eventAt(o.at, reports.EventProbe, o.probe, !failed, msg, o.obs.Values())
 }
 
 // evaluateSteady evaluates every steady-state expression against the
