@@ -27,15 +27,7 @@ func DryRun(ctx context.Context, exp *experiments.Experiment, opts Options, w io
 		r.plugins[name].Close()
 	}
 	if ok && opts.Ledger != nil {
-		keys := map[string]bool{}
-		var list []string
-		for _, f := range r.faults {
-			if k := targetKey(f.req.Target); !keys[k] {
-				keys[k] = true
-				list = append(list, k)
-			}
-		}
-		if open, err := opts.Ledger.OpenFor(list); err != nil || len(open) > 0 {
+		if open, err := opts.Ledger.OpenFor(r.targetKeys()); err != nil || len(open) > 0 {
 			ok = false
 			r.reason = fmt.Sprintf("the ledger has %d fault(s) on these targets never confirmed reverted; run `chaos recover` first", len(open))
 			if err != nil {

@@ -328,15 +328,7 @@ func (r *run) admit(ctx context.Context) bool {
 // claimTargets refuses a run whose targets still carry faults a dead run
 // left (the ledger has open entries for them) and takes the target locks.
 func (r *run) claimTargets() bool {
-	seen := map[string]bool{}
-	var keys []string
-	for _, fl := range r.faults {
-		if k := targetKey(fl.req.Target); !seen[k] {
-			seen[k] = true
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
+	keys := r.targetKeys()
 	// Blast radius: each endpoint target is one thing; kinds that resolve
 	// to many (pods) will count each.
 	if limit := r.exp.Spec.Safety.MaxTargets; limit > 0 && len(keys) > limit {
@@ -367,6 +359,21 @@ func (r *run) claimTargets() bool {
 		}
 	}
 	return true
+}
+
+// targetKeys are the keys of the targets the faults act on, sorted and
+// unique: what locks and the ledger know targets by.
+func (r *run) targetKeys() []string {
+	seen := map[string]bool{}
+	var keys []string
+	for _, fl := range r.faults {
+		if k := targetKey(fl.req.Target); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // plugin opens a plugin once per run and checks it can do what is asked.
