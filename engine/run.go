@@ -84,6 +84,7 @@ type run struct {
 	breached map[int]bool
 
 	verdict reports.Verdict
+	cause   reports.Cause
 	reason  string
 }
 
@@ -591,10 +592,16 @@ func (r *run) abortedBy(ctx context.Context) {
 }
 
 func (r *run) setVerdict(v reports.Verdict, reason string) {
+	r.setVerdictCause(v, "", reason)
+}
+
+// setVerdictCause sets the verdict with its typed cause. The first verdict
+// stands, except that error overrides every other.
+func (r *run) setVerdictCause(v reports.Verdict, cause reports.Cause, reason string) {
 	if r.verdict != "" && v != reports.Error {
 		return
 	}
-	r.verdict, r.reason = v, reason
+	r.verdict, r.cause, r.reason = v, cause, reason
 }
 
 // finish seals the record.
@@ -609,7 +616,7 @@ func (r *run) finish() *reports.Record {
 		r.reason = r.reason + "; but some faults could not be confirmed reverted"
 		r.verdict = reports.Error
 	}
-	r.rec.Verdict, r.rec.Reason = r.verdict, r.reason
+	r.rec.Verdict, r.rec.Cause, r.rec.Reason = r.verdict, r.cause, r.reason
 	// Secrets from the file (${env:NAME}) may have reached a message: an
 	// error that quotes a URL, a header. None may reach a report.
 	if secrets := r.exp.Secrets(); len(secrets) > 0 {

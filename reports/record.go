@@ -21,7 +21,14 @@ const (
 	Aborted Verdict = "aborted" // a budget or guardrail stopped the run; faults were reverted
 	Invalid Verdict = "invalid" // the file or the environment is wrong; nothing was injected
 	Error   Verdict = "error"   // the runner or a plugin broke
+	Refused Verdict = "refused" // the environment said no before anything was touched
 )
+
+// Cause says, as a stable word a pipeline or a test can match, why a run
+// ended as it did: "budget", "max-duration", "interrupted", "plugin-exited",
+// "lease-lost", ... The packages that decide a verdict declare the causes
+// they use next to where they use them; the reason beside it is for people.
+type Cause string
 
 // ExitCode is the process exit code that goes with the verdict.
 func (v Verdict) ExitCode() int {
@@ -34,6 +41,8 @@ func (v Verdict) ExitCode() int {
 		return 2
 	case Invalid:
 		return 3
+	case Refused:
+		return 5
 	default:
 		return 4
 	}
@@ -50,6 +59,8 @@ func (v Verdict) Meaning() string {
 		return "A budget or guardrail stopped the experiment early; every fault was reverted."
 	case Invalid:
 		return "The experiment file or its environment is wrong; nothing was injected."
+	case Refused:
+		return "The environment said no before anything was touched (kill switch, a held lock, open ledger entries, error budget); nothing was injected."
 	default:
 		return "The runner or a plugin broke; see below for exactly what was left behind, if anything."
 	}
@@ -64,6 +75,9 @@ type Record struct {
 	Verdict    Verdict    `json:"verdict"`
 	// Reason is the one sentence of why the verdict is what it is.
 	Reason string `json:"reason"`
+	// Cause is why the run ended, as a stable word (see Cause); empty for
+	// runs whose verdict needs no more than itself (passed).
+	Cause Cause `json:"cause,omitempty"`
 	// Faults lists every fault the run planned, with what happened to it.
 	Faults []Fault `json:"faults"`
 	// SteadyState lists the checks of the steady state, one per phase and
