@@ -37,7 +37,7 @@ func (p *execProber) Probe(ctx context.Context) experiments.Observation {
 	cmd := exec.CommandContext(ctx, p.spec.Command[0], p.spec.Command[1:]...)
 	cmd.Env = os.Environ()
 	for k, v := range p.spec.Env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		cmd.Env = append(cmd.Env, k+"="+v.Reveal())
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

@@ -85,16 +85,18 @@ func (p *httpProber) Probe(ctx context.Context) experiments.Observation {
 	start := time.Now()
 	o := experiments.HTTPObservation{}
 	var body io.Reader
-	if p.spec.Body != "" {
-		body = strings.NewReader(p.spec.Body)
+	// The request is where the file's secrets are revealed; the errors
+	// below never quote the URL (describeErr unwraps *url.Error).
+	if !p.spec.Body.IsZero() {
+		body = strings.NewReader(p.spec.Body.Reveal())
 	}
-	req, err := http.NewRequestWithContext(ctx, p.spec.Method, p.spec.URL, body)
+	req, err := http.NewRequestWithContext(ctx, p.spec.Method, p.spec.URL.Reveal(), body)
 	if err != nil {
-		o.Error = err.Error()
+		o.Error = describeErr(ctx, err)
 		return o
 	}
 	for k, v := range p.spec.Headers {
-		req.Header.Set(k, v)
+		req.Header.Set(k, v.Reveal())
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {

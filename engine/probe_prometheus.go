@@ -29,7 +29,7 @@ func newPrometheusProber(spec *experiments.PrometheusProbe) (*prometheusProber, 
 	if a := spec.Auth; a != nil {
 		rt = authTransport{next: rt, auth: a}
 	}
-	c, err := api.NewClient(api.Config{Address: spec.URL, RoundTripper: rt})
+	c, err := api.NewClient(api.Config{Address: spec.URL.Reveal(), RoundTripper: rt})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client for %s: %w", spec.URL, err)
 	}
@@ -45,10 +45,10 @@ type authTransport struct {
 func (t authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	switch {
-	case t.auth.Bearer != "":
-		r.Header.Set("Authorization", "Bearer "+t.auth.Bearer)
+	case !t.auth.Bearer.IsZero():
+		r.Header.Set("Authorization", "Bearer "+t.auth.Bearer.Reveal())
 	case t.auth.Basic != nil:
-		r.SetBasicAuth(t.auth.Basic.Username, t.auth.Basic.Password)
+		r.SetBasicAuth(t.auth.Basic.Username.Reveal(), t.auth.Basic.Password.Reveal())
 	}
 	return t.next.RoundTrip(r)
 }

@@ -108,7 +108,7 @@ func newRun(exp *experiments.Experiment, opts Options) *run {
 			Owner: reports.Owner{
 				Team:    exp.Metadata.Owner.Team,
 				Email:   exp.Metadata.Owner.Email,
-				Webhook: exp.Metadata.Owner.Webhook,
+				Webhook: exp.Metadata.Owner.Webhook.String(),
 			},
 		},
 		StartedAt: start,
@@ -397,7 +397,9 @@ func (r *run) plugin(ctx context.Context, name string) (FaultPlugin, error) {
 
 // request builds the plugin request for a fault from the file.
 func (r *run) request(f *experiments.Fault) sdk.Request {
-	params, err := json.Marshal(f.With)
+	// The plugin's request is where secret parameters are revealed: a
+	// Secret marshals as ***.
+	params, err := json.Marshal(experiments.RevealParams(f.With))
 	if err != nil || f.With == nil {
 		// Load decoded With from YAML, so it always encodes; an empty
 		// object is what a plugin expects for no parameters.

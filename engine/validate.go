@@ -94,7 +94,8 @@ func checkFaults(ctx context.Context, exp *experiments.Experiment, pl FaultPlugi
 		raw := []byte("{}")
 		if f.With != nil {
 			var err error
-			if raw, err = json.Marshal(f.With); err != nil {
+			// A plugin request: the one place a secret parameter is revealed.
+			if raw, err = json.Marshal(experiments.RevealParams(f.With)); err != nil {
 				probs = append(probs, experiments.Problem{Pos: exp.PosOf(path + ".with"), Path: path + ".with", Message: "parameters cannot be encoded: " + err.Error()})
 				continue
 			}

@@ -92,7 +92,9 @@ type decodeOptions struct {
 	// expand, when not nil, rewrites the text of every string value as it
 	// is decoded (struct fields, map values, plain `any` values; never keys
 	// nor values that decode themselves). It appends what is wrong to probs.
-	expand func(text string, n *yaml.Node, path string, probs *[]Problem) string
+	// A result that holds a secret is kept as a Secret: in a Secret field,
+	// or as a plain `any` value; a plain string field refuses it.
+	expand func(text string, n *yaml.Node, path string, probs *[]Problem) Secret
 }
 
 func decode(node *yaml.Node, out any, probs *[]Problem, opts decodeOptions) {
@@ -318,9 +320,9 @@ func (d *yamlDecoder) record(w yamlWhere, at Pos) {
 }
 
 // expand applies the string hook, if any.
-func (d *yamlDecoder) expand(s string, n *yaml.Node, w yamlWhere) string {
+func (d *yamlDecoder) expand(s string, n *yaml.Node, w yamlWhere) Secret {
 	if d.opts.expand == nil {
-		return s
+		return Plain(s)
 	}
 	return d.opts.expand(s, n, w.path(), d.probs)
 }
@@ -405,6 +407,7 @@ var (
 	yamlDurationType = reflect.TypeOf(time.Duration(0))
 	yamlNodeType     = reflect.TypeOf(yaml.Node{})
 	yamlPosType      = reflect.TypeOf(Pos{})
+	yamlSecretType   = reflect.TypeOf(Secret{})
 )
 
 // value decodes n into v, which must be settable.
@@ -462,6 +465,17 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 			d.duration(n, v, w)
 		}
 		return
+	case yamlSecretType:
+		if null {
+			v.SetZero()
+		} else if s, ok := d.scalarString(n, w, "a string"); ok {
+			x := Plain(s)
+			if n.ShortTag() == "!!str" {
+				x = d.expand(s, n, w)
+			}
+			v.Set(reflect.ValueOf(x))
+		}
+		return
 	}
 	if null {
 		if v.Kind() == reflect.Struct {
@@ -486,7 +500,15 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 	case reflect.String:
 		if s, ok := d.scalarString(n, w, "a string"); ok {
 			if n.ShortTag() == "!!str" {
-				s = d.expand(s, n, w)
+				x := d.expand(s, n, w)
+				s = x.Reveal()
+				if x.HoldsSecret() {
+					// Only a Secret field keeps a secret from being
+					// printed; this one keeps what the file wrote.
+					d.add(yamlPosOf(n), w, "${env:...} is not allowed here: "+w.path()+" is not a secret field",
+						"secrets go in urls, headers, bodies, passwords, bearer tokens, webhooks, an exec probe's env and plugin parameters")
+					s = x.Written()
+				}
 			}
 			v.SetString(s)
 		}
@@ -1092,7 +1114,11 @@ func (d *yamlDecoder) plainResolved(n *yaml.Node, w yamlWhere) any {
 		s, _ := d.scalarString(n, w, "a string")
 		return s
 	case "!!str":
-		return d.expand(n.Value, n, w)
+		x := d.expand(n.Value, n, w)
+		if x.HoldsSecret() {
+			return x
+		}
+		return x.Reveal()
 	}
 	return n.Value
 }

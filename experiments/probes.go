@@ -107,10 +107,10 @@ func zeroObservation(p *Probe) Observation {
 // HTTPProbe sends one request and observes the answer.
 type HTTPProbe struct {
 	Pos     Pos               `yaml:"-"`
-	URL     string            `yaml:"url" required:"true" doc:"http:// or https:// URL."`
+	URL     Secret            `yaml:"url" required:"true" doc:"http:// or https:// URL; may hold ${env:NAME}."`
 	Method  string            `yaml:"method" default:"GET" doc:"GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS. Default GET."`
-	Headers map[string]string `yaml:"headers" doc:"Request headers; values may be ${env:NAME}."`
-	Body    string            `yaml:"body" doc:"Request body."`
+	Headers map[string]Secret `yaml:"headers" doc:"Request headers; values may be ${env:NAME}."`
+	Body    Secret            `yaml:"body" doc:"Request body; may hold ${env:NAME}."`
 	TLS     *TLSConfig        `yaml:"tls" doc:"TLS settings for an https URL."`
 }
 
@@ -139,7 +139,7 @@ type TCPProbe struct {
 // PrometheusProbe runs one instant query against a Prometheus server.
 type PrometheusProbe struct {
 	Pos   Pos             `yaml:"-"`
-	URL   string          `yaml:"url" required:"true" doc:"The Prometheus server, e.g. http://127.0.0.1:9090."`
+	URL   Secret          `yaml:"url" required:"true" doc:"The Prometheus server, e.g. http://127.0.0.1:9090."`
 	Query string          `yaml:"query" required:"true" doc:"An instant PromQL query."`
 	Auth  *PrometheusAuth `yaml:"auth" doc:"How to authenticate: bearer or basic."`
 }
@@ -148,15 +148,15 @@ type PrometheusProbe struct {
 // Basic. Write secrets as ${env:NAME}.
 type PrometheusAuth struct {
 	Pos    Pos        `yaml:"-"`
-	Bearer string     `yaml:"bearer" oneof:"auth" doc:"A bearer token; write ${env:NAME}."`
+	Bearer Secret     `yaml:"bearer" oneof:"auth" doc:"A bearer token; write ${env:NAME}."`
 	Basic  *BasicAuth `yaml:"basic" oneof:"auth" doc:"HTTP basic authentication."`
 }
 
 // BasicAuth is HTTP basic authentication.
 type BasicAuth struct {
 	Pos      Pos    `yaml:"-"`
-	Username string `yaml:"username" required:"true"`
-	Password string `yaml:"password" required:"true" doc:"Write ${env:NAME}."`
+	Username Secret `yaml:"username" required:"true"`
+	Password Secret `yaml:"password" required:"true" doc:"Write ${env:NAME}."`
 }
 
 // KubernetesProbe reads a Deployment's status.
@@ -184,10 +184,12 @@ func splitNamespaced(s string) (string, string) {
 // ExecProbe runs a command, without a shell, and observes how it ended.
 type ExecProbe struct {
 	Pos Pos `yaml:"-"`
-	// Command is the program and its arguments; no shell is involved.
-	Command []string `yaml:"command" required:"true" doc:"Program and arguments, e.g. [pg_isready, -h, 127.0.0.1]. No shell is involved."`
+	// Command is the program and its arguments; no shell is involved. It
+	// cannot hold a secret: every user of the machine can read a process's
+	// arguments. A secret goes in Env.
+	Command []string `yaml:"command" required:"true" doc:"Program and arguments, e.g. [pg_isready, -h, 127.0.0.1]. No shell is involved; no secrets (pass them in env)."`
 	// Env is added to the environment chaos runs in.
-	Env map[string]string `yaml:"env" doc:"Added to the environment; values may be ${env:NAME}."`
+	Env map[string]Secret `yaml:"env" doc:"Added to the environment; values may be ${env:NAME}."`
 }
 
 // Observation is what one probe saw once. Expressions read its fields as

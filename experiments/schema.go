@@ -137,6 +137,7 @@ var (
 	longDurationType = reflect.TypeOf(LongDuration(0))
 	percentType      = reflect.TypeOf(Percent(0))
 	expressionType   = reflect.TypeOf(Expression{})
+	secretType       = reflect.TypeOf(Secret{})
 )
 
 // typeSchema is the schema of a value of type t.
@@ -156,6 +157,8 @@ func (g *schemaGen) typeSchema(t reflect.Type) *jsonObject {
 		})
 	case expressionType:
 		return newObject().set("type", "string").set("minLength", 1)
+	case secretType:
+		return newObject().set("type", "string")
 	}
 	switch t.Kind() {
 	case reflect.String:
@@ -283,6 +286,10 @@ func (g *schemaGen) fieldSchema(f reflect.StructField) *jsonObject {
 			s.set("minProperties", 1)
 		case reflect.String:
 			s.set("minLength", 1)
+		case reflect.Struct:
+			if f.Type == secretType {
+				s.set("minLength", 1)
+			}
 		}
 	}
 	if v := tag.Get("default"); v != "" {

@@ -1,48 +1,227 @@
 package experiments
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
 
-// Secrets are written as ${env:NAME} inside any string value of a file (a
-// header, a password, a URL, a plugin parameter): the value comes from the
-// environment chaos runs in, when the file is loaded. A variable that is not
-// set is a problem at the reference's position. $${ is a literal ${.
+// Secrets are written as ${env:NAME} inside a string value of a file (a
+// header, a password, a URL, a request body, an exec probe's env, a webhook,
+// a plugin parameter): the value comes from the environment chaos runs in,
+// when the file is loaded. A variable that is not set is a problem at the
+// reference's position. $${ is a literal ${.
 //
-// The resolved values are recorded as the experiment's secrets; nothing that
-// prints (validate's messages, logs, reports) may show them, so everything
-// that prints text derived from the file passes it through Redact.
+// A value that holds a secret is a Secret, never a plain string: it prints
+// (String, every fmt verb, JSON, text, slog) as the file wrote it with each
+// reference shown as ***, and only Reveal gives the resolved text, which is
+// called where a probe request or a plugin request is built and nowhere
+// else. A field that is not a Secret refuses ${env:...}, so a secret cannot
+// reach a message, a log or a report through a plain string.
+//
+// Redact is the second line: text that chaos did not write itself (a
+// plugin's error, which may echo a parameter) is passed through it, and it
+// finds each secret in the forms it is usually printed in.
 
-// Redacted replaces a secret in output.
-const Redacted = "[redacted]"
+// Redacted is what is shown in place of a secret.
+const Redacted = "***"
 
-// Redact replaces every occurrence of every secret in s with Redacted. Longer
-// secrets are replaced first, so a secret that contains another is replaced
-// whole. Empty secrets are ignored.
+// Secret is a string value of the file that may hold the values of
+// ${env:NAME} references. The zero value is an empty string the file did
+// not set.
+type Secret struct {
+	value   string // resolved: what a request is built from
+	shown   string // as written, each reference replaced by Redacted
+	written string // as written in the file, references and all
+	secret  bool   // holds at least one reference
+}
+
+// Plain is a Secret that holds no secret: a value written in clear, or one
+// a test or a program builds.
+func Plain(s string) Secret { return Secret{value: s, shown: s, written: s} }
+
+// Reveal is the resolved value. Call it only where a request is built
+// (a probe's URL, headers and body, a plugin's parameters), never for
+// something that is printed, logged or stored.
+func (s Secret) Reveal() string { return s.value }
+
+// HoldsSecret reports whether the value came, at least in part, from
+// ${env:NAME}.
+func (s Secret) HoldsSecret() bool { return s.secret }
+
+// IsZero reports whether the file left the value unset or empty.
+func (s Secret) IsZero() bool { return s.written == "" }
+
+// Written is the value as the file wrote it, ${env:NAME} references and
+// all: safe to print, and what a message about the value should show.
+func (s Secret) Written() string { return s.written }
+
+// String is the value with every secret shown as ***.
+func (s Secret) String() string { return s.shown }
+
+// Format prints the value with every secret shown as ***, whatever the
+// verb: %q quotes that text, every other verb (%v, %+v, %#v, %s, %x...)
+// prints it as it is, so no verb can be used to reach the secret.
+func (s Secret) Format(f fmt.State, verb rune) {
+	switch verb {
+	case 'q':
+		_, _ = io.WriteString(f, strconv.Quote(s.shown))
+	default:
+		_, _ = io.WriteString(f, s.shown)
+	}
+}
+
+// GoString implements fmt.GoStringer like Format does.
+func (s Secret) GoString() string { return strconv.Quote(s.shown) }
+
+// MarshalJSON writes the value with every secret shown as ***.
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.shown) }
+
+// MarshalText writes the value with every secret shown as ***.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.shown), nil }
+
+// LogValue implements slog.LogValuer: a logged Secret shows *** too.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.shown) }
+
+// RevealParams is a copy of a fault's `with` parameters with every Secret
+// replaced by its resolved value, for the plugin's request. Nothing else may
+// hold the copy.
+func RevealParams(with map[string]any) map[string]any {
+	if with == nil {
+		return nil
+	}
+	out, _ := revealValue(with).(map[string]any)
+	return out
+}
+
+func revealValue(v any) any {
+	switch t := v.(type) {
+	case Secret:
+		return t.value
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[k] = revealValue(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, x := range t {
+			out[i] = revealValue(x)
+		}
+		return out
+	}
+	return v
+}
+
+// Redact replaces every occurrence of every secret in s with Redacted: the
+// secret as it is, JSON-escaped, Go-quoted (%q, with or without non-ASCII
+// escapes), YAML-quoted, escaped twice (an error quoted inside another),
+// and any first part of 8 characters or more of those that a message cut
+// short with "…" or "...". Longer forms are replaced first, so a secret
+// that contains another is replaced whole. Empty secrets are ignored.
 func Redact(s string, secrets []string) string {
 	if len(secrets) == 0 || s == "" {
 		return s
 	}
-	sorted := make([]string, 0, len(secrets))
-	for _, x := range secrets {
-		if x != "" && strings.Contains(s, x) {
-			sorted = append(sorted, x)
+	return NewRedactor(secrets).Redact(s)
+}
+
+// Redactor is Redact with its forms computed once, for a writer that
+// redacts many lines.
+type Redactor struct {
+	forms []string
+	r     *strings.Replacer
+}
+
+// minShortened is the shortest first part of a secret that is redacted
+// when a message cut the secret short: shorter ones match too much
+// ordinary text to be worth hiding.
+const minShortened = 8
+
+// NewRedactor computes the forms of secrets that Redact looks for.
+func NewRedactor(secrets []string) *Redactor {
+	seen := map[string]bool{}
+	var forms []string
+	add := func(f string) {
+		if f != "" && !seen[f] {
+			seen[f] = true
+			forms = append(forms, f)
 		}
 	}
-	if len(sorted) == 0 {
+	for _, x := range secrets {
+		if x == "" {
+			continue
+		}
+		escaped := escapedForms(x)
+		for _, e := range escaped {
+			add(e)
+			for _, e2 := range escapedForms(e)[1:] {
+				add(e2)
+			}
+		}
+		for _, e := range escaped {
+			for n := minShortened; n < len(e); n++ {
+				if !utf8.RuneStart(e[n]) {
+					continue
+				}
+				add(e[:n] + "…")
+				add(e[:n] + "...")
+			}
+		}
+	}
+	if len(forms) == 0 {
+		return &Redactor{}
+	}
+	sort.SliceStable(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
+	pairs := make([]string, 0, 2*len(forms))
+	for _, f := range forms {
+		pairs = append(pairs, f, Redacted)
+	}
+	return &Redactor{forms: forms, r: strings.NewReplacer(pairs...)}
+}
+
+// Redact replaces every form of every secret in s.
+func (r *Redactor) Redact(s string) string {
+	if r == nil || r.r == nil || s == "" {
 		return s
 	}
-	sort.Slice(sorted, func(i, j int) bool { return len(sorted[i]) > len(sorted[j]) })
-	pairs := make([]string, 0, 2*len(sorted))
-	for _, x := range sorted {
-		pairs = append(pairs, x, Redacted)
+	return r.r.Replace(s)
+}
+
+// escapedForms are x and the ways it is written inside quotes: JSON (with
+// and without HTML escapes), Go (%q and %+q), YAML double- and
+// single-quoted. The first is always x itself.
+func escapedForms(x string) []string {
+	forms := []string{x}
+	inner := func(q string) string {
+		if len(q) >= 2 {
+			return q[1 : len(q)-1]
+		}
+		return q
 	}
-	return strings.NewReplacer(pairs...).Replace(s)
+	if b, err := json.Marshal(x); err == nil {
+		forms = append(forms, inner(string(b)))
+	}
+	var buf strings.Builder
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(x) == nil {
+		forms = append(forms, inner(strings.TrimSuffix(buf.String(), "\n")))
+	}
+	forms = append(forms, inner(strconv.Quote(x)), inner(strconv.QuoteToASCII(x)))
+	if b, err := yaml.Marshal(&yaml.Node{Kind: yaml.ScalarNode, Style: yaml.DoubleQuotedStyle, Value: x}); err == nil {
+		forms = append(forms, inner(strings.TrimSuffix(string(b), "\n")))
+	}
+	forms = append(forms, strings.ReplaceAll(x, "'", "''"))
+	return forms
 }
 
 // envExpander resolves ${env:NAME} references while a file is decoded.
@@ -57,42 +236,49 @@ type envExpander struct {
 
 const envRefOpen = "${env:"
 
-// expand is a decodeOptions.expand hook.
-func (x *envExpander) expand(s string, n *yaml.Node, path string, probs *[]Problem) string {
+// expand is a decodeOptions.expand hook. The result holds the resolved text, and the text with each reference
+// shown as Redacted, so that it can be printed.
+func (x *envExpander) expand(s string, n *yaml.Node, path string, probs *[]Problem) Secret {
 	if !strings.Contains(s, "${") {
-		return s
+		return Plain(s)
 	}
-	var b strings.Builder
+	var b, shown strings.Builder
+	both := func(t string) { b.WriteString(t); shown.WriteString(t) }
+	secret := false
 	rest := s
 	for {
 		i := strings.Index(rest, "${")
 		if i < 0 {
-			b.WriteString(rest)
+			both(rest)
 			break
 		}
 		if i > 0 && rest[i-1] == '$' {
 			// $${ is an escaped ${.
-			b.WriteString(rest[:i-1])
-			b.WriteString("${")
+			both(rest[:i-1])
+			both("${")
 			rest = rest[i+2:]
 			continue
 		}
-		b.WriteString(rest[:i])
+		both(rest[:i])
 		offset := len(s) - len(rest) + i
 		if !strings.HasPrefix(rest[i:], envRefOpen) {
 			// Not ours (a template in a request body, say): kept as it is.
-			b.WriteString("${")
+			both("${")
 			rest = rest[i+2:]
 			continue
 		}
+		// From here on the value is meant to hold a secret, resolved or
+		// not: nothing may print it but as ***.
+		secret = true
 		after := rest[i+len(envRefOpen):]
 		end := strings.IndexByte(after, '}')
 		if end < 0 {
 			x.failed[path] = true
 			*probs = append(*probs, Problem{Pos: refPos(n, s, offset), Path: path,
 				Message: "${env: has no closing }", Hint: "write ${env:NAME}, or $${ for a literal ${"})
-			return s
+			return Secret{value: s, shown: Redacted, written: s, secret: true}
 		}
+		shown.WriteString(Redacted)
 		name := after[:end]
 		rest = after[end+1:]
 		if !isEnvName(name) {
@@ -125,7 +311,7 @@ func (x *envExpander) expand(s string, n *yaml.Node, path string, probs *[]Probl
 		}
 		b.WriteString(v)
 	}
-	return b.String()
+	return Secret{value: b.String(), shown: shown.String(), written: s, secret: secret}
 }
 
 // refPos is the position of the byte at offset in the scalar n, when n is
@@ -155,4 +341,15 @@ func isEnvName(s string) bool {
 		}
 	}
 	return true
+}
+
+// quoteValue is how a message shows a value it complains about: quoted and
+// cut to 40 characters when it is plain text, and as the file wrote it
+// (${env:NAME}, never quoted, never cut) when it holds a secret, so that
+// neither an escape nor a cut can leak a piece of the secret.
+func quoteValue(v Secret) string {
+	if v.HoldsSecret() {
+		return v.Written() + " (read from the environment; its value is not shown)"
+	}
+	return strconv.Quote(yamlShorten(v.Reveal()))
 }

@@ -57,7 +57,7 @@ type Owner struct {
 	Pos     Pos    `yaml:"-"`
 	Team    string `yaml:"team" required:"true" doc:"The owning team."`
 	Email   string `yaml:"email" doc:"Where the team is reached by e-mail."`
-	Webhook string `yaml:"webhook" doc:"A Slack-compatible webhook URL the team is told on."`
+	Webhook Secret `yaml:"webhook" doc:"A Slack-compatible webhook URL the team is told on; may hold ${env:NAME}."`
 }
 
 // Spec is what the experiment does.
@@ -268,7 +268,7 @@ type Delivery struct {
 	Pos Pos `yaml:"-"`
 	// Dir is a directory the report files are written into.
 	Dir     string         `yaml:"dir" doc:"A directory the report files are written into."`
-	Webhook string         `yaml:"webhook" doc:"A Slack-compatible webhook the summary is posted to."`
+	Webhook Secret         `yaml:"webhook" doc:"A Slack-compatible webhook the summary is posted to; may hold ${env:NAME}."`
 	Email   *EmailDelivery `yaml:"email" doc:"E-mail the report over SMTP."`
 }
 
@@ -284,8 +284,8 @@ type SMTP struct {
 	Pos      Pos    `yaml:"-"`
 	Address  string `yaml:"address" required:"true" doc:"host:port of the server, e.g. smtp.example.com:587."`
 	From     string `yaml:"from" doc:"The sender address; default chaos@ the server's domain."`
-	Username string `yaml:"username" doc:"Login, if the server needs one."`
-	Password string `yaml:"password" doc:"Password; write ${env:NAME} so it stays out of the file."`
+	Username Secret `yaml:"username" doc:"Login, if the server needs one."`
+	Password Secret `yaml:"password" doc:"Password; write ${env:NAME} so it stays out of the file."`
 }
 
 // FaultPhase is how long the fault phase lasts: until the last scheduled
@@ -347,8 +347,9 @@ func (s Safety) Protected(namespace string) bool {
 }
 
 // Secrets are the resolved values of the file's ${env:NAME} references,
-// each once. Whatever prints something that came from the
-// file passes it through Redact with these.
+// each once. The values themselves are Secrets, which never print them;
+// text chaos did not write (a plugin's error) passes through Redact with
+// these.
 func (e *Experiment) Secrets() []string { return e.secrets }
 
 // PosOf is where the value at path stands, e.g. PosOf("spec.faults[0].with.delay").

@@ -192,7 +192,7 @@ func validateMetadata(c checker, m *Metadata) {
 	if m.Owner.Email != "" {
 		checkEmail(c, "metadata.owner.email", m.Owner.Email)
 	}
-	if m.Owner.Webhook != "" {
+	if !m.Owner.Webhook.IsZero() {
 		checkURL(c, "metadata.owner.webhook", m.Owner.Webhook, "https://hooks.slack.com/services/T000/B000/XXXX")
 	}
 	for _, k := range sortedKeys(m.Labels) {
@@ -557,7 +557,7 @@ func validateHTTPProbe(c checker, path string, h *HTTPProbe) {
 	}
 	if t := h.TLS; t != nil {
 		tp := path + ".tls"
-		if u, err := url.Parse(h.URL); err == nil && u.Scheme == "http" {
+		if u, err := url.Parse(h.URL.Reveal()); err == nil && u.Scheme == "http" {
 			c.key(tp, "tls is set, but the url is http://", "use an https:// url, or remove tls")
 		}
 		switch {
@@ -589,13 +589,13 @@ func validatePrometheusProbe(c checker, path string, p *PrometheusProbe) {
 			c.key(ap+".basic", "auth has both bearer and basic", "use one of them")
 		default:
 			if a.Basic != nil {
-				if a.Basic.Username == "" {
+				if a.Basic.Username.IsZero() {
 					c.missing(ap+".basic.username", "")
 				}
-				if a.Basic.Password == "" {
+				if a.Basic.Password.IsZero() {
 					c.missing(ap+".basic.password", "write password: ${env:NAME} to keep it out of the file")
 				}
-			} else if a.Bearer == "" {
+			} else if a.Bearer.IsZero() {
 				c.at(ap+".bearer", "bearer token is empty", "write bearer: ${env:NAME}")
 			}
 		}
@@ -641,14 +641,14 @@ func checkBalanced(q string) string {
 	return ""
 }
 
-func checkURL(c checker, path, v, example string) {
-	if v == "" {
+func checkURL(c checker, path string, v Secret, example string) {
+	if v.IsZero() {
 		c.missing(path, "e.g. "+example)
 		return
 	}
-	u, err := url.Parse(v)
+	u, err := url.Parse(v.Reveal())
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		c.at(path, fmt.Sprintf("%q is not an http or https URL", yamlShorten(v)), "e.g. "+example)
+		c.at(path, quoteValue(v)+" is not an http or https URL", "e.g. "+example)
 	}
 }
 
@@ -815,7 +815,7 @@ func validateReport(c checker, r *Report) {
 	if c.exp.Has(p+".delivery.dir") && strings.TrimSpace(d.Dir) == "" {
 		c.at(p+".delivery.dir", "dir is empty", "a directory, e.g. reports/")
 	}
-	if d.Webhook != "" {
+	if !d.Webhook.IsZero() {
 		checkURL(c, p+".delivery.webhook", d.Webhook, "https://hooks.slack.com/services/T000/B000/XXXX")
 	}
 	if m := d.Email; m != nil {
@@ -834,7 +834,7 @@ func validateReport(c checker, r *Report) {
 		if m.SMTP.From != "" {
 			checkEmail(c, ep+".smtp.from", m.SMTP.From)
 		}
-		if m.SMTP.Password != "" && m.SMTP.Username == "" {
+		if !m.SMTP.Password.IsZero() && m.SMTP.Username.IsZero() {
 			c.missing(ep+".smtp.username", "a password needs a username")
 		}
 	}

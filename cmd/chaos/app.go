@@ -321,7 +321,7 @@ func warnUnsupported(w io.Writer, exp *experiments.Experiment) {
 			not = append(not, "report format "+f)
 		}
 	}
-	if r.Delivery.Webhook != "" {
+	if !r.Delivery.Webhook.IsZero() {
 		not = append(not, "webhook delivery")
 	}
 	if r.Delivery.Email != nil {
