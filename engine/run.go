@@ -619,10 +619,11 @@ func (r *run) finish() *reports.Record {
 		r.verdict = reports.Error
 	}
 	r.rec.Verdict, r.rec.Cause, r.rec.Reason = r.verdict, r.cause, r.reason
-	// Secrets from the file (${env:NAME}) may have reached a message: an
-	// error that quotes a URL, a header. None may reach a report.
+	// Values from the file print secrets as ***, but a plugin's error or a
+	// client library's message may echo one, escaped or cut short. None
+	// may reach a report.
 	if secrets := r.exp.Secrets(); len(secrets) > 0 {
-		r.rec.Redact(func(s string) string { return experiments.Redact(s, secrets) })
+		r.rec.Redact(experiments.NewRedactor(secrets).Redact)
 	}
 	sort.SliceStable(r.rec.Timeline, func(i, j int) bool { return r.rec.Timeline[i].At < r.rec.Timeline[j].At })
 	return r.rec

@@ -32,12 +32,27 @@ func (r *Record) Redact(f func(string) string) {
 
 func redactValues(v map[string]any, f func(string) string) map[string]any {
 	for k, x := range v {
-		switch t := x.(type) {
-		case string:
-			v[k] = f(t)
-		case map[string]any:
-			v[k] = redactValues(t, f)
-		}
+		v[k] = redactValue(x, f)
 	}
 	return v
+}
+
+func redactValue(x any, f func(string) string) any {
+	switch t := x.(type) {
+	case string:
+		return f(t)
+	case map[string]any:
+		return redactValues(t, f)
+	case []any:
+		for i := range t {
+			t[i] = redactValue(t[i], f)
+		}
+		return t
+	case []string:
+		for i := range t {
+			t[i] = f(t[i])
+		}
+		return t
+	}
+	return x
 }

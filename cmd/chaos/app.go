@@ -138,7 +138,7 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			// Everything the run and its plugins log passes the secrets
 			// filter: a plugin error may quote a parameter.
-			stderr := redactingWriter{w: stderr, secrets: exp.Secrets()}
+			stderr := newRedactingWriter(stderr, exp.Secrets())
 			log, _ := newLogger(stderr, c.String("log-level"))
 			dir, err := stateDir(c)
 			if err != nil {
@@ -156,7 +156,7 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 				return &exitError{code: reports.Error.ExitCode(), msg: "open ledger: " + err.Error()}
 			}
 			if c.Bool("dry-run") {
-				return dryRun(c.Context, exp, ledger, stdout)
+				return dryRun(c.Context, exp, ledger, newRedactingWriter(stdout, exp.Secrets()), stderr)
 			}
 			ctx, stop := interruptible(c.Context, stderr)
 			defer stop()
@@ -294,18 +294,29 @@ func pluginServeCommand() *cli.Command {
 	}
 }
 
-// redactingWriter replaces the experiment's secrets in everything written
-// through it. Loggers write whole lines, so a secret is never split.
+// redactingWriter replaces the experiment's secrets, in every form
+// experiments.Redact knows (escaped, quoted, cut short), in everything
+// written through it: what chaos writes never holds a secret (values print
+// as ***), but a plugin's log line or error may echo a parameter. Loggers,
+// and go-plugin relaying a plugin's stderr, write whole lines, so a secret
+// is never split.
 type redactingWriter struct {
-	w       io.Writer
-	secrets []string
+	w io.Writer
+	r *experiments.Redactor
+}
+
+func newRedactingWriter(w io.Writer, secrets []string) redactingWriter {
+	if len(secrets) == 0 {
+		return redactingWriter{w: w}
+	}
+	return redactingWriter{w: w, r: experiments.NewRedactor(secrets)}
 }
 
 func (r redactingWriter) Write(p []byte) (int, error) {
-	if len(r.secrets) == 0 {
+	if r.r == nil {
 		return r.w.Write(p)
 	}
-	if _, err := io.WriteString(r.w, experiments.Redact(string(p), r.secrets)); err != nil {
+	if _, err := io.WriteString(r.w, r.r.Redact(string(p))); err != nil {
 		return 0, err
 	}
 	return len(p), nil

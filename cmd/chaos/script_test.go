@@ -46,6 +46,7 @@ func TestScripts(t *testing.T) {
 			"listening": cmdListening,
 			"startdemo": cmdStartDemo,
 			"stopdemo":  cmdStopDemo,
+			"nosecret":  cmdNoSecret,
 		},
 	})
 }
