@@ -2,7 +2,6 @@ package safety_test
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -59,7 +58,6 @@ func runHelper(name string) error {
 		}
 		err = l.Intend(safety.Entry{
 			ID: run + "/fault-0", RunID: run, Plugin: "latency", TargetKey: os.Getenv(keysEnv),
-			Target: json.RawMessage(`{"endpoint":{"listen":"127.0.0.1:1"}}`), Params: json.RawMessage(`{"delay":"100ms"}`),
 		})
 		if err != nil {
 			return err
