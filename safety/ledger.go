@@ -67,11 +67,11 @@ type Entry struct {
 	// PluginStart is the plugin process's start time; Intend sets it. Only
 	// a process with this pid and this start time is the entry's plugin.
 	PluginStart uint64        `json:"pluginStart,omitempty"`
-	LeaseTTL   time.Duration `json:"leaseTTL"`
-	Experiment string        `json:"experiment"`
-	File       string        `json:"file,omitempty"`
-	CreatedAt  time.Time     `json:"createdAt"`
-	UpdatedAt  time.Time     `json:"updatedAt"`
+	LeaseTTL    time.Duration `json:"leaseTTL"`
+	Experiment  string        `json:"experiment"`
+	File        string        `json:"file,omitempty"`
+	CreatedAt   time.Time     `json:"createdAt"`
+	UpdatedAt   time.Time     `json:"updatedAt"`
 	// Note says what went wrong, e.g. why a revert failed.
 	Note string `json:"note,omitempty"`
 }

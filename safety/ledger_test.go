@@ -107,12 +107,12 @@ func TestLedgerUnknownEntry(t *testing.T) {
 func TestLedgerRefusesEntriesRecoverCouldNotUse(t *testing.T) {
 	l := openLedger(t, t.TempDir())
 	for name, e := range map[string]safety.Entry{
-		"no id":          {RunID: "r", Plugin: "p", TargetKey: "k"},
-		"id not of run":  {ID: "other/fault-0", RunID: "r", Plugin: "p", TargetKey: "k"},
-		"no fault key":   {ID: "r/", RunID: "r", Plugin: "p", TargetKey: "k"},
-		"no plugin":      {ID: "r/fault-0", RunID: "r", TargetKey: "k"},
-		"no target key":  {ID: "r/fault-0", RunID: "r", Plugin: "p"},
-		"no run id":      {ID: "/fault-0", Plugin: "p", TargetKey: "k"},
+		"no id":         {RunID: "r", Plugin: "p", TargetKey: "k"},
+		"id not of run": {ID: "other/fault-0", RunID: "r", Plugin: "p", TargetKey: "k"},
+		"no fault key":  {ID: "r/", RunID: "r", Plugin: "p", TargetKey: "k"},
+		"no plugin":     {ID: "r/fault-0", RunID: "r", TargetKey: "k"},
+		"no target key": {ID: "r/fault-0", RunID: "r", Plugin: "p"},
+		"no run id":     {ID: "/fault-0", Plugin: "p", TargetKey: "k"},
 	} {
 		require.Error(t, l.Intend(e), "%s: the entry must be refused before anything is injected", name)
 	}
