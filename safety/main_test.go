@@ -6,7 +6,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -64,6 +66,11 @@ func runHelper(name string) error {
 		}
 	case "engage":
 		return safety.Engage(dir, os.Getenv(reasonEnv))
+	case "ignoreterm":
+		// A plugin that does not act on SIGTERM: only SIGKILL ends it.
+		signal.Ignore(syscall.SIGTERM)
+	case "idle":
+		// A process that ends on SIGTERM, as the default action does.
 	default:
 		return fmt.Errorf("unknown helper")
 	}
