@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -81,10 +80,11 @@ func (r *run) acquire(ctx context.Context, h *hold) error {
 		return err
 	}
 	if r.opts.Ledger != nil {
-		target, _ := json.Marshal(h.req.Target)
+		// No parameters and no resolved target: they may hold secrets, and
+		// a revert needs only the handle or the id.
 		err := r.opts.Ledger.Intend(safety.Entry{
-			ID: h.id, RunID: r.rec.RunID, Plugin: h.name, Target: target, TargetKey: targetKey(h.req.Target),
-			Params: h.req.Params, Prepared: h.prepared, RunnerPID: os.Getpid(), PluginPID: h.plugin.Pid(), LeaseTTL: r.opts.LeaseTTL,
+			ID: h.id, RunID: r.rec.RunID, Plugin: h.name, TargetKey: targetKey(h.req.Target),
+			Prepared: h.prepared, RunnerPID: os.Getpid(), PluginPID: h.plugin.Pid(), LeaseTTL: r.opts.LeaseTTL,
 			Experiment: r.exp.Metadata.Name, File: r.exp.File,
 		})
 		if err != nil {

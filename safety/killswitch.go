@@ -71,7 +71,9 @@ func Clear(stateDir string) error {
 // person wrote by hand, still engages it.
 func Engaged(stateDir string) (reason string, engaged bool, err error) {
 	path := filepath.Join(stateDir, abortFile)
-	data, err := os.ReadFile(path)
+	// Not followed if it is a symlink: the switch is then engaged (the
+	// file is there) and its target is never read.
+	data, err := readNoFollow(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", false, nil
 	}

@@ -44,12 +44,12 @@ type Entry struct {
 	RunID string `json:"runID"`
 	// Plugin is the plugin that injects the fault and can revert it.
 	Plugin string `json:"plugin"`
-	// Target is the resolved target as the plugin takes it.
-	Target json.RawMessage `json:"target"`
 	// TargetKey names the target for locks and for OpenFor: two runs that
-	// would fault the same thing use the same key.
-	TargetKey string          `json:"targetKey"`
-	Params    json.RawMessage `json:"params"`
+	// would fault the same thing use the same key. It is the target's
+	// identity, never its parameters: the ledger holds no resolved `with`
+	// value (a secret among them would stay on disk for ever), because a
+	// revert needs only the handle or the id.
+	TargetKey string `json:"targetKey"`
 	// Handle is the plugin's handle for the fault, known once injected.
 	Handle   string     `json:"handle,omitempty"`
 	Prepared bool       `json:"prepared,omitempty"`
@@ -57,15 +57,21 @@ type Entry struct {
 	// RunnerPID is the process that wrote the entry; recover uses it to tell
 	// a live run from a dead one.
 	RunnerPID int `json:"runnerPID"`
+	// RunnerStart is the runner's start time (see ProcessStart), so that a
+	// recycled pid is not taken for the runner. Intend sets it.
+	RunnerStart uint64 `json:"runnerStart,omitempty"`
 	// PluginPID is the plugin process that was asked for the fault, so that
 	// recover can make sure it is gone (it reverts on SIGTERM) before it
 	// trusts a fresh plugin's word that a handle is unknown.
-	PluginPID  int           `json:"pluginPID,omitempty"`
-	LeaseTTL   time.Duration `json:"leaseTTL"`
-	Experiment string        `json:"experiment"`
-	File       string        `json:"file,omitempty"`
-	CreatedAt  time.Time     `json:"createdAt"`
-	UpdatedAt  time.Time     `json:"updatedAt"`
+	PluginPID int `json:"pluginPID,omitempty"`
+	// PluginStart is the plugin process's start time; Intend sets it. Only
+	// a process with this pid and this start time is the entry's plugin.
+	PluginStart uint64        `json:"pluginStart,omitempty"`
+	LeaseTTL    time.Duration `json:"leaseTTL"`
+	Experiment  string        `json:"experiment"`
+	File        string        `json:"file,omitempty"`
+	CreatedAt   time.Time     `json:"createdAt"`
+	UpdatedAt   time.Time     `json:"updatedAt"`
 	// Note says what went wrong, e.g. why a revert failed.
 	Note string `json:"note,omitempty"`
 }
@@ -82,23 +88,51 @@ type Entry struct {
 //
 // A Ledger holds no open files; it is safe for concurrent use.
 type Ledger struct {
+	stateDir string
 	dir      string // <stateDir>/ledger
 	done     string // <stateDir>/ledger/done
 	lockPath string // <stateDir>/ledger.lock
+	redact   func(string) string
+}
+
+// LedgerOption configures OpenLedger.
+type LedgerOption func(*Ledger)
+
+// WithRedact makes the ledger pass every free text it writes (notes, the
+// experiment's name and file) through redact, so that a plugin's error
+// that quotes a secret parameter never reaches the disk. The CLI gives it
+// the experiment's secrets.
+func WithRedact(redact func(string) string) LedgerOption {
+	return func(l *Ledger) { l.redact = redact }
 }
 
 // OpenLedger opens the ledger in stateDir, creating the directories it
-// needs with mode 0700.
-func OpenLedger(stateDir string) (*Ledger, error) {
+// needs with mode 0700. It refuses a state directory, or a ledger
+// directory, that is a symlink, not the user's, or writable by others
+// (ErrUnsafeStateDir).
+func OpenLedger(stateDir string, opts ...LedgerOption) (*Ledger, error) {
 	if err := EnsureStateDir(stateDir); err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	l := &Ledger{
-		dir:      filepath.Join(stateDir, "ledger"),
-		done:     filepath.Join(stateDir, "ledger", "done"),
-		lockPath: filepath.Join(stateDir, "ledger.lock"),
+	// Absolute, so that Discard can tell whether a file is in the ledger.
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	if err := os.MkdirAll(l.done, 0o700); err != nil {
+	l := &Ledger{
+		stateDir: abs,
+		dir:      filepath.Join(abs, "ledger"),
+		done:     filepath.Join(abs, "ledger", "done"),
+		lockPath: filepath.Join(abs, "ledger.lock"),
+		redact:   func(s string) string { return s },
+	}
+	for _, o := range opts {
+		o(l)
+	}
+	if _, err := ensureSubdir(abs, "ledger"); err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	if _, err := ensureSubdir(l.dir, "done"); err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	return l, nil
@@ -139,6 +173,14 @@ func (l *Ledger) Intend(e Entry) error {
 	e.UpdatedAt = now
 	if e.RunnerPID == 0 {
 		e.RunnerPID = os.Getpid()
+	}
+	// Start times pin the pids to these processes for recover. A process
+	// already gone has none; recover then never signals its pid.
+	if e.RunnerStart == 0 {
+		e.RunnerStart, _ = ProcessStart(e.RunnerPID)
+	}
+	if e.PluginStart == 0 && e.PluginPID > 0 {
+		e.PluginStart, _ = ProcessStart(e.PluginPID)
 	}
 	if err := l.write(l.dir, e); err != nil {
 		return fmt.Errorf("record intent for %s: %w", e.ID, err)
@@ -242,52 +284,88 @@ func (l *Ledger) Reverted(id string) error {
 // Open returns every entry not yet reverted, oldest first (by CreatedAt,
 // then ID). A file that cannot be read as an entry is never skipped
 // silently: Open returns the entries it could read together with an error
-// (wrapping ErrCorruptEntry) naming each file it could not, so recover can
-// act on the rest and still report the bad ones.
+// joining an *UnreadableEntryError (wrapping ErrCorruptEntry) for each file
+// it could not.
 func (l *Ledger) Open() ([]Entry, error) {
+	out, bad, err := l.Read()
+	if err != nil {
+		return nil, err
+	}
+	if len(bad) > 0 {
+		errs := make([]error, len(bad))
+		for i, b := range bad {
+			errs[i] = b
+		}
+		return out, fmt.Errorf("read ledger: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// Read returns every entry not yet reverted, oldest first, and every file
+// of the ledger that could not be read as an entry, so that recover can
+// act on the first and name the second. err is for a ledger that cannot be
+// read at all.
+func (l *Ledger) Read() (open []Entry, unreadable []*UnreadableEntryError, err error) {
 	unlock, err := flockPath(l.lockPath, unix.LOCK_SH)
 	if err != nil {
-		return nil, fmt.Errorf("read ledger: %w", err)
+		return nil, nil, fmt.Errorf("read ledger: %w", err)
 	}
 	defer unlock()
 
 	des, err := os.ReadDir(l.dir)
 	if err != nil {
-		return nil, fmt.Errorf("read ledger: %w", err)
+		return nil, nil, fmt.Errorf("read ledger: %w", err)
 	}
-	var (
-		out  []Entry
-		errs []error
-	)
 	for _, de := range des {
 		name := de.Name()
-		// Directories (done/) and the temporary files of writes that never
-		// finished are not entries. A temporary file never stands for an
-		// injected fault: Intend had not returned, so nothing was injected.
+		// Directories (done/, discarded/) and the temporary files of
+		// writes that never finished are not entries. A temporary file
+		// never stands for an injected fault: Intend had not returned, so
+		// nothing was injected.
 		if de.IsDir() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") {
 			continue
 		}
 		e, err := readEntry(filepath.Join(l.dir, name))
-		if err != nil {
-			errs = append(errs, err)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // reverted meanwhile by a writer that does not lock
+		}
+		var bad *UnreadableEntryError
+		if errors.As(err, &bad) {
+			unreadable = append(unreadable, bad)
 			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("read ledger: %w", err)
 		}
 		if e.State == StateReverted {
 			continue
 		}
-		out = append(out, e)
+		open = append(open, e)
 	}
-	slices.SortFunc(out, func(a, b Entry) int {
+	slices.SortFunc(open, func(a, b Entry) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	if len(errs) > 0 {
-		return out, fmt.Errorf("read ledger: %w", errors.Join(errs...))
-	}
-	return out, nil
+	return open, unreadable, nil
 }
+
+// UnreadableEntryError is a file in the ledger directory that cannot be
+// read as an entry. chaos cannot tell which fault it records, or whether
+// that fault is live, so it never ignores it: runs refuse to start and
+// recover names it until a person has checked it and set it aside with
+// `chaos recover --discard`. It wraps ErrCorruptEntry and the cause.
+type UnreadableEntryError struct {
+	Path string
+	Err  error
+}
+
+func (e *UnreadableEntryError) Error() string {
+	return fmt.Sprintf("ledger file %s cannot be read as an entry (%v), so chaos cannot tell which fault it records or whether that fault is live; check it by hand, revert its fault if there is one, then run `chaos recover --discard %s`", e.Path, e.Err, e.Path)
+}
+
+func (e *UnreadableEntryError) Unwrap() []error { return []error{ErrCorruptEntry, e.Err} }
 
 // OpenFor returns the open entries whose TargetKey is one of targetKeys. A
 // corrupt file makes it fail: it may be a fault on one of these targets.
@@ -336,6 +414,9 @@ func (l *Ledger) update(id string, done bool, change func(*Entry) error) error {
 }
 
 func (l *Ledger) write(dir string, e Entry) error {
+	e.Note = l.redact(e.Note)
+	e.Experiment = l.redact(e.Experiment)
+	e.File = l.redact(e.File)
 	data, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
 		return err
@@ -344,23 +425,27 @@ func (l *Ledger) write(dir string, e Entry) error {
 }
 
 // readEntry reads one entry file. A missing file is fs.ErrNotExist; a file
-// that is not a valid entry is ErrCorruptEntry, naming the file.
+// that is not a valid entry (a symlink, not a plain file, not JSON, not
+// named after its id) is an *UnreadableEntryError.
 func readEntry(path string) (Entry, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
+	data, err := readNoFollow(path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return Entry{}, err
+	}
+	if err != nil {
+		return Entry{}, &UnreadableEntryError{Path: path, Err: err}
 	}
 	var e Entry
 	if err := json.Unmarshal(data, &e); err != nil {
-		return Entry{}, fmt.Errorf("%s: %w: %w", path, ErrCorruptEntry, err)
+		return Entry{}, &UnreadableEntryError{Path: path, Err: err}
 	}
 	if e.ID == "" || !e.State.valid() {
-		return Entry{}, fmt.Errorf("%s: %w: missing id or unknown state %q", path, ErrCorruptEntry, e.State)
+		return Entry{}, &UnreadableEntryError{Path: path, Err: fmt.Errorf("missing id or unknown state %q", e.State)}
 	}
 	if entryFileName(e.ID) != filepath.Base(path) {
 		// A file copied or renamed by hand would be updated under the
 		// wrong name and never leave the open list.
-		return Entry{}, fmt.Errorf("%s: %w: holds entry %q, whose file is %s", path, ErrCorruptEntry, e.ID, entryFileName(e.ID))
+		return Entry{}, &UnreadableEntryError{Path: path, Err: fmt.Errorf("holds entry %q, whose file is %s", e.ID, entryFileName(e.ID))}
 	}
 	return e, nil
 }

@@ -1,7 +1,6 @@
 package safety_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,8 +17,6 @@ import (
 func entry(run, key, target string) safety.Entry {
 	return safety.Entry{
 		ID: run + "/" + key, RunID: run, Plugin: "latency", TargetKey: target,
-		Target:     json.RawMessage(`{"endpoint":{"listen":"127.0.0.1:8080"}}`),
-		Params:     json.RawMessage(`{"delay":"200ms"}`),
 		LeaseTTL:   10 * time.Second,
 		Experiment: "checkout-latency", File: "checkout-latency.yaml",
 	}
@@ -43,8 +40,10 @@ func TestLedgerIntentIsOpen(t *testing.T) {
 	require.Equal(t, "run1/fault-0", e.ID)
 	require.Equal(t, safety.StateIntent, e.State)
 	require.Equal(t, os.Getpid(), e.RunnerPID, "the runner pid defaults to the writer, so recover can tell a dead run")
-	require.JSONEq(t, `{"endpoint":{"listen":"127.0.0.1:8080"}}`, string(e.Target), "the target must round-trip as the plugin takes it")
-	require.JSONEq(t, `{"delay":"200ms"}`, string(e.Params))
+	require.Equal(t, "endpoint:127.0.0.1:8080", e.TargetKey, "the target's identity round-trips")
+	start, err := safety.ProcessStart(os.Getpid())
+	require.NoError(t, err)
+	require.Equal(t, start, e.RunnerStart, "the runner's start time is recorded, so a recycled pid is not taken for it")
 	require.Equal(t, 10*time.Second, e.LeaseTTL)
 	require.Equal(t, "checkout-latency", e.Experiment)
 	require.False(t, e.CreatedAt.IsZero(), "CreatedAt is set when the caller leaves it zero")
@@ -108,13 +107,12 @@ func TestLedgerUnknownEntry(t *testing.T) {
 func TestLedgerRefusesEntriesRecoverCouldNotUse(t *testing.T) {
 	l := openLedger(t, t.TempDir())
 	for name, e := range map[string]safety.Entry{
-		"no id":          {RunID: "r", Plugin: "p", TargetKey: "k"},
-		"id not of run":  {ID: "other/fault-0", RunID: "r", Plugin: "p", TargetKey: "k"},
-		"no fault key":   {ID: "r/", RunID: "r", Plugin: "p", TargetKey: "k"},
-		"no plugin":      {ID: "r/fault-0", RunID: "r", TargetKey: "k"},
-		"no target key":  {ID: "r/fault-0", RunID: "r", Plugin: "p"},
-		"no run id":      {ID: "/fault-0", Plugin: "p", TargetKey: "k"},
-		"invalid target": {ID: "r/fault-0", RunID: "r", Plugin: "p", TargetKey: "k", Target: json.RawMessage(`{`)},
+		"no id":         {RunID: "r", Plugin: "p", TargetKey: "k"},
+		"id not of run": {ID: "other/fault-0", RunID: "r", Plugin: "p", TargetKey: "k"},
+		"no fault key":  {ID: "r/", RunID: "r", Plugin: "p", TargetKey: "k"},
+		"no plugin":     {ID: "r/fault-0", RunID: "r", TargetKey: "k"},
+		"no target key": {ID: "r/fault-0", RunID: "r", Plugin: "p"},
+		"no run id":     {ID: "/fault-0", Plugin: "p", TargetKey: "k"},
 	} {
 		require.Error(t, l.Intend(e), "%s: the entry must be refused before anything is injected", name)
 	}

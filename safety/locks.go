@@ -66,8 +66,8 @@ func LockTargets(stateDir string, keys []string, runID string) (*Lock, error) {
 	if err := EnsureStateDir(stateDir); err != nil {
 		return nil, fmt.Errorf("lock targets: %w", err)
 	}
-	dir := filepath.Join(stateDir, "locks")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	dir, err := ensureSubdir(stateDir, "locks")
+	if err != nil {
 		return nil, fmt.Errorf("lock targets: %w", err)
 	}
 	keys = slices.Clone(keys)
@@ -90,9 +90,10 @@ func lockTarget(dir, key, runID string) (*os.File, error) {
 	if key == "" {
 		return nil, errors.New("lock targets: empty target key")
 	}
-	sum := sha256.Sum256([]byte(key))
-	path := filepath.Join(dir, hex.EncodeToString(sum[:])[:16]+".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	path := filepath.Join(dir, lockFileName(key))
+	// The file is truncated and written below: it must be ours, and not a
+	// link to somebody else's.
+	f, err := openNoFollow(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock target %q: %w", key, err)
 	}
@@ -117,6 +118,12 @@ func lockTarget(dir, key, runID string) (*os.File, error) {
 		return nil, fmt.Errorf("lock target %q: %w", key, werr)
 	}
 	return f, nil
+}
+
+// lockFileName is the name of key's lock file in <stateDir>/locks.
+func lockFileName(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])[:16] + ".lock"
 }
 
 // readHolder reads who holds a lock. The holder may be between taking the
@@ -162,7 +169,7 @@ func flock(f *os.File, how int) error {
 // file, so two goroutines of one process exclude each other as two
 // processes do.
 func flockPath(path string, how int) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	f, err := openNoFollow(path, os.O_RDONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}

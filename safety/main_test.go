@@ -2,12 +2,13 @@ package safety_test
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -59,13 +60,17 @@ func runHelper(name string) error {
 		}
 		err = l.Intend(safety.Entry{
 			ID: run + "/fault-0", RunID: run, Plugin: "latency", TargetKey: os.Getenv(keysEnv),
-			Target: json.RawMessage(`{"endpoint":{"listen":"127.0.0.1:1"}}`), Params: json.RawMessage(`{"delay":"100ms"}`),
 		})
 		if err != nil {
 			return err
 		}
 	case "engage":
 		return safety.Engage(dir, os.Getenv(reasonEnv))
+	case "ignoreterm":
+		// A plugin that does not act on SIGTERM: only SIGKILL ends it.
+		signal.Ignore(syscall.SIGTERM)
+	case "idle":
+		// A process that ends on SIGTERM, as the default action does.
 	default:
 		return fmt.Errorf("unknown helper")
 	}

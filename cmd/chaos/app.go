@@ -151,7 +151,7 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			case engaged:
 				return &exitError{code: reports.Aborted.ExitCode(), msg: fmt.Sprintf("refusing to start: the kill switch is engaged (%s); `chaos abort --clear` releases it", reason)}
 			}
-			ledger, err := safety.OpenLedger(dir)
+			ledger, err := safety.OpenLedger(dir, safety.WithRedact(func(s string) string { return experiments.Redact(s, exp.Secrets()) }))
 			if err != nil {
 				return &exitError{code: reports.Error.ExitCode(), msg: "open ledger: " + err.Error()}
 			}

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -24,14 +24,19 @@ var stateDirFlag = &cli.StringFlag{
 }
 
 // stateDir returns the state directory the flag names, or the default,
-// creating it.
+// creating it. A directory another user could plant files in is refused
+// (exit code of a refusal): nothing has been touched.
 func stateDir(c *cli.Context) (string, error) {
 	dir := c.String("state-dir")
 	if dir == "" {
 		dir = safety.DefaultStateDir()
 	}
 	if err := safety.EnsureStateDir(dir); err != nil {
-		return "", &exitError{code: reports.Invalid.ExitCode(), msg: fmt.Sprintf("--state-dir %s: %v", dir, err)}
+		code := reports.Invalid.ExitCode()
+		if errors.Is(err, safety.ErrUnsafeStateDir) {
+			code = reports.Refused.ExitCode()
+		}
+		return "", &exitError{code: code, msg: fmt.Sprintf("--state-dir %s: %v", dir, err)}
 	}
 	return dir, nil
 }
@@ -43,6 +48,9 @@ func recoverCommand(stdout io.Writer) *cli.Command {
 		Flags: []cli.Flag{
 			stateDirFlag,
 			&cli.BoolFlag{Name: "force", Usage: "also revert faults of runs whose runner is still alive"},
+			&cli.StringSliceFlag{Name: "discard", Usage: "set aside an unreadable ledger `FILE` (after checking it by hand) instead of recovering"},
+			&cli.DurationFlag{Name: "call-timeout", Value: defaultCallTimeout, Usage: "deadline of each call to a plugin"},
+			&cli.DurationFlag{Name: "grace", Value: defaultStopGrace, Usage: "how long an orphaned plugin gets after SIGTERM before SIGKILL"},
 		},
 		Action: func(c *cli.Context) error {
 			dir, err := stateDir(c)
@@ -51,38 +59,111 @@ func recoverCommand(stdout io.Writer) *cli.Command {
 			}
 			ledger, err := safety.OpenLedger(dir)
 			if err != nil {
-				return &exitError{code: reports.Error.ExitCode(), msg: "open ledger: " + err.Error()}
+				code := reports.Error.ExitCode()
+				if errors.Is(err, safety.ErrUnsafeStateDir) {
+					code = reports.Refused.ExitCode()
+				}
+				return &exitError{code: code, msg: "open ledger: " + err.Error()}
 			}
-			left, err := recoverAll(c.Context, ledger, c.Bool("force"), stdout)
+			if files := c.StringSlice("discard"); len(files) > 0 {
+				return discardAll(ledger, files, stdout)
+			}
+			opts := recoverOptions{force: c.Bool("force"), callTimeout: c.Duration("call-timeout"), grace: c.Duration("grace")}
+			res, err := recoverAll(c.Context, ledger, opts, stdout)
+			if errors.Is(err, safety.ErrUnsafeStateDir) {
+				return &exitError{code: reports.Refused.ExitCode(), msg: err.Error()}
+			}
 			if err != nil {
 				return &exitError{code: reports.Error.ExitCode(), msg: err.Error()}
 			}
-			if left > 0 {
-				return &exitError{code: reports.Error.ExitCode(), msg: fmt.Sprintf("%d fault(s) could not be reverted; see above", left)}
+			var msgs []string
+			if res.failed > 0 {
+				msgs = append(msgs, fmt.Sprintf("%d fault(s) could not be reverted; see above", res.failed))
+			}
+			if res.unreadable > 0 {
+				msgs = append(msgs, fmt.Sprintf("%d ledger file(s) could not be read; check each by hand, then `chaos recover --discard FILE`", res.unreadable))
+			}
+			if len(msgs) > 0 {
+				return &exitError{code: reports.Error.ExitCode(), msg: strings.Join(msgs, "; ")}
 			}
 			return nil
 		},
 	}
 }
 
-// recoverAll reverts every open ledger entry whose runner is gone, plugin
-// by plugin, faults before the preparations they ride on. It returns how
-// many entries are still open afterwards for another reason than a live
-// runner.
-func recoverAll(ctx context.Context, ledger *safety.Ledger, force bool, out io.Writer) (int, error) {
-	entries, err := ledger.Open()
-	if err != nil {
-		return 0, fmt.Errorf("read ledger: %w", err)
+// discardAll sets aside each file; any refusal makes the command fail, and
+// what was set aside before it stays set aside.
+func discardAll(ledger *safety.Ledger, files []string, out io.Writer) error {
+	for _, f := range files {
+		dest, err := ledger.Discard(f)
+		if err != nil {
+			code := reports.Error.ExitCode()
+			if errors.Is(err, safety.ErrNotInLedger) || errors.Is(err, safety.ErrEntryReadable) {
+				code = reports.Invalid.ExitCode()
+			}
+			return &exitError{code: code, msg: err.Error()}
+		}
+		_, _ = fmt.Fprintf(out, "discarded %s: moved to %s (a note beside it says why); runs and recover no longer count it\n", f, dest)
 	}
+	return nil
+}
+
+const (
+	// defaultCallTimeout bounds each call to a fresh plugin in recover.
+	defaultCallTimeout = 20 * time.Second
+	// defaultStopGrace is how long an orphaned plugin gets to revert and
+	// exit after SIGTERM before it gets SIGKILL.
+	defaultStopGrace = 5 * time.Second
+)
+
+// recoverOptions configure recoverAll; zero durations take the defaults.
+type recoverOptions struct {
+	force       bool
+	callTimeout time.Duration
+	grace       time.Duration
+}
+
+// recoverResult counts what recoverAll could not do.
+type recoverResult struct {
+	failed     int // entries still open for another reason than a live runner
+	unreadable int // ledger files that are not readable entries
+}
+
+// recoverAll reverts every open ledger entry whose runner is gone, plugin
+// by plugin, faults before the preparations they ride on, and names every
+// ledger file it could not read: one bad file does not stop the rest.
+func recoverAll(ctx context.Context, ledger *safety.Ledger, opts recoverOptions, out io.Writer) (recoverResult, error) {
+	if opts.callTimeout <= 0 {
+		opts.callTimeout = defaultCallTimeout
+	}
+	if opts.grace <= 0 {
+		opts.grace = defaultStopGrace
+	}
+	var res recoverResult
+	entries, bad, err := ledger.Read()
+	if err != nil {
+		return res, fmt.Errorf("read ledger: %w", err)
+	}
+	res.unreadable = len(bad)
+	defer func() {
+		for _, b := range bad {
+			_, _ = fmt.Fprintf(out, "UNREADABLE %s: %v\n", b.Path, b.Err)
+			_, _ = fmt.Fprintf(out, "  chaos cannot tell which fault it records or whether that fault is live. Check it by hand (and revert its fault, if any), then: chaos recover --discard %s\n", b.Path)
+		}
+	}()
 	if len(entries) == 0 {
-		_, _ = fmt.Fprintln(out, "nothing to recover: every fault in the ledger is reverted")
-		return 0, nil
+		if len(bad) == 0 {
+			_, _ = fmt.Fprintln(out, "nothing to recover: every fault in the ledger is reverted")
+		}
+		return res, nil
 	}
 	byPlugin := map[string][]safety.Entry{}
 	for _, e := range entries {
-		if !force && runnerAlive(e.RunnerPID) {
-			_, _ = fmt.Fprintf(out, "skipped %s: its runner (pid %d) is still running and will revert it; --force to revert anyway\n", e.ID, e.RunnerPID)
-			continue
+		if !opts.force {
+			if alive, why := ledger.RunnerAlive(e); alive {
+				_, _ = fmt.Fprintf(out, "skipped %s: %s and will revert it; --force to revert anyway\n", e.ID, why)
+				continue
+			}
 		}
 		byPlugin[e.Plugin] = append(byPlugin[e.Plugin], e)
 	}
@@ -91,114 +172,139 @@ func recoverAll(ctx context.Context, ledger *safety.Ledger, force bool, out io.W
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	failed := 0
-	plugins := engine.ExecPlugins{Command: selfPlugin, Log: os.Stderr}
 	for _, name := range names {
 		es := byPlugin[name]
 		// Faults first: a preparation's revert would also end the faults
 		// riding on it, but each revert's report stays true this way.
 		sort.SliceStable(es, func(i, j int) bool { return !es[i].Prepared && es[j].Prepared })
-		pl, err := plugins.Open(ctx, name)
+		failed, err := recoverPlugin(ctx, ledger, name, es, opts, out)
+		res.failed += failed
 		if err != nil {
-			for _, e := range es {
-				_, _ = fmt.Fprintf(out, "FAILED %s: cannot start plugin %s: %v\n", e.ID, name, err)
-			}
-			failed += len(es)
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// recoverPlugin recovers the entries of one plugin. A fresh plugin process
+// is started only for entries with a handle, and again if one stops
+// answering; every call to it has a deadline.
+func recoverPlugin(ctx context.Context, ledger *safety.Ledger, name string, es []safety.Entry, opts recoverOptions, out io.Writer) (int, error) {
+	failed := 0
+	var pl *freshPlugin
+	defer func() { pl.close(opts.callTimeout) }()
+	for _, e := range es {
+		// The old plugin may have outlived its runner: stopped (SIGSTOP, a
+		// debugger), its parent-death signal lost, its own parent check not
+		// yet due. It reverts on SIGTERM; one that does not gets SIGKILL.
+		// Either way it is gone before a fresh plugin's "unknown handle" is
+		// taken as "already ended", or an entry without a handle is closed.
+		stopped, err := safety.StopProcess(ctx, e.PluginPID, e.PluginStart, opts.grace)
+		if err != nil {
+			failed++
+			_ = ledger.Note(e.ID, "recover failed: could not stop its plugin process: "+err.Error())
+			_, _ = fmt.Fprintf(out, "FAILED %s (%s on %s): could not stop its plugin process: %v\n", e.ID, e.Plugin, e.TargetKey, err)
 			continue
 		}
-		for _, e := range es {
-			if e.Handle == "" {
-				// The runner died between writing its intent and hearing
-				// the plugin's answer. The plugin process died with it
-				// (parent-death signal), and with it every fault it held
-				// in its own process.
-				_ = ledger.Note(e.ID, "recovered: no handle was recorded; the plugin process ended with its runner")
-				if err := ledger.Reverted(e.ID); err != nil {
-					return failed, err
-				}
-				_, _ = fmt.Fprintf(out, "closed %s (%s on %s): the runner died before the plugin answered; its plugin process ended with it\n", e.ID, e.Plugin, e.TargetKey)
-				continue
+		if e.Handle == "" {
+			// The runner died between writing its intent and hearing the
+			// plugin's answer. The plugin process held the fault in itself,
+			// and it is gone now.
+			how := fmt.Sprintf("its plugin process (pid %d) had ended", e.PluginPID)
+			if stopped != safety.AlreadyGone {
+				how = fmt.Sprintf("its plugin process (pid %d) was still running and %s", e.PluginPID, stopped)
 			}
-			// The old plugin may have outlived its runner (its parent-death
-			// signal lost, its own parent check not yet due). It reverts on
-			// SIGTERM; make sure it is gone before a fresh plugin's "unknown
-			// handle" is taken as "already ended".
-			if err := stopOldPlugin(ctx, e.PluginPID); err != nil {
-				failed++
-				_, _ = fmt.Fprintf(out, "FAILED %s: %v\n", e.ID, err)
-				continue
-			}
-			was, err := pl.Revert(ctx, e.Handle)
-			if err != nil {
-				failed++
-				_ = ledger.Note(e.ID, "recover failed: "+err.Error())
-				_, _ = fmt.Fprintf(out, "FAILED %s (%s on %s, handle %s): %v\n", e.ID, e.Plugin, e.TargetKey, e.Handle, err)
-				continue
-			}
+			_ = ledger.Note(e.ID, "recovered: no handle was recorded; "+how)
 			if err := ledger.Reverted(e.ID); err != nil {
 				return failed, err
 			}
-			state := "it had already ended (lease ran out or its plugin exited)"
-			if was {
-				state = "it was still in effect"
-			}
-			_, _ = fmt.Fprintf(out, "reverted %s (%s on %s, handle %s): %s\n", e.ID, e.Plugin, e.TargetKey, e.Handle, state)
+			_, _ = fmt.Fprintf(out, "closed %s (%s on %s): the runner died before the plugin answered; %s\n", e.ID, e.Plugin, e.TargetKey, how)
+			continue
 		}
-		pl.Close()
+		if pl == nil {
+			if pl, err = openFresh(ctx, name, opts.callTimeout); err != nil {
+				failed++
+				_, _ = fmt.Fprintf(out, "FAILED %s: cannot start plugin %s: %v\n", e.ID, name, err)
+				continue
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, opts.callTimeout)
+		was, err := pl.Revert(cctx, e.Handle)
+		timedOut := cctx.Err() != nil
+		cancel()
+		if err != nil {
+			failed++
+			if timedOut {
+				err = fmt.Errorf("plugin %s did not answer within %s (it was killed; a fresh one serves the next entry): %w", name, opts.callTimeout, err)
+				pl.close(opts.callTimeout)
+				pl = nil
+			}
+			_ = ledger.Note(e.ID, "recover failed: "+err.Error())
+			_, _ = fmt.Fprintf(out, "FAILED %s (%s on %s, handle %s): %v\n", e.ID, e.Plugin, e.TargetKey, e.Handle, err)
+			continue
+		}
+		if err := ledger.Reverted(e.ID); err != nil {
+			return failed, err
+		}
+		state := "it had already ended (lease ran out or its plugin exited)"
+		if was {
+			state = "it was still in effect"
+		}
+		if stopped != safety.AlreadyGone {
+			state += fmt.Sprintf("; its old plugin process (pid %d) %s", e.PluginPID, stopped)
+		}
+		_, _ = fmt.Fprintf(out, "reverted %s (%s on %s, handle %s): %s\n", e.ID, e.Plugin, e.TargetKey, e.Handle, state)
 	}
 	return failed, nil
 }
 
-// stopOldPlugin sends SIGTERM to a plugin process that is still there and
-// waits, bounded, for it to exit.
-func stopOldPlugin(ctx context.Context, pid int) error {
-	if !isPluginProcess(pid) {
-		return nil
-	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		return nil // gone meanwhile
-	}
-	deadline := time.Now().Add(oldPluginGrace)
-	for isPluginProcess(pid) {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the old plugin process %d did not exit within %s of SIGTERM", pid, oldPluginGrace)
-		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return nil
+// freshPlugin is a plugin process recover started, with its identity, so
+// that a Close that does not finish can be cut short with SIGKILL.
+type freshPlugin struct {
+	engine.FaultPlugin
+	pid   int
+	start uint64
 }
 
-// oldPluginGrace is how long an orphaned plugin gets to revert and exit.
-const oldPluginGrace = 35 * time.Second
-
-// isPluginProcess reports whether pid is a live `chaos plugin serve`.
-func isPluginProcess(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+// openFresh starts the named plugin, bounded by timeout.
+func openFresh(ctx context.Context, name string, timeout time.Duration) (*freshPlugin, error) {
+	octx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	pl, err := engine.ExecPlugins{Command: selfPlugin, Log: os.Stderr}.Open(octx, name)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	// A zombie has an empty cmdline and is gone for our purpose.
-	return strings.Contains(string(cmdline), "plugin\x00serve")
+	f := &freshPlugin{FaultPlugin: pl, pid: pl.Pid()}
+	f.start, _ = safety.ProcessStart(f.pid)
+	return f, nil
 }
 
-// runnerAlive reports whether pid is a live chaos process.
-func runnerAlive(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
+// close ends the plugin within timeout: Close asks it to stop, and if that
+// does not finish in time (the plugin hangs), the process is killed, which
+// ends the Close.
+func (f *freshPlugin) close(timeout time.Duration) {
+	if f == nil {
+		return
 	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Close()
+	}()
+	select {
+	case <-done:
+		return
+	case <-time.After(timeout):
 	}
-	// A recycled pid that is not chaos is not our runner.
-	return strings.Contains(string(cmdline), "chaos")
+	// The grace is over: SIGKILL at once (grace of zero would mean the
+	// default, so use the smallest one).
+	_, _ = safety.StopProcess(context.Background(), f.pid, f.start, time.Millisecond)
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		// Close is stuck although its process is gone; the goroutine ends
+		// with this short-lived command.
+	}
 }
 
 func abortCommand(stdout io.Writer) *cli.Command {
