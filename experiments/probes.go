@@ -375,6 +375,8 @@ type ExecObservation struct {
 	Stdout   string        `expr:"stdout"`
 	Stderr   string        `expr:"stderr"`
 	Duration time.Duration `expr:"duration"`
+	// Truncated says stdout or stderr was cut at the probe's maxResponse.
+	Truncated bool `expr:"truncated"`
 }
 
 // Succeeded implements Observation.
@@ -390,5 +392,11 @@ func (o ExecObservation) CountsAsFailure() bool { return !o.OK || o.ExitCode != 
 // Values implements Observation. The output is left out, like an HTTP
 // body: it may be large or carry data the owners would not want copied.
 func (o ExecObservation) Values() map[string]any {
-	return withError(map[string]any{"ok": o.OK, "exitCode": o.ExitCode, "duration": roundDuration(o.Duration)}, o.Error)
+	v := withError(map[string]any{"ok": o.OK, "exitCode": o.ExitCode, "duration": roundDuration(o.Duration)}, o.Error)
+	if o.Truncated {
+		// The output is not in the record, but that it was cut is: an
+		// expression that read it read only the start.
+		v["truncated"] = true
+	}
+	return v
 }
