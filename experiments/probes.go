@@ -30,7 +30,7 @@ type Probe struct {
 	TCP        *TCPProbe        `yaml:"tcp" oneof:"kind" doc:"One TCP connection; observes ok, error, latency."`
 	Prometheus *PrometheusProbe `yaml:"prometheus" oneof:"kind" doc:"One instant PromQL query; observes ok, error, value, empty, vector, latency."`
 	Kubernetes *KubernetesProbe `yaml:"kubernetes" oneof:"kind" doc:"A Deployment's replica counts; observes ok, error, desired, ready, available, updated."`
-	Exec       *ExecProbe       `yaml:"exec" oneof:"kind" doc:"Runs a command; observes ok, error, exitCode, stdout, stderr, duration."`
+	Exec       *ExecProbe       `yaml:"exec" oneof:"kind" doc:"Runs a command; observes ok, error, exitCode, stdout, stderr, duration, truncated."`
 }
 
 // Probe kinds, as Kind returns them.
