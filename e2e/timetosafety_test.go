@@ -64,7 +64,7 @@ spec:
   budget: {abortWhen: [svc.status != 200]}
   safety: {maxDuration: 20m}
 `, proxy, up.Addr(), proxy)
-	exp, err := experiments.Parse("tts.yaml", []byte(src), experiments.Options{})
+	exp, err := experiments.Parse("tts.yaml", []byte(src), experiments.Options{MinProbeEvery: time.Millisecond})
 	require.NoError(t, err)
 
 	run := func(pollEvery time.Duration) time.Duration {

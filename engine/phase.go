@@ -322,7 +322,7 @@ func (r *run) event(kind reports.EventKind, source string, ok bool, msg string, 
 func (r *run) eventAt(at time.Time, kind reports.EventKind, source string, ok bool, msg string, values map[string]any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.rec.Timeline = append(r.rec.Timeline, reports.Event{
+	r.rec.AppendEvent(reports.Event{
 		At: at.Sub(r.start), Kind: kind, Source: source, OK: ok, Message: msg, Values: values,
 	})
 }

@@ -31,6 +31,9 @@ func NewProber(name string, p *experiments.Probe) (Prober, error) {
 	if err != nil {
 		return nil, fmt.Errorf("probe %s: %w", name, err)
 	}
+	if c, ok := pr.(responseCapper); ok {
+		c.capResponse(p.EffectiveMaxResponse())
+	}
 	if p.Retries > 0 {
 		pr = retrying{p: pr, retries: p.Retries}
 	}

@@ -19,10 +19,18 @@ import (
 // process outside its group after the command exited.
 const outputGrace = time.Second
 
-// maxOutput is how much of a command's stdout and stderr a probe keeps.
-const maxOutput = 64 << 10
+// maxOutput is how much of each of a command's stdout and stderr a probe
+// keeps unless its maxResponse says otherwise.
+const maxOutput = experiments.DefaultMaxResponse
 
-type execProber struct{ spec *experiments.ExecProbe }
+type execProber struct {
+	spec *experiments.ExecProbe
+	// maxOutput is the probe's maxResponse; zero means maxOutput.
+	maxOutput experiments.ByteSize
+}
+
+// capResponse implements responseCapper.
+func (p *execProber) capResponse(n experiments.ByteSize) { p.maxOutput = n }
 
 func newExecProber(spec *experiments.ExecProbe) *execProber { return &execProber{spec: spec} }
 
@@ -42,9 +50,16 @@ func (p *execProber) Probe(ctx context.Context) experiments.Observation {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var stdout, stderr bytes.Buffer
+	limit := p.maxOutput
+	if limit <= 0 {
+		limit = maxOutput
+	}
+	// Each output has its own buffer and its own reader goroutine, so each
+	// has its own record of whether it was cut.
+	cut := [2]bool{}
 	var readers sync.WaitGroup
 	var readEnds []*os.File
-	for _, out := range []struct {
+	for i, out := range []struct {
 		set func(*os.File)
 		buf *bytes.Buffer
 	}{
@@ -60,7 +75,7 @@ func (p *execProber) Probe(ctx context.Context) experiments.Observation {
 		defer func() { _ = w.Close() }()
 		defer func() { _ = r.Close() }()
 		readEnds = append(readEnds, r)
-		readers.Go(func() { _, _ = io.Copy(&limitedBuffer{b: out.buf, n: maxOutput}, r) })
+		readers.Go(func() { _, _ = io.Copy(&limitedBuffer{b: out.buf, n: int(limit), cut: &cut[i]}, r) })
 	}
 	start := time.Now()
 	err := cmd.Start()
@@ -91,6 +106,7 @@ func (p *execProber) Probe(ctx context.Context) experiments.Observation {
 		<-read
 	}
 	o.Stdout, o.Stderr = stdout.String(), stderr.String()
+	o.Truncated = cut[0] || cut[1]
 	var exitErr *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
@@ -107,15 +123,22 @@ func (p *execProber) Probe(ctx context.Context) experiments.Observation {
 }
 
 // limitedBuffer keeps the first n bytes and discards the rest, so a chatty
-// command cannot fill memory.
+// command cannot fill memory; cut says that something was discarded. The
+// rest is still read, so the command is not blocked on a full pipe and its
+// exit code still counts.
 type limitedBuffer struct {
-	b *bytes.Buffer
-	n int
+	b   *bytes.Buffer
+	n   int
+	cut *bool
 }
 
 func (l *limitedBuffer) Write(p []byte) (int, error) {
-	if room := l.n - l.b.Len(); room > 0 {
+	room := l.n - l.b.Len()
+	if room > 0 {
 		l.b.Write(p[:min(room, len(p))])
+	}
+	if len(p) > max(room, 0) {
+		*l.cut = true
 	}
 	return len(p), nil
 }

@@ -16,14 +16,20 @@ import (
 	"github.com/chaos-run/chaos/experiments"
 )
 
-// maxBody is how much of an answer an http probe reads. Expressions that
-// look at a body look at a health answer, not a download.
-const maxBody = 1 << 20
+// maxBody is how much of an answer an http probe reads unless its
+// maxResponse says otherwise. Expressions that look at a body look at a
+// health answer, not a download.
+const maxBody = experiments.DefaultMaxResponse
 
 type httpProber struct {
 	spec   *experiments.HTTPProbe
 	client *http.Client
+	// maxBody is the probe's maxResponse; zero means maxBody.
+	maxBody experiments.ByteSize
 }
+
+// capResponse implements responseCapper.
+func (p *httpProber) capResponse(n experiments.ByteSize) { p.maxBody = n }
 
 // Close drops the probe's idle connections when the run ends.
 func (p *httpProber) Close() { p.client.CloseIdleConnections() }
@@ -105,10 +111,18 @@ func (p *httpProber) Probe(ctx context.Context) experiments.Observation {
 		return o
 	}
 	defer func() { _ = resp.Body.Close() }()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	limit := p.maxBody
+	if limit <= 0 {
+		limit = maxBody
+	}
+	b, err := readCapped(resp.Body, limit)
 	o.Latency = time.Since(start)
 	o.Status = resp.StatusCode
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrResponseTooLarge):
+		o.Error = err.Error()
+		return o
+	case err != nil:
 		o.Error = "read body: " + describeErr(ctx, err)
 		return o
 	}

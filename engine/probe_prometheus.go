@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -18,14 +19,20 @@ type prometheusProber struct {
 	spec      *experiments.PrometheusProbe
 	api       v1.API
 	transport *http.Transport
+	// capped caps every answer the client reads (see probe_limit.go).
+	capped *capTransport
 }
+
+// capResponse implements responseCapper.
+func (p *prometheusProber) capResponse(n experiments.ByteSize) { p.capped.max = n }
 
 // Close drops the probe's idle connections when the run ends.
 func (p *prometheusProber) Close() { p.transport.CloseIdleConnections() }
 
 func newPrometheusProber(spec *experiments.PrometheusProbe) (*prometheusProber, error) {
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}
-	var rt http.RoundTripper = tr
+	capped := &capTransport{next: tr}
+	var rt http.RoundTripper = capped
 	if a := spec.Auth; a != nil {
 		rt = authTransport{next: rt, auth: a}
 	}
@@ -33,7 +40,7 @@ func newPrometheusProber(spec *experiments.PrometheusProbe) (*prometheusProber, 
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client for %s: %w", spec.URL, err)
 	}
-	return &prometheusProber{spec: spec, api: v1.NewAPI(c), transport: tr}, nil
+	return &prometheusProber{spec: spec, api: v1.NewAPI(c), transport: tr, capped: capped}, nil
 }
 
 // authTransport adds the probe's credentials to every request.
@@ -62,6 +69,9 @@ func (p *prometheusProber) Probe(ctx context.Context) experiments.Observation {
 	o := experiments.PrometheusObservation{Latency: time.Since(start)}
 	if err != nil {
 		o.Error = describeErr(ctx, err)
+		if errors.Is(err, ErrResponseTooLarge) {
+			o.Error = tooLarge(p.capped.max).Error()
+		}
 		return o
 	}
 	switch v := val.(type) {

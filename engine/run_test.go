@@ -180,7 +180,7 @@ spec:
     - svc.status == 200
   faults:
 ` + faults + extra
-	exp, err := experiments.Parse("engine-test.yaml", []byte(src), experiments.Options{})
+	exp, err := experiments.Parse("engine-test.yaml", []byte(src), experiments.Options{MinProbeEvery: time.Millisecond})
 	require.NoError(t, err, "the test experiment must be valid")
 	return exp
 }

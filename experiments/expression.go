@@ -255,8 +255,13 @@ func (e *Expression) compile(env *exprEnv, path string) []Problem {
 	if strings.TrimSpace(e.Source) == "" {
 		return []Problem{{Pos: e.Pos, Path: path, Message: "expression is empty", Hint: "e.g. checkout.status == 200"}}
 	}
+	// An expression that could run for ever is refused before expr even
+	// type-checks it (see expression_cost.go).
+	if cost := e.costProblems(); len(cost) > 0 {
+		return e.positioned(cost, path)
+	}
 	hp := &historyPatcher{env: env, windows: map[string]time.Duration{}, history: map[string]bool{}, src: e.Source}
-	prog, err := expr.Compile(e.Source, expr.Env(env.env), expr.AsBool(), expr.Patch(hp))
+	prog, err := expr.Compile(e.Source, expr.Env(env.env), expr.AsBool(), expr.Patch(hp), expr.MaxNodes(MaxExprNodes))
 	var probs []Problem
 	for _, p := range hp.problems {
 		line, col := e.offsetToLineCol(p.from)

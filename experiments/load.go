@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -64,6 +65,11 @@ type Options struct {
 	Plugins []string
 	// LookupEnv resolves ${env:NAME} references; nil means os.LookupEnv.
 	LookupEnv func(name string) (string, bool)
+	// MinProbeEvery lowers (or raises) the floor under a probe's every;
+	// zero means MinProbeEvery. Only programs set it (benchmarks that
+	// measure detection at probe speeds no file may ask for); the CLI
+	// never does.
+	MinProbeEvery time.Duration
 }
 
 // Load reads and checks one experiment file.

@@ -21,12 +21,16 @@ type Probe struct {
 	// Retries is how many more attempts a failed observation gets within
 	// the same Timeout before it counts as a failure.
 	Retries int `yaml:"retries" min:"0" max:"10" doc:"More attempts a failed observation gets within its timeout before it counts as a failure. Default 0."`
+	// MaxResponse caps what one observation reads: an HTTP body, a
+	// Prometheus answer, each of a command's stdout and stderr. An answer
+	// that never ends must not grow the runner.
+	MaxResponse ByteSize `yaml:"maxResponse" default:"1MiB" min:"1024" max:"67108864" doc:"Most one observation reads: an HTTP body, a Prometheus answer, each of a command's stdout and stderr. Larger answers fail the observation (exec output is cut and marked truncated). From 1KiB to 64MiB; default 1MiB."`
 
 	HTTP       *HTTPProbe       `yaml:"http" oneof:"kind" doc:"One HTTP request; observes ok, error, status, latency, body, json, headers."`
 	TCP        *TCPProbe        `yaml:"tcp" oneof:"kind" doc:"One TCP connection; observes ok, error, latency."`
 	Prometheus *PrometheusProbe `yaml:"prometheus" oneof:"kind" doc:"One instant PromQL query; observes ok, error, value, empty, vector, latency."`
 	Kubernetes *KubernetesProbe `yaml:"kubernetes" oneof:"kind" doc:"A Deployment's replica counts; observes ok, error, desired, ready, available, updated."`
-	Exec       *ExecProbe       `yaml:"exec" oneof:"kind" doc:"Runs a command; observes ok, error, exitCode, stdout, stderr, duration."`
+	Exec       *ExecProbe       `yaml:"exec" oneof:"kind" doc:"Runs a command; observes ok, error, exitCode, stdout, stderr, duration, truncated."`
 }
 
 // Probe kinds, as Kind returns them.
@@ -48,7 +52,25 @@ const (
 	// MaxProbeRetries bounds Retries: past a few, retrying hides the very
 	// failures the experiment is looking for.
 	MaxProbeRetries = 10
+	// MinProbeEvery is the shortest interval a probe may have: every
+	// observation is an event in the record, and a probe that observes
+	// as fast as it can fills memory and the report, not knowledge.
+	MinProbeEvery = 100 * time.Millisecond
+	// DefaultMaxResponse, MinMaxResponse and MaxMaxResponse bound what
+	// one observation may read (maxResponse).
+	DefaultMaxResponse ByteSize = 1 << 20
+	MinMaxResponse     ByteSize = 1 << 10
+	MaxMaxResponse     ByteSize = 64 << 20
 )
+
+// EffectiveMaxResponse is the probe's response cap: maxResponse, or
+// DefaultMaxResponse when the file does not set it.
+func (p *Probe) EffectiveMaxResponse() ByteSize {
+	if p.MaxResponse > 0 {
+		return p.MaxResponse
+	}
+	return DefaultMaxResponse
+}
 
 // Kind says which kind the probe is; "" when none is set.
 func (p *Probe) Kind() string {
@@ -355,6 +377,8 @@ type ExecObservation struct {
 	Stdout   string        `expr:"stdout"`
 	Stderr   string        `expr:"stderr"`
 	Duration time.Duration `expr:"duration"`
+	// Truncated says stdout or stderr was cut at the probe's maxResponse.
+	Truncated bool `expr:"truncated"`
 }
 
 // Succeeded implements Observation.
@@ -370,5 +394,11 @@ func (o ExecObservation) CountsAsFailure() bool { return !o.OK || o.ExitCode != 
 // Values implements Observation. The output is left out, like an HTTP
 // body: it may be large or carry data the owners would not want copied.
 func (o ExecObservation) Values() map[string]any {
-	return withError(map[string]any{"ok": o.OK, "exitCode": o.ExitCode, "duration": roundDuration(o.Duration)}, o.Error)
+	v := withError(map[string]any{"ok": o.OK, "exitCode": o.ExitCode, "duration": roundDuration(o.Duration)}, o.Error)
+	if o.Truncated {
+		// The output is not in the record, but that it was cut is: an
+		// expression that read it read only the start.
+		v["truncated"] = true
+	}
+	return v
 }

@@ -136,6 +136,7 @@ var (
 	durationType     = reflect.TypeOf(time.Duration(0))
 	longDurationType = reflect.TypeOf(LongDuration(0))
 	percentType      = reflect.TypeOf(Percent(0))
+	byteSizeType     = reflect.TypeOf(ByteSize(0))
 	expressionType   = reflect.TypeOf(Expression{})
 	secretType       = reflect.TypeOf(Secret{})
 )
@@ -159,6 +160,11 @@ func (g *schemaGen) typeSchema(t reflect.Type) *jsonObject {
 		return newObject().set("type", "string").set("minLength", 1)
 	case secretType:
 		return newObject().set("type", "string")
+	case byteSizeType:
+		return newObject().set("anyOf", []any{
+			newObject().set("type", "integer"),
+			newObject().set("type", "string").set("pattern", byteSizePattern),
+		})
 	}
 	switch t.Kind() {
 	case reflect.String:

@@ -42,6 +42,8 @@ func TestEveryKindDecodes(t *testing.T) {
 	}, probeKinds)
 	require.Equal(t, "POST", exp.Spec.Probes["checkout"].HTTP.Method, "methods are upper-cased")
 	require.Equal(t, 2, exp.Spec.Probes["checkout"].Retries)
+	require.Equal(t, experiments.ByteSize(64<<10), exp.Spec.Probes["script"].EffectiveMaxResponse(), "maxResponse: 64KiB")
+	require.Equal(t, experiments.DefaultMaxResponse, exp.Spec.Probes["checkout"].EffectiveMaxResponse(), "the default cap is 1MiB")
 	require.Equal(t, "shop", exp.Spec.Probes["replicas"].Kubernetes.Namespace())
 	require.Equal(t, "checkout", exp.Spec.Probes["replicas"].Kubernetes.Name())
 

@@ -140,6 +140,7 @@ func validate(e *Experiment, opts Options, probs *[]Problem) {
 	}
 	for _, name := range sortedKeys(s.Probes) {
 		validateProbe(c, "spec.probes."+name, name, s.Probes[name])
+		validateProbeBounds(c, "spec.probes."+name, s.Probes[name], opts)
 	}
 
 	env := compileEnv(s.Probes)
@@ -898,4 +899,26 @@ func closest(got string, known []string) string {
 		}
 	}
 	return best
+}
+
+// validateProbeBounds checks what bounds a probe's cost: how often it
+// observes (every has a floor) and how much one observation may read
+// (maxResponse). The timeout has no floor of its own: observations of one
+// probe never overlap, so every bounds the rate whatever the timeout.
+func validateProbeBounds(c checker, path string, p *Probe, opts Options) {
+	if p == nil {
+		return
+	}
+	floor := MinProbeEvery
+	if opts.MinProbeEvery > 0 {
+		floor = opts.MinProbeEvery
+	}
+	if p.Every > 0 && p.Every < floor {
+		c.at(path+".every", fmt.Sprintf("every %s is too short: a probe may observe at most every %s", p.Every, floor),
+			fmt.Sprintf("at least %s; the default is %s", floor, DefaultProbeEvery))
+	}
+	if c.exp.Has(path+".maxResponse") && (p.MaxResponse < MinMaxResponse || p.MaxResponse > MaxMaxResponse) {
+		c.at(path+".maxResponse", fmt.Sprintf("maxResponse %s must be from %s to %s", p.MaxResponse, MinMaxResponse, MaxMaxResponse),
+			"the default is "+DefaultMaxResponse.String())
+	}
 }

@@ -251,6 +251,7 @@ func writeProbes(b *strings.Builder, r *Record) {
 			s.latencies = append(s.latencies, d)
 		}
 	}
+	addOmitted(r, bySource)
 	if len(bySource) == 0 {
 		b.WriteString("_No probe observations were recorded._\n\n")
 		return
@@ -287,6 +288,8 @@ func writeProbes(b *strings.Builder, r *Record) {
 	if len(skipped) > 0 {
 		fmt.Fprintf(b, "Skipped ticks (an observation outlasted its interval; probes never overlap themselves): %s.\n\n", strings.Join(skipped, ", "))
 	}
+	writeResponseCaps(b, r)
+	writeTimelineGap(b, r)
 }
 
 func writeLeftovers(b *strings.Builder, r *Record) {

@@ -86,6 +86,10 @@ type Record struct {
 	// Timeline is every event in time order: probe observations, fault
 	// injections and reverts, deviations, aborts.
 	Timeline []Event `json:"timeline"`
+	// TimelineOmitted summarises the events left out of Timeline, which
+	// keeps the first and the last TimelineKeep (see AppendEvent); nil
+	// when nothing was left out.
+	TimelineOmitted *TimelineGap `json:"timelineOmitted,omitempty"`
 	// ErrorBudget is what the run spent of its SLO error budget, when the
 	// file sets one.
 	ErrorBudget *BudgetSpend `json:"errorBudget,omitempty"`
