@@ -300,7 +300,13 @@ func (r *run) leftover(h *hold, err error) {
 	r.rec.Leftovers = append(r.rec.Leftovers, msg)
 	r.mu.Unlock()
 	r.event(reports.EventError, h.name, false, msg, nil)
-	r.setVerdict(reports.Error, "a fault could not be confirmed reverted: "+msg)
+	// Reverts run concurrently; and an error already found (a lost lease,
+	// a dead plugin) is the cause, of which this leftover is a consequence.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.verdict != reports.Error {
+		r.setVerdict(reports.Error, "a fault could not be confirmed reverted: "+msg)
+	}
 }
 
 // revertAll reverts every fault still in effect, concurrently, so that the

@@ -61,6 +61,10 @@ func Launch(ctx context.Context, cmd *exec.Cmd, opts LaunchOptions) (*Plugin, er
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	// A process group of its own: the terminal's Ctrl-C, a hang-up or a
+	// SIGQUIT reach the host only, which reverts in order and then closes
+	// its plugins, instead of killing the plugins under the host's feet.
+	cmd.SysProcAttr.Setpgid = true
 	out := opts.Log
 	if out == nil {
 		out = io.Discard
