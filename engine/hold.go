@@ -24,6 +24,9 @@ type hold struct {
 	prepared bool
 	handle   string
 	what     string // for messages: "latency on backend-link"
+	// asked is when the plugin was asked for it: its lease runs from then
+	// at the latest.
+	asked time.Time
 }
 
 // holds is the set of holds in effect, shared by the run's loop, its
@@ -93,10 +96,13 @@ func (r *run) acquire(ctx context.Context, h *hold) error {
 	}
 	req := h.req
 	req.LeaseTTL = r.opts.LeaseTTL
+	h.asked = r.opts.Clock.Now()
 	// Once asked, the plugin's answer is awaited even if the run is being
 	// stopped meanwhile: a fault injected under a cancelled call would be
-	// live with no handle to revert it by. Its own timeout bounds the wait.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.RevertTimeout)
+	// live with no handle to revert it by. Its own timeout bounds the wait,
+	// and so does the plugin being found not answering.
+	r.busyFor(r.opts.RevertTimeout)
+	pctx, cancel := r.pluginCall(ctx, h.name)
 	defer cancel()
 	var handle string
 	var err error
@@ -138,9 +144,13 @@ func (r *run) acquire(ctx context.Context, h *hold) error {
 // release reverts a hold under a context no abort can cancel, with its own
 // timeout, and closes its ledger entry once the plugin confirmed.
 func (r *run) release(ctx context.Context, h *hold) error {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.RevertTimeout)
+	r.busyFor(r.opts.RevertTimeout)
+	rctx, cancel := r.pluginCall(ctx, h.name)
 	defer cancel()
 	if _, err := h.plugin.Revert(rctx, h.handle); err != nil {
+		if cause := context.Cause(rctx); errors.Is(cause, ErrPluginNotAnswering) {
+			err = fmt.Errorf("revert: %w", cause)
+		}
 		if r.opts.Ledger != nil {
 			_ = r.opts.Ledger.Note(h.id, "revert failed: "+err.Error())
 		}
@@ -155,38 +165,203 @@ func (r *run) release(ctx context.Context, h *hold) error {
 	return nil
 }
 
+// pluginCall is the context of one call that changes something in a
+// plugin (prepare, inject, revert): it outlives the run's abort, is bounded
+// by RevertTimeout, and ends at once, with ErrPluginNotAnswering as its
+// cause, when the lease keeper finds the plugin not answering, so that a
+// hung plugin costs one lease TTL and not a revert timeout per hold.
+func (r *run) pluginCall(ctx context.Context, plugin string) (context.Context, context.CancelFunc) {
+	cctx, cancelTimeout := context.WithTimeout(context.WithoutCancel(ctx), r.opts.RevertTimeout)
+	cctx, cancel := context.WithCancelCause(cctx)
+	gone := r.silent.done(plugin)
+	stop := context.AfterFunc(gone, func() { cancel(context.Cause(gone)) })
+	return cctx, func() {
+		stop()
+		cancel(nil)
+		cancelTimeout()
+	}
+}
+
+// silent is the set of plugins found not answering. A plugin in it is asked
+// nothing more (every call in flight ends at once) and is killed at
+// cleanup instead of being asked to close.
+type silent struct {
+	mu sync.Mutex
+	m  map[string]silentPlugin
+}
+
+type silentPlugin struct {
+	ctx    context.Context // done once the plugin is found not answering
+	cancel context.CancelCauseFunc
+}
+
+func (s *silent) get(plugin string) silentPlugin {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]silentPlugin{}
+	}
+	sp, ok := s.m[plugin]
+	if !ok {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		sp = silentPlugin{ctx: ctx, cancel: cancel}
+		s.m[plugin] = sp
+	}
+	return sp
+}
+
+// done is a context that ends when plugin is found not answering.
+func (s *silent) done(plugin string) context.Context { return s.get(plugin).ctx }
+
+// mark records that plugin is not answering, with why.
+func (s *silent) mark(plugin string, err error) {
+	s.get(plugin).cancel(fmt.Errorf("%w: %w", ErrPluginNotAnswering, err))
+}
+
+// marked reports whether plugin was found not answering.
+func (s *silent) marked(plugin string) bool { return s.get(plugin).ctx.Err() != nil }
+
+// heartbeat is the proof that the run is making progress. The fault phase's
+// loop beats on every turn (and turns at least every beatEvery); a step
+// outside it that blocks for a known, bounded time says so first. The lease
+// keeper renews only while the heartbeat is fresh: a runner stuck anywhere
+// lets its plugins revert by lease instead of keeping faults live.
+type heartbeat struct {
+	mu    sync.Mutex
+	until time.Time // alive until then without another beat
+}
+
+// aliveUntil extends the heartbeat to t, never shortening it.
+func (hb *heartbeat) aliveUntil(t time.Time) {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	if t.After(hb.until) {
+		hb.until = t
+	}
+}
+
+func (hb *heartbeat) alive(now time.Time) bool {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	return now.Before(hb.until)
+}
+
+// staleAfter is how long after a beat the run still counts as alive: half a
+// lease, so a stuck runner's leases stop being renewed well before they run
+// out, and one renewal missed by a busy machine costs nothing.
+func (r *run) staleAfter() time.Duration { return r.opts.LeaseTTL / 2 }
+
+// beatEvery is how often the fault phase's loop turns, at least, to beat.
+func (r *run) beatEvery() time.Duration { return r.opts.LeaseTTL / 6 }
+
+// beat says the run is making progress now.
+func (r *run) beat() { r.heart.aliveUntil(r.opts.Clock.Now().Add(r.staleAfter())) }
+
+// busyFor says the run is about to block for at most d on a bounded step
+// (probes with their timeouts, a revert with its own): alive until then.
+func (r *run) busyFor(d time.Duration) {
+	r.heart.aliveUntil(r.opts.Clock.Now().Add(d + r.staleAfter()))
+}
+
 // keepLeases renews every hold's lease at a third of its TTL until ctx
-// ends. A renewal the plugin refuses means the lease ran out and the plugin
-// reverted on its own; that is reported on lost, once per hold.
+// ends, while the run's heartbeat is fresh; the holds are renewed
+// concurrently, each call bounded so that the round ends by the time a
+// lease would run out. A hold is lost, and reported on lost once, when the
+// plugin says it no longer holds it (its lease ran out), when the plugin
+// process exited, or when no renewal succeeded for a whole TTL (renewals
+// that time out: the plugin is not answering, and is marked so).
 func (r *run) keepLeases(ctx context.Context, lost chan<- error) {
-	every := r.opts.LeaseTTL / 3
+	ttl := r.opts.LeaseTTL
+	every := ttl / 3
+	renewed := map[string]time.Time{} // last renewal the plugin confirmed, by hold
 	reported := map[string]bool{}
+	paused := false
+	next := every
 	for {
-		t := r.opts.Clock.NewTimer(every)
+		t := r.opts.Clock.NewTimer(next)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C():
 		}
+		next = every
+		now := r.opts.Clock.Now()
+		if !r.heart.alive(now) {
+			if !paused {
+				r.log.Info("the run has shown no progress for half a lease; leases are no longer renewed, so the plugins revert by themselves", "leaseTTL", ttl)
+			}
+			paused = true
+			continue
+		}
+		paused = false
+		var holds []*hold
 		for _, h := range r.holds.snapshot() {
-			rctx, cancel := context.WithTimeout(ctx, every)
-			err := h.plugin.Renew(rctx, h.handle, r.opts.LeaseTTL)
-			cancel()
-			if err == nil || ctx.Err() != nil || reported[h.id] {
+			if !reported[h.id] {
+				holds = append(holds, h)
+			}
+		}
+		errs := make([]error, len(holds))
+		var wg sync.WaitGroup
+		for i, h := range holds {
+			if _, ok := renewed[h.id]; !ok {
+				renewed[h.id] = h.asked
+			}
+			// A renewal waits no longer than the lease has left: past
+			// that, its answer no longer matters.
+			left := renewed[h.id].Add(ttl).Sub(now)
+			if left <= 0 {
+				errs[i] = context.DeadlineExceeded
 				continue
 			}
-			if errors.Is(err, sdk.ErrUnknownHandle) || errors.Is(err, sdk.ErrPluginExited) {
-				reported[h.id] = true
-				select {
-				case lost <- fmt.Errorf("%s: %w", h.what, err):
-				case <-ctx.Done():
-					return
-				}
+			wg.Go(func() {
+				rctx, cancel := context.WithTimeout(ctx, min(every, left))
+				defer cancel()
+				errs[i] = h.plugin.Renew(rctx, h.handle, ttl)
+			})
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return
+		}
+		after := r.opts.Clock.Now()
+		for i, h := range holds {
+			err := errs[i]
+			if err == nil {
+				renewed[h.id] = now
+				continue
+			}
+			var report error
+			switch {
+			case errors.Is(err, sdk.ErrUnknownHandle), errors.Is(err, sdk.ErrPluginExited):
+				report = fmt.Errorf("%s: %w: %w", h.what, ErrLeaseLost, err)
+			case !after.Before(renewed[h.id].Add(ttl)):
+				r.silent.mark(h.name, err)
+				report = fmt.Errorf("%s: %w: no renewal succeeded for %s (the %s plugin is not answering): %w", h.what, ErrLeaseLost, ttl, h.name, err)
+			default:
+				// Try again no later than when the lease would run out.
+				next = max(min(next, renewed[h.id].Add(ttl).Sub(after)), time.Millisecond)
+				continue
+			}
+			reported[h.id] = true
+			select {
+			case lost <- &lostLease{plugin: h.name, err: report}:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}
 }
+
+// lostLease is what the lease keeper reports: which plugin held the lease,
+// and why it was lost.
+type lostLease struct {
+	plugin string
+	err    error
+}
+
+func (l *lostLease) Error() string { return l.err.Error() }
+func (l *lostLease) Unwrap() error { return l.err }
 
 // defaultLeaseTTL is how long a fault outlives a runner that stopped
 // renewing it.

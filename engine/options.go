@@ -27,6 +27,16 @@ var (
 	ErrMaxDuration = errors.New("maxDuration reached")
 	// ErrInterrupted means the operator asked the run to stop (Ctrl-C).
 	ErrInterrupted = errors.New("interrupted")
+	// ErrEvaluationStuck means a steady-state or budget expression did not
+	// finish within Options.EvalTimeout: the run cannot judge what it sees,
+	// so it aborts without waiting for it.
+	ErrEvaluationStuck = errors.New("expression evaluation did not finish in time")
+	// ErrLeaseLost means a hold's lease could not be renewed for a whole
+	// TTL: the plugin has reverted it by itself, or is not answering.
+	ErrLeaseLost = errors.New("lease lost")
+	// ErrPluginNotAnswering means a plugin's renewals timed out until its
+	// lease ran out: the run stops asking it anything and kills it.
+	ErrPluginNotAnswering = errors.New("plugin not answering")
 )
 
 // Clock tells the time. The engine asks it for the time and for timers, so
@@ -106,6 +116,12 @@ type Options struct {
 	// run; the run renews at a third of it. It defaults to the file's
 	// safety.leaseTTL, or 10s.
 	LeaseTTL time.Duration
+	// EvalTimeout bounds one evaluation of the steady-state or budget
+	// expressions. It defaults to 1s (a quarter of LeaseTTL if that is
+	// shorter), far above what an expression over a
+	// few observations takes; one that takes longer aborts the run
+	// (ErrEvaluationStuck), and nothing waits for it to return.
+	EvalTimeout time.Duration
 	// Ledger records faults before they are injected. Nil means no ledger,
 	// which only tests should want: the CLI always gives one.
 	Ledger Ledger
@@ -134,6 +150,11 @@ func (o *Options) defaults() {
 	}
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = defaultLeaseTTL
+	}
+	if o.EvalTimeout == 0 {
+		// Well inside the heartbeat's half lease, so that a slow
+		// evaluation is an abort before it could stop the renewals.
+		o.EvalTimeout = min(time.Second, o.LeaseTTL/4)
 	}
 }
 
@@ -176,5 +197,6 @@ type processPlugin struct {
 }
 
 func (p processPlugin) Close()                { p.proc.Close() }
+func (p processPlugin) Kill()                 { p.proc.Kill() }
 func (p processPlugin) Done() <-chan struct{} { return p.proc.Done() }
 func (p processPlugin) Pid() int              { return p.proc.Pid() }

@@ -110,6 +110,8 @@ func (r *run) faultPhase(ctx context.Context) {
 
 	next := 0
 	for {
+		// Every turn is proof of progress for the lease keeper.
+		r.beat()
 		// Steps that are due now run before anything else.
 		for next < len(steps) && r.opts.Clock.Now().Sub(phaseStart) >= steps[next].at {
 			s := steps[next]
@@ -130,13 +132,19 @@ func (r *run) faultPhase(ctx context.Context) {
 		if next < len(steps) {
 			wait = steps[next].at - elapsed
 		}
+		// Turn at least every beatEvery, so a quiet phase still beats.
+		wait = min(wait, r.beatEvery())
 		timer := r.opts.Clock.NewTimer(wait)
 		select {
 		case <-timer.C():
 		case o := <-obs:
 			timer.Stop()
 			r.recordObservation(o)
-			r.evaluateSteady(reports.During)
+			r.evaluateSteady(phaseCtx, reports.During)
+			if r.stuck != nil && phaseCtx.Err() == nil {
+				r.evaluationFailed(abort, r.stuck)
+				return
+			}
 			spend.Observe(o.probe, o.at, o.obs)
 			if spend.Exhausted() {
 				if violatedAt.IsZero() {
@@ -148,7 +156,12 @@ func (r *run) faultPhase(ctx context.Context) {
 				r.setVerdict(reports.Aborted, "the error budget stopped the run: "+msg+"; every fault was reverted")
 				return
 			}
-			if v, tripped := r.budget.Check(r.latest, r.history, r.opts.Clock.Now()); tripped {
+			v, tripped, err := r.checkBudget(phaseCtx)
+			if err != nil && phaseCtx.Err() == nil {
+				r.evaluationFailed(abort, err)
+				return
+			}
+			if tripped {
 				if violatedAt.IsZero() {
 					violatedAt = o.at
 				}
@@ -158,23 +171,27 @@ func (r *run) faultPhase(ctx context.Context) {
 				}
 			}
 		case <-poll:
-			if v, tripped := r.budget.Check(r.latest, r.history, r.opts.Clock.Now()); tripped {
+			v, tripped, err := r.checkBudget(phaseCtx)
+			if err != nil && phaseCtx.Err() == nil {
+				timer.Stop()
+				r.evaluationFailed(abort, err)
+				return
+			}
+			if tripped {
 				timer.Stop()
 				tripBudget(v)
 				return
 			}
 		case name := <-died:
 			timer.Stop()
-			cause := fmt.Errorf("plugin %s exited mid-experiment", name)
+			cause := fmt.Errorf("plugin %s exited mid-experiment: %w", name, sdk.ErrPluginExited)
 			abort(cause)
-			r.event(reports.EventError, name, false, cause.Error(), nil)
-			r.setVerdict(reports.Error, fmt.Sprintf("the %s plugin process exited while its faults were live; see the leftovers for what may remain", name))
+			r.pluginExited(name, "while its faults were live", cause)
 			return
 		case err := <-r.leaseLost:
 			timer.Stop()
 			abort(err)
-			r.event(reports.EventError, "lease", false, "a fault ended before its time: "+err.Error(), nil)
-			r.setVerdict(reports.Error, "a fault ended before its time because its lease could not be renewed: "+err.Error())
+			r.leaseLostVerdict(err)
 			return
 		case <-ctx.Done():
 			timer.Stop()
@@ -235,6 +252,10 @@ func (r *run) inject(ctx context.Context, f *fault) error {
 			return err
 		}
 		r.updateFault(f, func(rf *reports.Fault) { rf.State, rf.Error = "failed", err.Error() })
+		if errors.Is(err, sdk.ErrPluginExited) {
+			r.pluginExited(f.spec.Plugin, "while injecting "+h.what, err)
+			return err
+		}
 		r.event(reports.EventError, f.spec.Plugin, false, fmt.Sprintf("inject %s failed: %v", h.what, err), nil)
 		r.setVerdict(reports.Error, fmt.Sprintf("could not inject %s: %v", h.what, err))
 		return err
@@ -269,14 +290,23 @@ func (r *run) revert(ctx context.Context, f *fault) {
 // what it was, and what the owner should do.
 func (r *run) leftover(h *hold, err error) {
 	msg := fmt.Sprintf("%s (handle %s): revert failed: %v; run `chaos recover`", h.what, h.handle, err)
-	if errors.Is(err, sdk.ErrPluginExited) {
+	switch {
+	case errors.Is(err, ErrPluginNotAnswering):
+		msg = fmt.Sprintf("%s (handle %s): the %s plugin stopped answering, so the revert was not asked of it; it is killed, which ends what it held in its own process, anything it changed outside may remain: run `chaos recover`", h.what, h.handle, h.name)
+	case errors.Is(err, sdk.ErrPluginExited):
 		msg = fmt.Sprintf("%s (handle %s): the plugin process exited before the revert; what it held in its own process ended with it, anything it changed outside may remain: run `chaos recover`", h.what, h.handle)
 	}
 	r.mu.Lock()
 	r.rec.Leftovers = append(r.rec.Leftovers, msg)
 	r.mu.Unlock()
 	r.event(reports.EventError, h.name, false, msg, nil)
-	r.setVerdict(reports.Error, "a fault could not be confirmed reverted: "+msg)
+	// Reverts run concurrently; and an error already found (a lost lease,
+	// a dead plugin) is the cause, of which this leftover is a consequence.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.verdict != reports.Error {
+		r.setVerdict(reports.Error, "a fault could not be confirmed reverted: "+msg)
+	}
 }
 
 // revertAll reverts every fault still in effect, concurrently, so that the
@@ -302,6 +332,13 @@ func (r *run) cleanup(ctx context.Context) {
 		}
 	}
 	for _, name := range sortedNames(r.plugins) {
+		// A plugin found not answering is not asked to close: it is
+		// killed (SIGTERM, SIGCONT, SIGKILL), which is what reverts what
+		// it holds in its own process.
+		if k, ok := r.plugins[name].(interface{ Kill() }); ok && r.silent.marked(name) {
+			k.Kill()
+			continue
+		}
 		r.plugins[name].Close()
 	}
 	for _, p := range r.probers {
@@ -368,4 +405,36 @@ func (r *run) recordCheck(phase reports.Phase, i int, x *experiments.Expression,
 		at := now.Sub(r.start)
 		c.FirstBreach, c.Detail = &at, detail
 	}
+}
+
+// Causes of runs that end because a plugin broke.
+const (
+	// causePluginExited: a plugin process died.
+	causePluginExited reports.Cause = "plugin-exited"
+	// causeLeaseLost: a hold's lease could not be renewed (the plugin
+	// reverted it by itself, or stopped answering).
+	causeLeaseLost reports.Cause = "lease-lost"
+)
+
+// pluginExited sets the verdict for a plugin process that died: said as
+// the plugin dying, whatever call noticed it, with what that means.
+func (r *run) pluginExited(name, when string, err error) {
+	r.event(reports.EventError, name, false, fmt.Sprintf("the %s plugin process exited %s: %v", name, when, err), nil)
+	r.setVerdictCause(reports.Error, causePluginExited, fmt.Sprintf("the %s plugin process exited %s; what it held in its own process ended with it, anything it changed outside may remain (see the leftovers)", name, when))
+}
+
+// leaseLostVerdict sets the verdict for a hold whose lease was lost. A lease
+// lost because the plugin process died is reported as the plugin dying.
+func (r *run) leaseLostVerdict(err error) {
+	if errors.Is(err, sdk.ErrPluginExited) {
+		name := "unknown"
+		var ll *lostLease
+		if errors.As(err, &ll) {
+			name = ll.plugin
+		}
+		r.pluginExited(name, "while the run held faults or targets in it", err)
+		return
+	}
+	r.event(reports.EventError, "lease", false, "a fault ended before its time: "+err.Error(), nil)
+	r.setVerdictCause(reports.Error, causeLeaseLost, "a fault ended before its time because its lease could not be renewed: "+err.Error())
 }

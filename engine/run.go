@@ -72,6 +72,15 @@ type run struct {
 	leaseLost chan error
 	// unlock releases the target locks; nil when none were taken.
 	unlock func() error
+	// heart is the run's proof of progress, which the lease keeper reads.
+	heart heartbeat
+	// silent are the plugins found not answering.
+	silent silent
+	// stuck is set, by the run's goroutine only, once an evaluation did
+	// not finish in time or exceeded its memory budget: nothing is
+	// evaluated after it. overrun is set by the evaluation itself when a
+	// steady-state expression exceeded its memory budget.
+	stuck, overrun error
 
 	// latest observation per probe, read by the expressions, and the
 	// history the budget functions (failureRatio, ...) read.
@@ -149,6 +158,7 @@ func (r *run) execute(parent context.Context) {
 	// slow revert does not race its own lease.
 	leaseCtx, stopLeases := context.WithCancel(context.WithoutCancel(ctx))
 	var keeper sync.WaitGroup
+	r.beat()
 	keeper.Go(func() { r.keepLeases(leaseCtx, r.leaseLost) })
 	// Whatever happens below, every fault is reverted, every prepared
 	// target released and every plugin closed, under a context no abort
@@ -169,10 +179,15 @@ func (r *run) execute(parent context.Context) {
 		return
 	}
 	r.event(reports.EventPhase, "", true, "steady state before the faults", nil)
+	r.busyFor(r.evalTimeoutFor())
 	steady := r.steadyState(ctx, reports.Before)
 	if ctx.Err() != nil {
 		// Observations cut short by the stop say nothing of the service.
 		r.abortedBy(ctx)
+		return
+	}
+	if r.stuck != nil {
+		r.evaluationFailed(nil, r.stuck)
 		return
 	}
 	if !steady {
@@ -183,17 +198,21 @@ func (r *run) execute(parent context.Context) {
 	r.event(reports.EventPhase, "", true, "fault phase", nil)
 	r.faultPhase(ctx)
 
-	if ctx.Err() != nil || r.verdict == reports.Error {
-		// Interrupted, out of time, or broken: the operator wants out and
-		// the faults are already reverted. Do not spend more time probing.
+	if ctx.Err() != nil || r.verdict == reports.Error || r.stuck != nil {
+		// Interrupted, out of time, broken, or unable to evaluate: the
+		// operator wants out and the faults are already reverted. Do not
+		// spend more time probing.
 		if r.verdict == "" {
 			r.abortedBy(ctx)
 		}
 		return
 	}
 	r.event(reports.EventPhase, "", true, "steady state after the faults", nil)
+	r.busyFor(r.evalTimeoutFor())
 	holdsAfter := r.steadyState(ctx, reports.After)
 	switch {
+	case r.stuck != nil && ctx.Err() == nil:
+		r.evaluationFailed(nil, r.stuck)
 	case r.verdict != "":
 		// An abort during the phase stands; the after check is recorded.
 	case r.anyBreach(reports.During):
@@ -228,6 +247,10 @@ func (r *run) setUp(ctx context.Context) bool {
 			req: fl.req, prepared: true, what: fmt.Sprintf("%s's preparation of %s", fl.spec.Plugin, fl.spec.Target),
 		}
 		if err := r.acquire(ctx, h); err != nil {
+			if errors.Is(err, sdk.ErrPluginExited) {
+				r.pluginExited(fl.spec.Plugin, fmt.Sprintf("while preparing target %s (nothing was injected)", fl.spec.Target), err)
+				return false
+			}
 			r.setVerdict(reports.Error, fmt.Sprintf("prepare target %s for %s: %v", fl.spec.Target, fl.spec.Plugin, err))
 			return false
 		}
@@ -425,7 +448,7 @@ func (r *run) steadyState(ctx context.Context, phase reports.Phase) bool {
 	for o := range results {
 		r.recordObservation(o)
 	}
-	return r.evaluateSteady(phase)
+	return r.evaluateSteady(ctx, phase)
 }
 
 // observe runs one probe with its timeout. ok is false when the run itself
@@ -467,11 +490,30 @@ func (r *run) recordObservation(o observation) {
 }
 
 // evaluateSteady evaluates every steady-state expression against the
-// latest observations and records the result under phase.
-func (r *run) evaluateSteady(phase reports.Phase) bool {
+// latest observations and records the result under phase. The evaluation
+// is bounded (see bounded): one that is stuck, or exceeds its memory
+// budget, records nothing, sets r.stuck and does not hold.
+func (r *run) evaluateSteady(ctx context.Context, phase reports.Phase) bool {
+	xs := r.exp.Spec.SteadyState
+	type result struct {
+		held   bool
+		detail string
+	}
+	results := make([]result, len(xs))
+	if err := r.bounded(ctx, func() {
+		for i, x := range xs {
+			results[i].held, results[i].detail = r.evaluate(x)
+		}
+	}); err != nil {
+		return false
+	}
+	if r.overrun != nil {
+		r.stuck = r.overrun
+		return false
+	}
 	all := true
-	for i, x := range r.exp.Spec.SteadyState {
-		held, detail := r.evaluate(x)
+	for i, x := range xs {
+		held, detail := results[i].held, results[i].detail
 		r.recordCheck(phase, i, x, held, detail)
 		if !held {
 			all = false
@@ -501,6 +543,9 @@ func (r *run) evaluate(x *experiments.Expression) (bool, string) {
 	}
 	held, err := x.Eval(r.latest, r.history, r.opts.Clock.Now())
 	if err != nil {
+		if errors.Is(err, experiments.ErrMemoryBudget) && r.overrun == nil {
+			r.overrun = fmt.Errorf("steadyState %s: %w", x.Source, err)
+		}
 		return false, "cannot be judged yet: " + err.Error()
 	}
 	if held {

@@ -163,8 +163,17 @@ func (e *Expression) Eval(latest map[string]Observation, h *History, now time.Ti
 		}
 		bindHistory(env, h, e.windows, now)
 	}
-	out, err := expr.Run(e.program, env)
+	// A VM of its own per evaluation: the memory budget bounds what one
+	// evaluation may allocate (ranges, arrays, iteration scopes), so an
+	// expression that turns expensive on what a probe observed fails
+	// instead of growing the runner without limit.
+	machine := vm.VM{MemoryBudget: EvalMemoryBudget}
+	out, err := machine.Run(e.program, env)
 	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) && fe.Message == exprMemoryBudgetMessage {
+			return false, fmt.Errorf("%w (%d units): %w", ErrMemoryBudget, EvalMemoryBudget, err)
+		}
 		return false, err
 	}
 	held, ok := out.(bool)
@@ -173,6 +182,20 @@ func (e *Expression) Eval(latest map[string]Observation, h *History, now time.Ti
 	}
 	return held, nil
 }
+
+// EvalMemoryBudget is the memory budget of one evaluation, in expr's units
+// (about one per element of a range, an array or an iteration scope). A
+// check the engine makes on every observation has no use for more; the
+// runner must stay small while faults are live.
+const EvalMemoryBudget uint = 1_000_000
+
+// ErrMemoryBudget means an evaluation went past EvalMemoryBudget. It is not
+// a verdict about the service: the expression cannot be judged.
+var ErrMemoryBudget = errors.New("expression exceeded its memory budget")
+
+// exprMemoryBudgetMessage is how expr's VM says the budget ran out; it
+// panics with this text, which the VM turns into a *file.Error.
+const exprMemoryBudgetMessage = "memory budget exceeded"
 
 // bindHistory puts the history functions, reading h at now, into env.
 func bindHistory(env map[string]any, h *History, windows map[string]time.Duration, now time.Time) {

@@ -206,13 +206,16 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 	}
 }
 
-// interruptible returns a context that the first SIGINT or SIGTERM cancels
-// with engine.ErrInterrupted as its cause. A second signal is refused with a
-// warning: exiting in the middle of a revert is how faults get left behind.
+// interruptible returns a context that the first SIGINT, SIGTERM, SIGHUP
+// or SIGQUIT cancels with engine.ErrInterrupted as its cause: each ends the
+// run the same way (revert, report, exit with the verdict), since a dropped
+// SSH session or a CI hang-up must not leave a fault behind either. A second
+// signal is refused with a warning: exiting in the middle of a revert is how
+// faults get left behind.
 func interruptible(parent context.Context, stderr io.Writer) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(parent)
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	done := make(chan struct{})
 	go func() {
 		n := 0
@@ -221,11 +224,11 @@ func interruptible(parent context.Context, stderr io.Writer) (context.Context, f
 			case s := <-sigs:
 				n++
 				if n == 1 {
-					_, _ = fmt.Fprintf(stderr, "chaos: %s: stopping, reverting every fault (a second signal will not interrupt the revert)\n", s)
-					cancel(fmt.Errorf("%w by %s", engine.ErrInterrupted, s))
+					_, _ = fmt.Fprintf(stderr, "chaos: %s: stopping, reverting every fault (a second signal will not interrupt the revert)\n", signalName(s))
+					cancel(fmt.Errorf("%w by %s", engine.ErrInterrupted, signalName(s)))
 					continue
 				}
-				_, _ = fmt.Fprintf(stderr, "chaos: %s: refused — faults are being reverted; exiting now would leave them behind\n", s)
+				_, _ = fmt.Fprintf(stderr, "chaos: %s: refused — faults are being reverted; exiting now would leave them behind\n", signalName(s))
 			case <-done:
 				return
 			}
@@ -236,6 +239,22 @@ func interruptible(parent context.Context, stderr io.Writer) (context.Context, f
 		close(done)
 		cancel(nil)
 	}
+}
+
+// signalName says a signal as people know it, not as Go prints it
+// ("interrupt", "terminated").
+func signalName(s os.Signal) string {
+	switch s {
+	case syscall.SIGINT:
+		return "Ctrl-C (SIGINT)"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP (the terminal or session went away)"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
+	}
+	return s.String()
 }
 
 // selfPlugin runs a built-in plugin in a new process of this same binary.

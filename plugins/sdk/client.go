@@ -22,8 +22,23 @@ type Client struct {
 	exited func() bool
 }
 
+// DefaultCallTimeout bounds a call to a plugin whose context has no
+// deadline of its own: no call waits for ever on a plugin that stopped
+// answering.
+const DefaultCallTimeout = 30 * time.Second
+
+// bounded gives ctx the default deadline when it has none.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, DefaultCallTimeout)
+}
+
 // Describe asks the plugin what it is.
 func (c *Client) Describe(ctx context.Context) (Description, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	r, err := c.rpc.Describe(ctx, &faultpb.DescribeRequest{})
 	if err != nil {
 		return Description{}, c.wrap("describe", err)
@@ -40,6 +55,8 @@ func (c *Client) Describe(ctx context.Context) (Description, error) {
 
 // Validate asks the plugin to check a request. A nil slice means it is fine.
 func (c *Client) Validate(ctx context.Context, req Request) ([]ParamProblem, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	t, err := json.Marshal(req.Target)
 	if err != nil {
 		return nil, fmt.Errorf("encode target: %w", err)
@@ -58,6 +75,8 @@ func (c *Client) Validate(ctx context.Context, req Request) ([]ParamProblem, err
 // Prepare readies a target; it returns "" when the plugin has nothing to
 // prepare.
 func (c *Client) Prepare(ctx context.Context, req Request) (string, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	t, err := json.Marshal(req.Target)
 	if err != nil {
 		return "", fmt.Errorf("encode target: %w", err)
@@ -71,6 +90,8 @@ func (c *Client) Prepare(ctx context.Context, req Request) (string, error) {
 
 // Inject starts a fault and returns its handle.
 func (c *Client) Inject(ctx context.Context, req Request) (string, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	t, err := json.Marshal(req.Target)
 	if err != nil {
 		return "", fmt.Errorf("encode target: %w", err)
@@ -84,6 +105,8 @@ func (c *Client) Inject(ctx context.Context, req Request) (string, error) {
 
 // Revert ends what a handle names.
 func (c *Client) Revert(ctx context.Context, handle string) (bool, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	r, err := c.rpc.Revert(ctx, &faultpb.HandleRequest{Handle: handle})
 	if err != nil {
 		return false, c.wrap("revert", err)
@@ -94,6 +117,8 @@ func (c *Client) Revert(ctx context.Context, handle string) (bool, error) {
 // Renew extends a handle's lease by ttl from now. ErrUnknownHandle means
 // the plugin no longer holds it: its lease ran out and it was reverted.
 func (c *Client) Renew(ctx context.Context, handle string, ttl time.Duration) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	if _, err := c.rpc.Renew(ctx, &faultpb.RenewRequest{Handle: handle, LeaseTtlMs: ttl.Milliseconds()}); err != nil {
 		return c.wrap("renew", err)
 	}
@@ -102,6 +127,8 @@ func (c *Client) Renew(ctx context.Context, handle string, ttl time.Duration) er
 
 // Status asks whether what a handle names is in effect.
 func (c *Client) Status(ctx context.Context, handle string) (Status, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	r, err := c.rpc.Status(ctx, &faultpb.HandleRequest{Handle: handle})
 	if err != nil {
 		return Status{}, c.wrap("status", err)

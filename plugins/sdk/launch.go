@@ -16,8 +16,11 @@ import (
 // Plugin is a running plugin process, as the host holds it.
 type Plugin struct {
 	client *plugin.Client
+	cmd    *exec.Cmd
 	// Fault talks to the plugin.
 	Fault *Client
+	// closeGrace and killGrace bound Close: see LaunchOptions.
+	closeGrace, killGrace time.Duration
 
 	done    chan struct{} // closed when the process has exited
 	closing chan struct{}
@@ -39,6 +42,12 @@ type LaunchOptions struct {
 	StartTimeout time.Duration
 	// SecureConfig, when set, pins the plugin binary by checksum.
 	SecureConfig *plugin.SecureConfig
+	// CloseGrace is how long Close waits for the plugin to revert and exit
+	// when asked over gRPC before it escalates to signals. Zero means 2s.
+	CloseGrace time.Duration
+	// KillGrace is how long the plugin gets after SIGTERM, and again after
+	// SIGCONT, before SIGKILL. Zero means 500ms.
+	KillGrace time.Duration
 }
 
 // Launch starts cmd as a plugin process, completes the handshake over gRPC
@@ -52,6 +61,10 @@ func Launch(ctx context.Context, cmd *exec.Cmd, opts LaunchOptions) (*Plugin, er
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	// A process group of its own: the terminal's Ctrl-C, a hang-up or a
+	// SIGQUIT reach the host only, which reverts in order and then closes
+	// its plugins, instead of killing the plugins under the host's feet.
+	cmd.SysProcAttr.Setpgid = true
 	out := opts.Log
 	if out == nil {
 		out = io.Discard
@@ -96,7 +109,16 @@ func Launch(ctx context.Context, cmd *exec.Cmd, opts LaunchOptions) (*Plugin, er
 	}
 	fc := raw.(*Client)
 	fc.exited = client.Exited
-	p := &Plugin{client: client, Fault: fc, done: make(chan struct{}), closing: make(chan struct{}), watched: make(chan struct{})}
+	p := &Plugin{
+		client: client, cmd: cmd, Fault: fc, closeGrace: opts.CloseGrace, killGrace: opts.KillGrace,
+		done: make(chan struct{}), closing: make(chan struct{}), watched: make(chan struct{}),
+	}
+	if p.closeGrace == 0 {
+		p.closeGrace = 2 * time.Second
+	}
+	if p.killGrace == 0 {
+		p.killGrace = 500 * time.Millisecond
+	}
 	go p.watch()
 	return p, nil
 }
@@ -135,9 +157,80 @@ func (p *Plugin) Pid() int {
 }
 
 // Close asks the plugin to stop (it reverts whatever it still holds) and
-// waits for it, killing it if it does not stop in time.
-func (p *Plugin) Close() {
+// waits for it; a plugin that has not exited within the close grace is
+// ended with signals (see Kill). Close always returns: go-plugin's own Kill
+// asks the plugin over gRPC without a deadline and blocks for good on a
+// plugin that does not answer (a stopped process).
+func (p *Plugin) Close() { p.end(p.closeGrace) }
+
+// Kill ends a plugin that is not answering without asking it first:
+// SIGTERM (the SDK reverts everything on it), then, if it has not exited
+// within the kill grace, SIGCONT (a stopped process cannot handle its
+// SIGTERM) and, after the grace again, SIGKILL. It returns once the process
+// is gone, or after a last bounded wait if even SIGKILL did not end it.
+func (p *Plugin) Kill() { p.end(0) }
+
+// killWait bounds the wait for a process after SIGKILL, and for go-plugin's
+// clean-up once the process is gone.
+const killWait = 2 * time.Second
+
+func (p *Plugin) end(grace time.Duration) {
 	p.once.Do(func() { close(p.closing) })
 	<-p.watched
-	p.client.Kill()
+	// go-plugin's Kill closes the connection and its goroutines; it returns
+	// once the process has exited, which the escalation below ensures.
+	cleaned := make(chan struct{})
+	go func() {
+		defer close(cleaned)
+		p.client.Kill()
+	}()
+	if grace > 0 && p.waitExit(cleaned, grace) {
+		p.waitCleaned(cleaned)
+		return
+	}
+	for _, step := range []struct {
+		sig  syscall.Signal
+		wait time.Duration
+	}{{syscall.SIGTERM, p.killGrace}, {syscall.SIGCONT, p.killGrace}, {syscall.SIGKILL, killWait}} {
+		if p.client.Exited() {
+			break
+		}
+		// os.Process signals through a pidfd: never another process that
+		// reused the pid of one already reaped.
+		_ = p.cmd.Process.Signal(step.sig)
+		if p.waitExit(nil, step.wait) {
+			break
+		}
+	}
+	p.waitCleaned(cleaned)
+}
+
+// waitExit waits up to d for the plugin process to exit (or for go-plugin's
+// Kill to return, which it does only then) and reports whether it did.
+func (p *Plugin) waitExit(cleaned <-chan struct{}, d time.Duration) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if p.client.Exited() {
+			return true
+		}
+		select {
+		case <-cleaned:
+			return true
+		case <-tick.C:
+		case <-deadline.C:
+			return p.client.Exited()
+		}
+	}
+}
+
+func (p *Plugin) waitCleaned(cleaned <-chan struct{}) {
+	t := time.NewTimer(killWait)
+	defer t.Stop()
+	select {
+	case <-cleaned:
+	case <-t.C:
+	}
 }
