@@ -47,7 +47,7 @@ func paramsSchema() string {
     "maxBytesPerConnection": {"type": "integer", "minimum": %[6]d, "maximum": %[7]d, "default": %[8]d, "description": "bytes one connection may hold in flight (read, not yet delivered); past it the proxy stops reading that side"},
     "maxBytesInFlight":      {"type": "integer", "minimum": %[6]d, "maximum": %[9]d, "default": %[10]d, "description": "bytes all connections of the proxy together may hold in flight; at least maxBytesPerConnection"}
   }
-}`, durationPattern, MaxDelay,
+}`, durationPattern, shortDuration(MaxDelay),
 		minConnections, maxConnections, DefaultMaxConnections,
 		minBytes, maxBytesPerConnection, DefaultMaxBytesPerConnection,
 		maxBytesInFlight, DefaultMaxBytesInFlight)
@@ -162,16 +162,16 @@ func parse(raw json.RawMessage) (Params, []sdk.ParamProblem) {
 	case p.Delay <= 0:
 		problem("delay", "delay must be more than zero")
 	case p.Delay > MaxDelay:
-		problem("delay", fmt.Sprintf("delay %s is more than the most the plugin allows, %s (a longer delay is an outage: stop the upstream instead)", p.Delay, MaxDelay))
+		problem("delay", fmt.Sprintf("delay %s is more than the most the plugin allows, %s (a longer delay is an outage: stop the upstream instead)", shortDuration(p.Delay), shortDuration(MaxDelay)))
 	}
 	switch {
 	case bad["jitter"]:
 	case p.Jitter < 0:
 		problem("jitter", "jitter must not be negative")
 	case p.Jitter > MaxDelay:
-		problem("jitter", fmt.Sprintf("jitter %s is more than the most the plugin allows, %s", p.Jitter, MaxDelay))
+		problem("jitter", fmt.Sprintf("jitter %s is more than the most the plugin allows, %s", shortDuration(p.Jitter), shortDuration(MaxDelay)))
 	case hasDelay && !bad["delay"] && p.Jitter > p.Delay:
-		problem("jitter", fmt.Sprintf("jitter %s is more than the delay %s: the delay would be cut at zero, no longer uniform around it", p.Jitter, p.Delay))
+		problem("jitter", fmt.Sprintf("jitter %s is more than the delay %s: the delay would be cut at zero, no longer uniform around it", shortDuration(p.Jitter), shortDuration(p.Delay)))
 	}
 	if !bad["maxBytesPerConnection"] && !bad["maxBytesInFlight"] && p.Limits.BytesInFlight < p.Limits.BytesPerConnection {
 		problem("maxBytesInFlight", fmt.Sprintf("maxBytesInFlight %d is less than maxBytesPerConnection %d: one connection could never fill its share", p.Limits.BytesInFlight, p.Limits.BytesPerConnection))
@@ -193,6 +193,18 @@ func boundedInt(v any, lo, hi int64) (int64, error) {
 		return 0, fmt.Errorf("%d is out of range: from %d to %d", n, lo, hi)
 	}
 	return n, nil
+}
+
+// shortDuration writes a duration as a person would: 1h, not 1h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func duration(v any) (time.Duration, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,4 +125,14 @@ func TestEveryHandlerRecovers(t *testing.T) {
 			require.NoFileExists(t, held, "nothing may be left held after a panic in %s", method)
 		})
 	}
+}
+
+// A request larger than the protocol carries is ErrMessageTooLarge on the
+// host, with the limit in the message, not a raw gRPC error.
+func TestMessageTooLargeIsTyped(t *testing.T) {
+	c := sdktest.Connect(t, fileFault{})
+	big := `{"path":"` + strings.Repeat("x", 5<<20) + `"}`
+	_, err := c.Validate(t.Context(), sdk.Request{Target: sdk.Target{Kind: "host"}, Params: []byte(big)})
+	require.ErrorIs(t, err, sdk.ErrMessageTooLarge, "a 5 MB request must be refused as too large")
+	require.ErrorContains(t, err, "at most 4 MiB", "the message gives the limit")
 }
