@@ -135,6 +135,7 @@ func validate(e *Experiment, opts Options, probs *[]Problem) {
 	for _, name := range sortedKeys(s.Targets) {
 		validateTarget(c, "spec.targets."+name, name, s.Targets[name], &s.Safety)
 	}
+	checkEndpointGraph(c, s.Targets)
 	if len(s.Probes) == 0 && !c.broken("spec.probes") {
 		c.key("spec.probes", "spec.probes must declare at least one probe", "e.g. probes: {checkout: {http: {url: http://127.0.0.1:8080/health}}}")
 	}
@@ -171,6 +172,7 @@ func validate(e *Experiment, opts Options, probs *[]Problem) {
 	}
 	for i, f := range s.Faults {
 		validateFault(c, fmt.Sprintf("spec.faults[%d]", i), f, targetNames, opts.Plugins)
+		checkWithSize(c, fmt.Sprintf("spec.faults[%d]", i), f)
 	}
 	if len(s.Faults) > 0 && s.FaultPhase() == 0 && !c.broken("spec.faults") {
 		c.at("spec.faults[0]", "no fault has a duration: give at least one fault `for`", "for example for: 30s")

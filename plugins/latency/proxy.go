@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -43,12 +46,26 @@ type Stats struct {
 	// BytesHeld is the number of bytes read from either side and not yet
 	// written: what the delay is holding back right now.
 	BytesHeld int64
+	// Open is the number of client connections held now.
+	Open int64
+	// Refused counts client connections closed at once because the proxy
+	// held Limits.Connections already.
+	Refused int64
+	// LoopsRefused counts dials refused because the upstream resolved to
+	// the proxy's own listen address: traffic would have looped.
+	LoopsRefused int64
+	// ReadPauses counts the times a side stopped being read because its
+	// connection, or the proxy as a whole, held as many bytes as allowed.
+	ReadPauses int64
 }
 
 // Proxy forwards TCP connections from a listen address to an upstream and can delay every chunk in both directions.
 type Proxy struct {
 	ln       net.Listener
 	upstream string
+	// guard is deferred first in every goroutine the proxy starts
+	// (sdk.Guard under a served plugin); it never is nil.
+	guard func()
 
 	mu      sync.Mutex
 	delay   time.Duration
@@ -56,6 +73,9 @@ type Proxy struct {
 	changed chan struct{} // closed and replaced by SetDelay, wakes waiting writers
 	closed  bool
 	pairs   map[*pair]struct{}
+	limits  Limits
+	open    int           // client connections held, dialing ones included
+	freed   chan struct{} // closed and replaced when held bytes are freed, wakes paused readers
 
 	// closing is closed by Close. Writers then deliver what they hold at
 	// once, and the accept loop and pending dials stop.
@@ -65,20 +85,30 @@ type Proxy struct {
 
 	wg sync.WaitGroup // every goroutine the proxy starts
 
-	accepted atomic.Int64
-	toUp     atomic.Int64
-	toClient atomic.Int64
-	held     atomic.Int64
+	accepted  atomic.Int64
+	toUp      atomic.Int64
+	toClient  atomic.Int64
+	held      atomic.Int64
+	refused   atomic.Int64
+	loops     atomic.Int64
+	pauses    atomic.Int64
+	paused    atomic.Int64 // readers waiting for room right now
+	openCount atomic.Int64
 }
 
 // pair is one proxied connection: the client side and its upstream side.
 type pair struct {
 	client   *net.TCPConn
 	upstream *net.TCPConn
+	held     atomic.Int64 // bytes of this pair read and not yet written
+	done     chan struct{}
+	once     sync.Once
 }
 
-// abort tears both sides down, which ends every read and write on them.
+// abort tears both sides down, which ends every read and write on them, and
+// wakes a reader waiting for room.
 func (pr *pair) abort() {
+	pr.once.Do(func() { close(pr.done) })
 	_ = pr.client.Close()
 	_ = pr.upstream.Close()
 }
@@ -91,21 +121,68 @@ type chunk struct {
 	due  time.Time
 }
 
-// Listen starts a pass-through proxy (no delay) on listen that forwards to upstream. It returns once the listener is bound.
+// Options configure a Proxy. The zero value is usable: default limits, and
+// a panic in a goroutine of the proxy ends the process.
+type Options struct {
+	// Limits bound connections and bytes held; zero fields are defaults.
+	Limits Limits
+	// Guard, when set, is deferred first in every goroutine the proxy
+	// starts: sdk.Guard(ctx) turns a panic there into a revert of what the
+	// plugin holds instead of the end of the plugin process.
+	Guard func()
+}
+
+// Listen starts a pass-through proxy (no delay) on listen that forwards to upstream, with default limits. It returns once the listener is bound.
 func Listen(listen, upstream string) (*Proxy, error) {
+	return ListenOptions(listen, upstream, Options{})
+}
+
+// ListenOptions is Listen with options. An upstream that is the listen
+// address itself (as far as can be told before a hostname resolves) is
+// ErrLoop; one that resolves to it later is refused at each dial.
+func ListenOptions(listen, upstream string, o Options) (*Proxy, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, err
 	}
+	if ap, err := netip.ParseAddrPort(upstream); err == nil && coversAddr(ln.Addr(), ap) {
+		_ = ln.Close()
+		return nil, fmt.Errorf("%w: upstream %s is the proxy's own listen address %s", ErrLoop, upstream, listen)
+	}
+	guard := o.Guard
+	if guard == nil {
+		guard = func() {}
+	}
 	p := &Proxy{
 		ln:       ln,
 		upstream: upstream,
+		guard:    guard,
 		changed:  make(chan struct{}),
+		freed:    make(chan struct{}),
 		pairs:    make(map[*pair]struct{}),
 		closing:  make(chan struct{}),
+		limits:   o.Limits.orDefault(),
 	}
 	p.wg.Go(p.acceptLoop)
 	return p, nil
+}
+
+// SetLimits changes the limits for what comes next: connections held now
+// stay (a lower connection cap refuses new ones only), paused readers look
+// again.
+func (p *Proxy) SetLimits(l Limits) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.limits = l.orDefault()
+	close(p.freed)
+	p.freed = make(chan struct{})
+}
+
+// Limits returns the limits in effect.
+func (p *Proxy) Limits() Limits {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.limits
 }
 
 // Addr is the bound listen address (useful with port 0).
@@ -119,8 +196,10 @@ func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 func (p *Proxy) SetDelay(delay, jitter time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.delay = max(delay, 0)
-	p.jitter = max(jitter, 0)
+	// Clamped, whatever the caller checked: the arithmetic of sample and
+	// waitDue must never overflow (a jitter of 1,500,000h once did).
+	p.delay = min(max(delay, 0), MaxDelay)
+	p.jitter = min(max(jitter, 0), MaxDelay)
 	// Closing the channel wakes every writer that waits for a due time, so
 	// it can recompute the wait under the new setting.
 	close(p.changed)
@@ -141,6 +220,10 @@ func (p *Proxy) Stats() Stats {
 		BytesToUpstream: p.toUp.Load(),
 		BytesToClient:   p.toClient.Load(),
 		BytesHeld:       p.held.Load(),
+		Open:            p.openCount.Load(),
+		Refused:         p.refused.Load(),
+		LoopsRefused:    p.loops.Load(),
+		ReadPauses:      p.pauses.Load(),
 	}
 }
 
@@ -175,6 +258,7 @@ func (p *Proxy) stopPair(pr *pair, now time.Time) {
 }
 
 func (p *Proxy) acceptLoop() {
+	defer p.guard()
 	var backoff time.Duration
 	for {
 		c, err := p.ln.Accept()
@@ -198,8 +282,40 @@ func (p *Proxy) acceptLoop() {
 		}
 		backoff = 0
 		p.accepted.Add(1)
-		p.wg.Go(func() { p.serve(c.(*net.TCPConn)) })
+		if !p.admit() {
+			// Over the cap: the client is told at once (its connection
+			// closes) rather than left waiting, and nothing is dialed.
+			p.refused.Add(1)
+			_ = c.(*net.TCPConn).SetLinger(0)
+			_ = c.Close()
+			continue
+		}
+		p.wg.Go(func() {
+			defer p.guard()
+			defer p.leave()
+			p.serve(c.(*net.TCPConn))
+		})
 	}
+}
+
+// admit counts a new client connection in, unless the proxy holds its cap.
+func (p *Proxy) admit() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.open >= p.limits.Connections {
+		return false
+	}
+	p.open++
+	p.openCount.Add(1)
+	return true
+}
+
+// leave counts a client connection out.
+func (p *Proxy) leave() {
+	p.mu.Lock()
+	p.open--
+	p.mu.Unlock()
+	p.openCount.Add(-1)
 }
 
 // serve dials the upstream for one client and runs both directions until
@@ -211,7 +327,7 @@ func (p *Proxy) serve(client *net.TCPConn) {
 		_ = client.Close()
 		return
 	}
-	pr := &pair{client: client, upstream: up}
+	pr := &pair{client: client, upstream: up, done: make(chan struct{})}
 
 	p.mu.Lock()
 	if p.closed {
@@ -245,7 +361,16 @@ func (p *Proxy) dial() (*net.TCPConn, error) {
 		case <-ctx.Done():
 		}
 	})
-	var d net.Dialer
+	// Control sees the address after resolution, just before connect: a
+	// hostname that resolves to the proxy's own address is caught here
+	// even if it did not at validation.
+	d := net.Dialer{Control: func(_, address string, _ syscall.RawConn) error {
+		if ap, err := netip.ParseAddrPort(address); err == nil && coversAddr(p.ln.Addr(), ap) {
+			p.loops.Add(1)
+			return fmt.Errorf("%w: upstream %s resolved to %s, the proxy's own listen address", ErrLoop, p.upstream, address)
+		}
+		return nil
+	}}
 	c, err := d.DialContext(ctx, "tcp", p.upstream)
 	cancel()
 	watch.Wait()
@@ -261,52 +386,82 @@ func (p *Proxy) pipe(wg *sync.WaitGroup, pr *pair, src, dst *net.TCPConn, writte
 	q := make(chan chunk, queueChunks)
 	var readErr error // set before q is closed, so the writer may read it after
 	wg.Go(func() {
-		readErr = p.read(src, q)
-		close(q)
+		defer p.guard()
+		// Deferred so that a panic (recovered by the guard) still ends
+		// the writer's loop.
+		defer close(q)
+		readErr = p.read(pr, src, q)
 	})
 	wg.Go(func() {
-		broken := false
-		timer := time.NewTimer(time.Hour)
-		timer.Stop()
-		// The writer always drains q to the end, even after a failed write,
-		// so the reader can never block on a send.
-		for c := range q {
-			if !broken {
-				p.waitDue(c, timer)
-				n, err := dst.Write(c.data)
-				written.Add(int64(n))
-				if err != nil {
-					broken = true
-					pr.abort()
-				}
+		defer p.guard()
+		finished := false
+		defer func() {
+			if finished {
+				return
 			}
-			p.held.Add(-int64(len(c.data)))
-		}
-		if broken {
-			return
-		}
-		select {
-		case <-p.closing:
-			// Everything read was delivered; tell dst no more is coming.
-			_ = dst.CloseWrite()
-			return
-		default:
-		}
-		if errors.Is(readErr, io.EOF) {
-			// A half-close travels on once the data before it is out.
-			_ = dst.CloseWrite()
-			return
-		}
-		// src failed (reset, for example): the pair cannot go on.
-		pr.abort()
+			// A panic (recovered by the guard): tear the pair down and
+			// drain, so the reader never blocks on a send.
+			pr.abort()
+			for c := range q {
+				p.release(pr, int64(len(c.data)))
+			}
+		}()
+		p.deliver(pr, dst, q, written, func() error { return readErr })
+		finished = true
 	})
 }
 
-// read reads chunks from src into q until src fails or ends.
-func (p *Proxy) read(src *net.TCPConn, q chan<- chunk) error {
+// deliver writes the chunks of q to dst as they fall due, then passes on
+// how src ended (readErr is read only once q is closed).
+func (p *Proxy) deliver(pr *pair, dst *net.TCPConn, q <-chan chunk, written *atomic.Int64, readErr func() error) {
+	broken := false
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	// The writer always drains q to the end, even after a failed write,
+	// so the reader can never block on a send.
+	for c := range q {
+		if !broken {
+			p.waitDue(c, timer)
+			n, err := dst.Write(c.data)
+			written.Add(int64(n))
+			if err != nil {
+				broken = true
+				pr.abort()
+			}
+		}
+		p.release(pr, int64(len(c.data)))
+	}
+	if broken {
+		return
+	}
+	select {
+	case <-p.closing:
+		// Everything read was delivered; tell dst no more is coming.
+		_ = dst.CloseWrite()
+		return
+	default:
+	}
+	if errors.Is(readErr(), io.EOF) {
+		// A half-close travels on once the data before it is out.
+		_ = dst.CloseWrite()
+		return
+	}
+	// src failed (reset, for example): the pair cannot go on.
+	pr.abort()
+}
+
+// read reads chunks from src into q until src fails or ends. Before each
+// read it waits for room: a peer that does not read what it is sent holds
+// at most its connection's share (plus this one buffer), and all
+// connections together at most the proxy's; past that, src is simply not
+// read, and TCP tells the sender to slow down.
+func (p *Proxy) read(pr *pair, src *net.TCPConn, q chan<- chunk) error {
 	buf := make([]byte, chunkSize)
 	var prevDue time.Time
 	for {
+		if err := p.waitRoom(pr); err != nil {
+			return err
+		}
 		n, err := src.Read(buf)
 		if n > 0 {
 			now := time.Now()
@@ -317,12 +472,63 @@ func (p *Proxy) read(src *net.TCPConn, q chan<- chunk) error {
 			}
 			prevDue = due
 			p.held.Add(int64(n))
+			pr.held.Add(int64(n))
 			q <- chunk{data: bytes.Clone(buf[:n]), read: now, due: due}
 		}
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// errPairDone ends a reader whose pair was torn down or whose proxy closed
+// while it waited for room.
+var errPairDone = errors.New("connection closed while waiting for room")
+
+// waitRoom returns when pr and the proxy may hold more bytes, or an error
+// when pr is torn down or the proxy closes first.
+func (p *Proxy) waitRoom(pr *pair) error {
+	counted := false
+	for {
+		// Announce the wait before looking: a writer that frees bytes
+		// after this sees a waiter and wakes it.
+		p.paused.Add(1)
+		p.mu.Lock()
+		lim, freed := p.limits, p.freed
+		p.mu.Unlock()
+		if pr.held.Load() < lim.BytesPerConnection && p.held.Load() < lim.BytesInFlight {
+			p.paused.Add(-1)
+			return nil
+		}
+		if !counted {
+			counted = true
+			p.pauses.Add(1)
+		}
+		select {
+		case <-freed:
+			p.paused.Add(-1)
+		case <-pr.done:
+			p.paused.Add(-1)
+			return errPairDone
+		case <-p.closing:
+			p.paused.Add(-1)
+			return errPairDone
+		}
+	}
+}
+
+// release forgets n bytes written (or dropped) for pr and wakes paused
+// readers, if there are any.
+func (p *Proxy) release(pr *pair, n int64) {
+	p.held.Add(-n)
+	pr.held.Add(-n)
+	if p.paused.Load() == 0 {
+		return
+	}
+	p.mu.Lock()
+	close(p.freed)
+	p.freed = make(chan struct{})
+	p.mu.Unlock()
 }
 
 // sample draws delay+jitter for one chunk: delay plus uniform jitter in

@@ -151,6 +151,6 @@ func (c *Client) wrap(op string, err error) error {
 	case st.Code() == codes.DeadlineExceeded:
 		return fmt.Errorf("%s: %w", op, context.DeadlineExceeded)
 	default:
-		return fmt.Errorf("%s: %s", op, st.Message())
+		return statusError(op, st)
 	}
 }

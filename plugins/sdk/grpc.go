@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -50,6 +52,14 @@ type Server struct {
 	stop   chan struct{}
 	done   chan struct{}
 	closed bool
+
+	// After a panic (see panic.go): what panicked, the revert it started
+	// (closed when done) and that revert's error. A server that panicked
+	// takes no new faults.
+	panicMsg  string
+	panicDone chan struct{}
+	panicErr  error
+	reverts   sync.WaitGroup // reverts started by a panic
 }
 
 // NewServer returns a server for f and starts its lease keeper. ctx is the
@@ -81,6 +91,7 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	<-s.done
+	s.reverts.Wait()
 	return s.revertAll(ctx)
 }
 
@@ -125,13 +136,14 @@ func (s *Server) keepLeases() {
 			// The host stopped renewing: it is gone or hung. Revert as if
 			// it had asked; there is nobody to tell if this fails.
 			ctx, cancel := context.WithTimeout(s.base, revertTimeout)
-			_, _ = s.fault.Revert(ctx, h)
+			_, _ = s.safeRevert(ctx, h)
 			cancel()
 		}
 	}
 }
 
-func (s *Server) Describe(context.Context, *faultpb.DescribeRequest) (*faultpb.DescribeResponse, error) {
+func (s *Server) Describe(context.Context, *faultpb.DescribeRequest) (_ *faultpb.DescribeResponse, err error) {
+	defer s.recoverRPC("describe", &err)
 	d := s.fault.Describe()
 	_, canPrepare := s.fault.(Preparer)
 	return &faultpb.DescribeResponse{
@@ -155,7 +167,11 @@ func decodeTarget(raw []byte) (Target, error) {
 	return t, nil
 }
 
-func (s *Server) Validate(ctx context.Context, req *faultpb.FaultRequest) (*faultpb.ValidateResponse, error) {
+func (s *Server) Validate(ctx context.Context, req *faultpb.FaultRequest) (_ *faultpb.ValidateResponse, err error) {
+	defer s.recoverRPC("validate", &err)
+	if err := s.brokenErr(); err != nil {
+		return nil, err
+	}
 	t, err := decodeTarget(req.GetTarget())
 	if err != nil {
 		return nil, err
@@ -168,7 +184,11 @@ func (s *Server) Validate(ctx context.Context, req *faultpb.FaultRequest) (*faul
 	return resp, nil
 }
 
-func (s *Server) Prepare(ctx context.Context, req *faultpb.FaultRequest) (*faultpb.HandleResponse, error) {
+func (s *Server) Prepare(ctx context.Context, req *faultpb.FaultRequest) (_ *faultpb.HandleResponse, err error) {
+	defer s.recoverRPC("prepare", &err)
+	if err := s.brokenErr(); err != nil {
+		return nil, err
+	}
 	p, ok := s.fault.(Preparer)
 	if !ok {
 		return &faultpb.HandleResponse{}, nil
@@ -177,7 +197,7 @@ func (s *Server) Prepare(ctx context.Context, req *faultpb.FaultRequest) (*fault
 	if err != nil {
 		return nil, err
 	}
-	h, err := p.Prepare(ctx, Request{Target: t, Params: req.GetParams()})
+	h, err := p.Prepare(s.withPanicHook(ctx), Request{Target: t, Params: req.GetParams()})
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -185,12 +205,16 @@ func (s *Server) Prepare(ctx context.Context, req *faultpb.FaultRequest) (*fault
 	return &faultpb.HandleResponse{Handle: h}, nil
 }
 
-func (s *Server) Inject(ctx context.Context, req *faultpb.InjectRequest) (*faultpb.HandleResponse, error) {
+func (s *Server) Inject(ctx context.Context, req *faultpb.InjectRequest) (_ *faultpb.HandleResponse, err error) {
+	defer s.recoverRPC("inject", &err)
+	if err := s.brokenErr(); err != nil {
+		return nil, err
+	}
 	t, err := decodeTarget(req.GetTarget())
 	if err != nil {
 		return nil, err
 	}
-	h, err := s.fault.Inject(ctx, Request{RunID: req.GetRunId(), Target: t, Params: req.GetParams(), Prepared: req.GetPrepared(), LeaseTTL: msTTL(req.GetLeaseTtlMs())})
+	h, err := s.fault.Inject(s.withPanicHook(ctx), Request{RunID: req.GetRunId(), Target: t, Params: req.GetParams(), Prepared: req.GetPrepared(), LeaseTTL: msTTL(req.GetLeaseTtlMs())})
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -198,7 +222,8 @@ func (s *Server) Inject(ctx context.Context, req *faultpb.InjectRequest) (*fault
 	return &faultpb.HandleResponse{Handle: h}, nil
 }
 
-func (s *Server) Revert(ctx context.Context, req *faultpb.HandleRequest) (*faultpb.RevertResponse, error) {
+func (s *Server) Revert(ctx context.Context, req *faultpb.HandleRequest) (_ *faultpb.RevertResponse, err error) {
+	defer s.recoverRPC("revert", &err)
 	was, err := s.fault.Revert(ctx, req.GetHandle())
 	if err != nil {
 		return nil, toStatus(err)
@@ -207,7 +232,8 @@ func (s *Server) Revert(ctx context.Context, req *faultpb.HandleRequest) (*fault
 	return &faultpb.RevertResponse{WasActive: was}, nil
 }
 
-func (s *Server) Status(ctx context.Context, req *faultpb.HandleRequest) (*faultpb.StatusResponse, error) {
+func (s *Server) Status(ctx context.Context, req *faultpb.HandleRequest) (_ *faultpb.StatusResponse, err error) {
+	defer s.recoverRPC("status", &err)
 	if r, ok := s.fault.(StatusReporter); ok {
 		st, err := r.Status(ctx, req.GetHandle())
 		if err != nil {
@@ -224,7 +250,14 @@ func (s *Server) Status(ctx context.Context, req *faultpb.HandleRequest) (*fault
 // Renew extends a handle's lease. A handle the plugin no longer holds
 // (its lease ran out, or it was reverted) is NOT_FOUND: the host must not
 // believe a fault is live when it is not.
-func (s *Server) Renew(_ context.Context, req *faultpb.RenewRequest) (*faultpb.RenewResponse, error) {
+//
+// A server that panicked answers ErrPluginPanicked instead: that is how the
+// host learns of a panic in a goroutine of the fault, within a renewal.
+func (s *Server) Renew(_ context.Context, req *faultpb.RenewRequest) (_ *faultpb.RenewResponse, err error) {
+	defer s.recoverRPC("renew", &err)
+	if err := s.brokenErr(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	_, ok := s.active[req.GetHandle()]
 	s.mu.Unlock()
@@ -285,13 +318,26 @@ func (s *Server) revertAll(ctx context.Context) error {
 			if isPreparedHandle(h) != pass {
 				continue
 			}
-			if _, err := s.fault.Revert(ctx, h); err != nil && first == nil {
+			if _, err := s.safeRevert(ctx, h); err != nil && first == nil {
 				first = fmt.Errorf("revert %s: %w", h, err)
 			}
 			s.untrack(h)
 		}
 	}
 	return first
+}
+
+// safeRevert is a revert the SDK makes on its own (a lease, a goodbye, a
+// panic elsewhere): a panic in it is reported as an error, never allowed to
+// end the process that still holds other faults.
+func (s *Server) safeRevert(ctx context.Context, h string) (was bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			fmt.Fprintf(os.Stderr, "chaos plugin: panic reverting %s: %v\n%s", h, v, debug.Stack())
+			err = fmt.Errorf("%w: revert %s: %v", ErrPluginPanicked, h, v)
+		}
+	}()
+	return s.fault.Revert(ctx, h)
 }
 
 // PreparedPrefix starts every handle that Prepare returns, so that a plugin

@@ -46,6 +46,14 @@ var (
 	ErrInvalidParams = errors.New("invalid fault parameters")
 	// ErrUnknownHandle means a handle names nothing the plugin knows.
 	ErrUnknownHandle = errors.New("unknown handle")
+	// ErrPluginPanicked means code of the plugin panicked (a handler, or a
+	// goroutine the fault started under Guard). The SDK recovered it,
+	// reverted everything the plugin held, and refuses new faults from that
+	// process: its state can no longer be trusted.
+	ErrPluginPanicked = errors.New("plugin panicked")
+	// ErrMessageTooLarge means a request or an answer was larger than the
+	// plugin protocol carries (MaxMessageBytes).
+	ErrMessageTooLarge = errors.New("plugin message too large")
 )
 
 // Target is a resolved target, as the runner hands it to a plugin. Exactly

@@ -55,8 +55,12 @@ func (fileFault) Revert(_ context.Context, h string) (bool, error) {
 
 // TestMain lets this test binary serve fileFault as a real plugin process.
 func TestMain(m *testing.M) {
-	if os.Getenv("SDK_TEST_SERVE") == "1" {
+	switch os.Getenv("SDK_TEST_SERVE") {
+	case "1":
 		_ = sdk.Serve(context.Background(), fileFault{})
+		return
+	case "panic":
+		_ = sdk.Serve(context.Background(), buggyFault{})
 		return
 	}
 	os.Exit(m.Run())
@@ -64,8 +68,15 @@ func TestMain(m *testing.M) {
 
 func launch(t *testing.T) *sdk.Plugin {
 	t.Helper()
+	return launchServing(t, "1")
+}
+
+// launchServing starts this test binary as a plugin process serving what
+// serve names (see TestMain).
+func launchServing(t *testing.T, serve string) *sdk.Plugin {
+	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "SDK_TEST_SERVE=1")
+	cmd.Env = append(os.Environ(), "SDK_TEST_SERVE="+serve)
 	p, err := sdk.Launch(t.Context(), cmd, sdk.LaunchOptions{})
 	require.NoError(t, err, "the plugin process must start and complete the handshake")
 	t.Cleanup(p.Close)

@@ -166,6 +166,24 @@ func Run(t *testing.T, f sdk.Fault, c Case) {
 		c.Check(t, false)
 	})
 
+	t.Run("a panicking handler reverts what the plugin holds", func(t *testing.T) {
+		// A second server over the same plugin, whose Status panics: the
+		// SDK must recover, revert what that server holds, answer
+		// ErrPluginPanicked, and take no new faults.
+		req := setUp(t)
+		pc := Connect(t, panicIn(f, "status"))
+		h, err := pc.Inject(ctx, req)
+		require.NoError(t, err, "inject through the panicking server must work until it panics")
+		c.Check(t, true)
+		_, err = pc.Status(ctx, h)
+		require.ErrorIs(t, err, sdk.ErrPluginPanicked, "a panic in a handler must reach the host as ErrPluginPanicked")
+		c.Check(t, false)
+		_, err = pc.Inject(ctx, req)
+		require.ErrorIs(t, err, sdk.ErrPluginPanicked, "a plugin that panicked must take no new faults")
+		_, err = pc.Describe(ctx)
+		require.NoError(t, err, "a plugin that panicked still answers what it is")
+	})
+
 	t.Run("cancelled context injects nothing", func(t *testing.T) {
 		req := setUp(t)
 		cctx, cancel := context.WithCancel(ctx)
@@ -178,4 +196,66 @@ func Run(t *testing.T, f sdk.Fault, c Case) {
 		require.ErrorIs(t, err, context.Canceled, "the plugin must honour a cancelled context")
 		c.Check(t, false)
 	})
+}
+
+// panicking wraps a fault so that one of its methods panics, as a plugin
+// with a bug would; the others are the plugin's own.
+type panicking struct {
+	sdk.Fault
+	method string
+}
+
+// panicIn returns f with method ("describe", "validate", "prepare",
+// "inject", "revert" or "status") panicking. It keeps f's Preparer ability
+// as it is.
+func panicIn(f sdk.Fault, method string) sdk.Fault {
+	p := panicking{Fault: f, method: method}
+	if _, ok := f.(sdk.Preparer); ok {
+		return panickingPreparer{p}
+	}
+	return p
+}
+
+// PanicIn is panicIn for plugins' own tests: f with one method panicking.
+func PanicIn(f sdk.Fault, method string) sdk.Fault { return panicIn(f, method) }
+
+func (p panicking) boom(method string) {
+	if p.method == method {
+		panic("sdktest: a bug in " + method)
+	}
+}
+
+func (p panicking) Describe() sdk.Description {
+	p.boom("describe")
+	return p.Fault.Describe()
+}
+
+func (p panicking) Validate(ctx context.Context, req sdk.Request) []sdk.ParamProblem {
+	p.boom("validate")
+	return p.Fault.Validate(ctx, req)
+}
+
+func (p panicking) Inject(ctx context.Context, req sdk.Request) (string, error) {
+	p.boom("inject")
+	return p.Fault.Inject(ctx, req)
+}
+
+func (p panicking) Revert(ctx context.Context, h string) (bool, error) {
+	p.boom("revert")
+	return p.Fault.Revert(ctx, h)
+}
+
+func (p panicking) Status(ctx context.Context, h string) (sdk.Status, error) {
+	p.boom("status")
+	if r, ok := p.Fault.(sdk.StatusReporter); ok {
+		return r.Status(ctx, h)
+	}
+	return sdk.Status{}, nil
+}
+
+type panickingPreparer struct{ panicking }
+
+func (p panickingPreparer) Prepare(ctx context.Context, req sdk.Request) (string, error) {
+	p.boom("prepare")
+	return p.Fault.(sdk.Preparer).Prepare(ctx, req)
 }
