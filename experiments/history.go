@@ -151,15 +151,18 @@ func (h *History) ConsecutiveFailures(probe string) int {
 
 // Percentile is the p-th percentile (nearest rank, 0 < p <= 100) of field of
 // probe's observations in (now-window, now], where field is the name an
-// expression reads (latency, status, value). Observations where the probe
-// could not observe are left out: a timeout has no latency. A duration
-// field's percentile is returned as nanoseconds. With no value in the
-// window it returns ErrNoHistory.
+// expression reads (latency, status, value). An observation that could not
+// be made counts with the time it was waited for (its latency or duration,
+// at least the timeout: see WithWaited), since a service that stopped
+// answering is slow, not absent; its other fields, and the value of an
+// empty Prometheus result, are not there and are left out (FieldMissing).
+// A duration field's percentile is returned as nanoseconds. With no value
+// in the window it returns ErrNoHistory.
 func (h *History) Percentile(probe, field string, p float64, window time.Duration, now time.Time) (float64, error) {
 	samples := h.Window(probe, window, now)
 	values := make([]float64, 0, len(samples))
 	for _, s := range samples {
-		if s.Obs == nil || !s.Obs.Succeeded() {
+		if _, missing := FieldMissing(s.Obs, field); missing {
 			continue
 		}
 		if v, ok := numericField(s.Obs, field); ok {
