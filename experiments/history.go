@@ -31,6 +31,8 @@ type probeHistory struct {
 	// consecutive counts the failures since the last observation that was
 	// not one.
 	consecutive int
+	// seen counts every observation added, kept or not.
+	seen int
 }
 
 // Sample is one observation at the time it was made.
@@ -75,6 +77,7 @@ func (h *History) Add(probe string, at time.Time, o Observation) {
 		ph = &probeHistory{}
 		h.probes[probe] = ph
 	}
+	ph.seen++
 	if Failed(o) {
 		ph.consecutive++
 	} else {
@@ -145,6 +148,17 @@ func (h *History) ConsecutiveFailures(probe string) int {
 	defer h.mu.Unlock()
 	if ph := h.probes[probe]; ph != nil {
 		return ph.consecutive
+	}
+	return 0
+}
+
+// Seen is how many observations of probe were added, forgotten ones
+// included: a count that changes exactly when the probe observed again.
+func (h *History) Seen(probe string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ph := h.probes[probe]; ph != nil {
+		return ph.seen
 	}
 	return 0
 }

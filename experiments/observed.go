@@ -91,9 +91,32 @@ func observedField(obsType, fieldT reflect.Type, field string) any {
 	return reflect.MakeFunc(fnType, func(args []reflect.Value) []reflect.Value {
 		obs, _ := args[0].Interface().(Observation)
 		if why, missing := FieldMissing(obs, field); missing {
-			err := fmt.Errorf("%s.%s: %s: %w", args[1].String(), field, why, ErrFieldNotObserved)
+			var err error = &NotObservedError{Probe: args[1].String(), Field: field, Why: why}
 			return []reflect.Value{reflect.Zero(fieldT), reflect.ValueOf(&err).Elem()}
 		}
 		return []reflect.Value{args[0].Field(index), reflect.Zero(errType)}
 	}).Interface()
+}
+
+// NotObservedError is the error of an expression that read a field the
+// latest observation does not have. It is ErrFieldNotObserved.
+type NotObservedError struct {
+	Probe, Field string
+	// Why says why the field is missing.
+	Why string
+}
+
+func (e *NotObservedError) Error() string {
+	return fmt.Sprintf("%s.%s was not observed: %s", e.Probe, e.Field, e.Why)
+}
+
+// Is makes errors.Is(err, ErrFieldNotObserved) true.
+func (e *NotObservedError) Is(target error) bool { return target == ErrFieldNotObserved }
+
+// Hint says how a file accepts what was missing explicitly, when it can.
+func (e *NotObservedError) Hint() string {
+	if e.Field == "value" {
+		return fmt.Sprintf("if an empty result is fine, say so: %s.empty || …", e.Probe)
+	}
+	return fmt.Sprintf("to decide what a failed observation means, read %s.ok first: %s.ok && …", e.Probe, e.Probe)
 }
