@@ -133,3 +133,72 @@ spec:
 	require.NoError(t, err, "the test's own experiment file is valid:\n%s", text)
 	return exp
 }
+
+// TestEmptyPrometheusAnswerIsNoEvidence is issue 9's third item through the
+// real binary and a real Prometheus: a query that matches nothing (a
+// misspelled metric) has no value, so `errors.value < 0.01` does not hold
+// and the run fails before injecting anything, saying why and how to accept
+// an empty answer; `errors.empty || errors.value < 0.01` accepts it and the
+// run passes.
+func TestEmptyPrometheusAnswerIsNoEvidence(t *testing.T) {
+	svc := startHangableService(t)
+	prom := startPrometheus(t, svc.addr)
+	for _, tc := range []struct {
+		name, steady string
+		verdict      reports.Verdict
+	}{
+		{"value", "errors.value < 0.01", reports.Failed},
+		{"empty-accepted", "errors.empty || errors.value < 0.01", reports.Passed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			exp := writeEmptyQueryExperiment(t, prom.url, svc.addr, tc.steady)
+			dir := t.TempDir()
+			run := start(t, built.chaos, "run", "--state-dir", t.TempDir(), "--report-dir", dir, exp.File)
+			code := run.exitCode(t)
+			require.Equalf(t, tc.verdict.ExitCode(), code, "exit code\nstdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+			rec := readRecord(t, dir)
+			require.Equal(t, tc.verdict, rec.Verdict, rec.Reason)
+			if tc.verdict == reports.Failed {
+				require.Equal(t, "planned", rec.Faults[0].State, "nothing was injected")
+				check := firstBreach(t, rec, reports.Before)
+				require.Contains(t, check.Detail, "errors.value was not observed: the query returned no samples")
+				require.Contains(t, check.Detail, "errors.empty || …", "the message shows how to accept emptiness explicitly")
+			} else {
+				require.Positive(t, rec.Faults[0].Observations["errors"], "the query was made while the fault was live")
+			}
+		})
+	}
+}
+
+func writeEmptyQueryExperiment(t *testing.T, promURL, svc, steady string) *experiments.Experiment {
+	t.Helper()
+	text := fmt.Sprintf(`apiVersion: chaos/v1
+kind: Experiment
+metadata:
+  name: empty-query
+  owner: {team: e2e-team}
+spec:
+  hypothesis: Fewer than 1%% of the answers are errors while a link is a little slower.
+  targets:
+    link:
+      endpoint: {listen: %q, upstream: %q}
+  probes:
+    errors:
+      prometheus:
+        url: %q
+        query: 'sum(rate(demo_requets_total{code="500"}[1m]))'
+      every: 300ms
+      timeout: 2s
+  steadyState:
+    - %s
+  faults:
+    - {plugin: latency, target: link, with: {delay: 1ms}, for: 2s}
+  safety:
+    maxDuration: 2m
+`, freeAddr(t), svc, promURL, strconv.Quote(steady))
+	path := filepath.Join(t.TempDir(), "empty-query.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
+	exp, err := experiments.Load(path, experiments.Options{})
+	require.NoError(t, err, "the test's own experiment file is valid:\n%s", text)
+	return exp
+}
