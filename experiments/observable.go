@@ -69,7 +69,7 @@ func validateObservable(c checker, s *Spec) {
 			c.at(path,
 				fmt.Sprintf("probe %s can observe fault %d (%s on %s) at most %d times (floor(%s / every: %s) = %d), fewer than the %d the steady state needs to judge it",
 					name, i, f.Plugin, f.Target, n, live, p.Every, n, MinObservations),
-				fmt.Sprintf("%s; make probe %s's every at most %s, or the fault last at least %s", how, name, (live / MinObservations).Truncate(time.Millisecond), MinObservations*p.Every))
+				fmt.Sprintf("%s; make probe %s's every at most %s, or the fault last at least %s", how, name, (live/MinObservations).Truncate(time.Millisecond), MinObservations*p.Every))
 		}
 	}
 }
