@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,8 @@ type world struct {
 	closed                       bool
 	// injectedCh is closed at the first inject, for tests that act then.
 	injectedCh chan struct{}
+	// holdInject, when set, is waited for before an inject is confirmed.
+	holdInject chan struct{}
 	// done is the plugin's Done channel; dies closes it.
 	done chan struct{}
 	// log is the order of plugin and ledger calls, shared with fakeLedger.
@@ -104,6 +107,13 @@ func (w *world) Prepare(context.Context, sdk.Request) (string, error) {
 func (w *world) Inject(ctx context.Context, _ sdk.Request) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
+	}
+	if w.holdInject != nil {
+		select {
+		case <-w.holdInject:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -437,7 +447,21 @@ func TestRunNeverPassesAFaultNoProbeObserved(t *testing.T) {
 	exp := experiment(t, oneFault, "")
 	// Validation refuses this schedule; the engine must still not pass it.
 	exp.Spec.Probes["svc"].Every = time.Hour
-	rec := engine.Run(t.Context(), exp, w.options())
+	// The inject is confirmed only once the fault phase's first (and, every
+	// hour, only) observation was made: it cannot be inside the window.
+	w.holdInject = make(chan struct{})
+	opts := w.options()
+	var calls atomic.Int32
+	opts.NewProber = func(string, *experiments.Probe) (engine.Prober, error) {
+		return engine.ProberFunc(func(ctx context.Context) experiments.Observation {
+			o := w.probe(ctx)
+			if calls.Add(1) == 2 { // 1 is the steady state before
+				close(w.holdInject)
+			}
+			return o
+		}), nil
+	}
+	rec := engine.Run(t.Context(), exp, opts)
 	require.Equal(t, reports.Failed, rec.Verdict, rec.Reason)
 	require.Equal(t, reports.Cause("fault-unobserved"), rec.Cause)
 	require.Equal(t, map[string]int{"svc": 0}, rec.Faults[0].Observations, "the record shows the window saw nothing")
