@@ -60,11 +60,7 @@ func (r *run) faultPhase(ctx context.Context) {
 		defer t.Stop()
 		poll = t.C
 	}
-	tripBudget := func(v safety.Violation) {
-		abort(fmt.Errorf("%w: %s", errBudget, v.Condition.Source))
-		r.event(reports.EventAbort, "budget", false, "abortWhen held: "+v.Condition.Source, v.Values)
-		r.setVerdict(reports.Aborted, fmt.Sprintf("the budget stopped the run: %s held (%s); every fault was reverted", v.Condition.Source, describeValues(v.Values)))
-	}
+	tripBudget := func(v safety.Violation) { r.budgetTripped(abort, v) }
 
 	// A plugin that dies mid-fault is noticed at once, not at the next
 	// renewal: the report must say what it left.
@@ -262,6 +258,7 @@ func (r *run) inject(ctx context.Context, f *fault) error {
 	}
 	f.held, f.injected = h, true
 	now := r.opts.Clock.Now()
+	r.windows.open(f.index, h.what, now)
 	r.updateFault(f, func(rf *reports.Fault) { rf.State, rf.InjectedAt = "injected", now })
 	r.event(reports.EventInject, f.spec.Plugin, true, h.what+" injected", nil)
 	return nil
@@ -275,6 +272,7 @@ func (r *run) revert(ctx context.Context, f *fault) {
 	}
 	// Whatever happens, do not try again: an error is recorded once.
 	f.reverted = true
+	r.windows.close(f.index, r.opts.Clock.Now())
 	err := r.release(ctx, f.held)
 	now := r.opts.Clock.Now()
 	if err != nil {

@@ -31,7 +31,7 @@ spec:
     health: {http: {url: "` + srv.URL + `"}}
   steadyState:
     - health.json.status == "up" && health.json.checks.db && health.headers["X-Version"] == "7"
-  faults: [{plugin: latency, target: link, with: {delay: 1ms}, for: 1s}]
+  faults: [{plugin: latency, target: link, with: {delay: 1ms}, for: 3s}]
 `
 	exp, err := experiments.Parse("j.yaml", []byte(src), experiments.Options{})
 	require.NoError(t, err)

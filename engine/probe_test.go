@@ -57,7 +57,7 @@ spec:
     p: ` + decl + `
   steadyState: [p.ok]
   faults:
-    - {plugin: latency, target: link, for: 1s}
+    - {plugin: latency, target: link, for: 3s}
 `
 	exp, err := experiments.Parse("probe-test.yaml", []byte(src), experiments.Options{})
 	require.NoError(t, err, "the test's probe declaration must be valid:\n%s", src)

@@ -48,8 +48,9 @@ type fault struct {
 // observation is one probe result on its way to the evaluator.
 type observation struct {
 	probe string
-	at    time.Time
-	obs   experiments.Observation
+	// started and at are when the observation began and ended.
+	started, at time.Time
+	obs         experiments.Observation
 }
 
 type run struct {
@@ -91,6 +92,8 @@ type run struct {
 	// breached tracks expressions currently not holding during the fault
 	// phase, so the timeline records each breach once, not every tick.
 	breached map[int]bool
+	// windows are the faults' windows and what observed them (window.go).
+	windows *windows
 
 	verdict reports.Verdict
 	cause   reports.Cause
@@ -137,6 +140,7 @@ func newRun(exp *experiments.Experiment, opts Options) *run {
 		history:  exp.NewHistory(),
 		checks:   map[checkKey]int{},
 		breached: map[int]bool{},
+		windows:  newWindows(exp.SteadyStateProbes()),
 		// One report per hold at most: a fault and a preparation per fault.
 		leaseLost: make(chan error, 2*len(exp.Spec.Faults)+1),
 	}
@@ -197,6 +201,7 @@ func (r *run) execute(parent context.Context) {
 
 	r.event(reports.EventPhase, "", true, "fault phase", nil)
 	r.faultPhase(ctx)
+	r.recordWindows()
 
 	if ctx.Err() != nil || r.verdict == reports.Error || r.stuck != nil {
 		// Interrupted, out of time, broken, or unable to evaluate: the
@@ -216,9 +221,14 @@ func (r *run) execute(parent context.Context) {
 	case r.verdict != "":
 		// An abort during the phase stands; the after check is recorded.
 	case r.anyBreach(reports.During):
-		r.setVerdict(reports.Failed, "the steady state broke while faults were live: "+r.firstBreach(reports.During))
+		r.setVerdictCause(reports.Failed, causeSteadyStateBroke, "the steady state broke while faults were live: "+r.firstBreach(reports.During))
 	case !holdsAfter:
-		r.setVerdict(reports.Failed, "the service did not recover after the faults were reverted: "+r.firstBreach(reports.After))
+		r.setVerdictCause(reports.Failed, causeNotRecovered, "the service did not recover after the faults were reverted: "+r.firstBreach(reports.After))
+	case r.windows.unobserved() != "":
+		// Never passed: nothing was seen of the service under the fault.
+		// Failed rather than invalid or error, because the run itself
+		// worked and the hypothesis was not shown to hold (DESIGN.md).
+		r.setVerdictCause(reports.Failed, causeFaultUnobserved, "the hypothesis could not be checked: "+r.windows.unobserved())
 	default:
 		r.setVerdict(reports.Passed, r.passedReason())
 	}
@@ -456,25 +466,34 @@ func (r *run) steadyState(ctx context.Context, phase reports.Phase) bool {
 // recorded as one.
 func (r *run) observe(ctx context.Context, name string, p Prober) (observation, bool) {
 	spec := r.exp.Spec.Probes[name]
+	started := r.opts.Clock.Now()
 	pctx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
 	o := p.Probe(pctx)
 	if ctx.Err() != nil {
 		return observation{}, false
 	}
+	at := r.opts.Clock.Now()
+	waited := at.Sub(started)
 	switch {
 	case o == nil:
 		o = spec.FailedObservation("the probe returned nothing")
 	case !o.Succeeded() && errors.Is(pctx.Err(), context.DeadlineExceeded):
 		// Say the timeout plainly, whatever the transport called it.
 		o = spec.FailedObservation(fmt.Sprintf("timed out after %s", spec.Timeout))
+		waited = max(waited, spec.Timeout)
 	}
-	return observation{probe: name, at: r.opts.Clock.Now(), obs: o}, true
+	// An observation that could not be made took the time it was waited
+	// for: a service that stopped answering is slow, and its latency must
+	// trip a latency budget (DESIGN.md, "timed-out latency").
+	o = experiments.WithWaited(o, waited)
+	return observation{probe: name, started: started, at: at, obs: o}, true
 }
 
 func (r *run) recordObservation(o observation) {
 	r.latest[o.probe] = o.obs
 	r.history.Add(o.probe, o.at, o.obs)
+	r.windows.observe(o.probe, o.started, o.at)
 	// An event is not OK when the observation counts as a failure, as the
 	// history functions and the error budget count it: could not observe,
 	// a 5xx, a non-zero exit. The report's failure counts are these.
@@ -542,6 +561,11 @@ func (r *run) evaluate(x *experiments.Expression) (bool, string) {
 		}
 	}
 	held, err := x.Eval(r.latest, r.history, r.opts.Clock.Now())
+	if ne := (*experiments.NotObservedError)(nil); errors.As(err, &ne) {
+		// A missing value is no evidence of health: not held, and the
+		// message says how to accept it explicitly.
+		return false, fmt.Sprintf("%s, so the expression does not hold; %s", ne, ne.Hint())
+	}
 	if err != nil {
 		if errors.Is(err, experiments.ErrMemoryBudget) && r.overrun == nil {
 			r.overrun = fmt.Errorf("steadyState %s: %w", x.Source, err)
@@ -619,16 +643,11 @@ func (r *run) anyBreach(phase reports.Phase) bool {
 	return false
 }
 
+// passedReason counts only the checks on observations made while a fault
+// was certainly live (window.go): those are the ones that tested the
+// hypothesis.
 func (r *run) passedReason() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	during := 0
-	for _, c := range r.rec.SteadyState {
-		if c.Phase == reports.During {
-			during += c.Evaluated
-		}
-	}
-	return fmt.Sprintf("every steady-state expression held before the faults, in %d checks while they were live, and after they were reverted", during)
+	return fmt.Sprintf("every steady-state expression held before the faults, in %d checks while they were live, and after they were reverted", r.windows.inWindowChecks())
 }
 
 // abortedBy sets the verdict for a run whose context ended.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,8 @@ type world struct {
 	closed                       bool
 	// injectedCh is closed at the first inject, for tests that act then.
 	injectedCh chan struct{}
+	// holdInject, when set, is waited for before an inject is confirmed.
+	holdInject chan struct{}
 	// done is the plugin's Done channel; dies closes it.
 	done chan struct{}
 	// log is the order of plugin and ledger calls, shared with fakeLedger.
@@ -104,6 +107,13 @@ func (w *world) Prepare(context.Context, sdk.Request) (string, error) {
 func (w *world) Inject(ctx context.Context, _ sdk.Request) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
+	}
+	if w.holdInject != nil {
+		select {
+		case <-w.holdInject:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -427,4 +437,115 @@ func TestMaxTargetsRefusesTheRun(t *testing.T) {
 	require.Equal(t, reports.Invalid, rec.Verdict)
 	require.Contains(t, rec.Reason, "maxTargets")
 	require.Zero(t, w2.prepared+w2.injected, "over the blast radius nothing is touched")
+}
+
+// TestRunNeverPassesAFaultNoProbeObserved: a probe whose interval is far
+// longer than the fault makes its one observation before the inject; the
+// fault window was never observed, so the run fails with that cause.
+func TestRunNeverPassesAFaultNoProbeObserved(t *testing.T) {
+	w := newWorld()
+	exp := experiment(t, oneFault, "")
+	// Validation refuses this schedule; the engine must still not pass it.
+	exp.Spec.Probes["svc"].Every = time.Hour
+	// The inject is confirmed only once the fault phase's first (and, every
+	// hour, only) observation was made: it cannot be inside the window.
+	w.holdInject = make(chan struct{})
+	opts := w.options()
+	var calls atomic.Int32
+	opts.NewProber = func(string, *experiments.Probe) (engine.Prober, error) {
+		return engine.ProberFunc(func(ctx context.Context) experiments.Observation {
+			o := w.probe(ctx)
+			if calls.Add(1) == 2 { // 1 is the steady state before
+				close(w.holdInject)
+			}
+			return o
+		}), nil
+	}
+	rec := engine.Run(t.Context(), exp, opts)
+	require.Equal(t, reports.Failed, rec.Verdict, rec.Reason)
+	require.Equal(t, reports.Cause("fault-unobserved"), rec.Cause)
+	require.Equal(t, map[string]int{"svc": 0}, rec.Faults[0].Observations, "the record shows the window saw nothing")
+	requireNothingLeft(t, w)
+}
+
+// TestRunPassedCountsOnlyChecksWhileFaultsWereLive: observations before the
+// inject (after: 100ms) are not checks while the faults were live.
+func TestRunPassedCountsOnlyChecksWhileFaultsWereLive(t *testing.T) {
+	w := newWorld()
+	exp := experiment(t, "    - {plugin: fake, target: link, after: 100ms, for: 40ms}\n", "")
+	rec := engine.Run(t.Context(), exp, w.options())
+	require.Equal(t, reports.Passed, rec.Verdict, rec.Reason)
+	inWindow := rec.Faults[0].Observations["svc"]
+	require.Positive(t, inWindow, "the probe observed the fault")
+	require.Contains(t, rec.Reason, fmt.Sprintf("in %d checks while they were live", inWindow))
+	var during int
+	for _, c := range rec.SteadyState {
+		if c.Phase == reports.During {
+			during = c.Evaluated
+		}
+	}
+	require.Greater(t, during, inWindow, "checks before the inject are evaluated but not counted as checks of the fault")
+}
+
+// hangingProber never answers: the probe runs out of its timeout.
+func hangingProber(ctx context.Context) experiments.Observation {
+	<-ctx.Done()
+	return experiments.HTTPObservation{Error: ctx.Err().Error()}
+}
+
+// TestRunTimeoutTripsLatencyBudget: a timed-out observation has the latency
+// it was waited for (the timeout), so a latency budget trips on it.
+func TestRunTimeoutTripsLatencyBudget(t *testing.T) {
+	w := newWorld()
+	faults := "    - {plugin: fake, target: link, after: 0s, for: 1h}\n"
+	budget := "  budget:\n    abortWhen:\n      - svc.latency > duration(\"15ms\")\n  safety: {maxDuration: 2h}\n"
+	exp := experiment(t, faults, budget)
+	exp.Spec.Probes["svc"].Timeout = 20 * time.Millisecond
+	opts := w.options()
+	opts.NewProber = func(string, *experiments.Probe) (engine.Prober, error) {
+		return engine.ProberFunc(func(ctx context.Context) experiments.Observation {
+			if w.faulted() {
+				return hangingProber(ctx)
+			}
+			return w.probe(ctx)
+		}), nil
+	}
+	rec := engine.Run(t.Context(), exp, opts)
+	require.Equal(t, reports.Aborted, rec.Verdict, rec.Reason)
+	require.Equal(t, reports.Cause("budget"), rec.Cause)
+	aborts := 0
+	for _, e := range rec.Timeline {
+		if e.Kind == reports.EventAbort {
+			aborts++
+			got, err := time.ParseDuration(e.Values["svc"].(map[string]any)["latency"].(string))
+			require.NoError(t, err)
+			require.GreaterOrEqual(t, got, 20*time.Millisecond, "the timeout's latency is at least the timeout")
+		}
+	}
+	require.Equal(t, 1, aborts)
+	requireNothingLeft(t, w)
+}
+
+// TestRunBlindBudgetAborts: a budget whose probe cannot observe never
+// holds; after blindAfter timeouts in a row the run aborts as blind.
+func TestRunBlindBudgetAborts(t *testing.T) {
+	w := newWorld()
+	faults := "    - {plugin: fake, target: link, after: 0s, for: 1h}\n"
+	budget := "  budget:\n    abortWhen:\n      - svc.status >= 500\n  safety: {maxDuration: 2h}\n"
+	exp := experiment(t, faults, budget)
+	exp.Spec.Probes["svc"].Timeout = 5 * time.Millisecond
+	opts := w.options()
+	opts.NewProber = func(string, *experiments.Probe) (engine.Prober, error) {
+		return engine.ProberFunc(func(ctx context.Context) experiments.Observation {
+			if w.faulted() {
+				return hangingProber(ctx)
+			}
+			return w.probe(ctx)
+		}), nil
+	}
+	rec := engine.Run(t.Context(), exp, opts)
+	require.Equal(t, reports.Aborted, rec.Verdict, rec.Reason)
+	require.Equal(t, reports.Cause("budget-blind"), rec.Cause)
+	require.Contains(t, rec.Reason, safety.ErrBudgetBlind.Error())
+	requireNothingLeft(t, w)
 }

@@ -77,7 +77,7 @@ func TestSecretParameterReachesOnlyThePlugin(t *testing.T) {
 // parameters is a plugin request too, so the plugin checks the value, not
 // *** (which is not a duration).
 func TestValidateFaultsGivesThePluginTheSecretValue(t *testing.T) {
-	exp := validExperiment(t, "    - {plugin: latency, target: link, with: {delay: \"${env:DELAY}\"}, for: 1s}\n", map[string]string{"DELAY": "25ms"})
+	exp := validExperiment(t, "    - {plugin: latency, target: link, with: {delay: \"${env:DELAY}\"}, for: 3s}\n", map[string]string{"DELAY": "25ms"})
 	probs, err := engine.ValidateFaults(t.Context(), exp, &plugins{})
 	require.NoError(t, err)
 	require.Empty(t, probs, "the plugin must be given 25ms")

@@ -73,7 +73,7 @@ spec:
 
 func TestValidateFaultsPlacesEveryParameterProblem(t *testing.T) {
 	ps := &plugins{}
-	exp := validExperiment(t, "    - plugin: latency\n      target: link\n      with: {dealy: 20ms, jitter: 5}\n      for: 1s\n", nil)
+	exp := validExperiment(t, "    - plugin: latency\n      target: link\n      with: {dealy: 20ms, jitter: 5}\n      for: 3s\n", nil)
 	probs, err := engine.ValidateFaults(t.Context(), exp, ps)
 	require.NoError(t, err)
 	type got struct {
@@ -98,7 +98,7 @@ func TestValidateFaultsPlacesEveryParameterProblem(t *testing.T) {
 
 func TestValidateFaultsChecksTheTargetKind(t *testing.T) {
 	ps := &plugins{}
-	exp := validExperiment(t, "    - {plugin: latency, target: node, with: {delay: 1ms}, for: 1s}\n    - {plugin: latency, target: link, with: {delay: 1ms}, for: 1s}\n", nil)
+	exp := validExperiment(t, "    - {plugin: latency, target: node, with: {delay: 1ms}, for: 3s}\n    - {plugin: latency, target: link, with: {delay: 1ms}, for: 3s}\n", nil)
 	probs, err := engine.ValidateFaults(t.Context(), exp, ps)
 	require.NoError(t, err)
 	require.Len(t, probs, 1)
@@ -111,7 +111,7 @@ func TestValidateFaultsChecksTheTargetKind(t *testing.T) {
 
 func TestValidateFaultsRedactsSecrets(t *testing.T) {
 	const secret = "s3cr3t-not-a-duration"
-	exp := validExperiment(t, "    - {plugin: latency, target: link, with: {delay: \"${env:DELAY}\"}, for: 1s}\n", map[string]string{"DELAY": secret})
+	exp := validExperiment(t, "    - {plugin: latency, target: link, with: {delay: \"${env:DELAY}\"}, for: 3s}\n", map[string]string{"DELAY": secret})
 	probs, err := engine.ValidateFaults(t.Context(), exp, &plugins{})
 	require.NoError(t, err)
 	require.Len(t, probs, 1)
@@ -121,14 +121,14 @@ func TestValidateFaultsRedactsSecrets(t *testing.T) {
 
 func TestValidateFaultsOfAGoodFile(t *testing.T) {
 	ps := &plugins{}
-	probs, err := engine.ValidateFaults(t.Context(), validExperiment(t, "    - {plugin: latency, target: link, with: {delay: 20ms, jitter: 5ms}, for: 1s}\n", nil), ps)
+	probs, err := engine.ValidateFaults(t.Context(), validExperiment(t, "    - {plugin: latency, target: link, with: {delay: 20ms, jitter: 5ms}, for: 3s}\n", nil), ps)
 	require.NoError(t, err)
 	require.Empty(t, probs)
 }
 
 func TestValidateFaultsPluginThatWillNotStart(t *testing.T) {
 	ps := &plugins{err: errors.New("exec: not found")}
-	_, err := engine.ValidateFaults(t.Context(), validExperiment(t, "    - {plugin: latency, target: link, with: {delay: 1ms}, for: 1s}\n", nil), ps)
+	_, err := engine.ValidateFaults(t.Context(), validExperiment(t, "    - {plugin: latency, target: link, with: {delay: 1ms}, for: 3s}\n", nil), ps)
 	require.Error(t, err)
 	require.True(t, strings.HasPrefix(err.Error(), "start plugin latency: "), err.Error())
 }

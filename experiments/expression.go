@@ -3,6 +3,7 @@ package experiments
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -98,6 +99,9 @@ type Expression struct {
 	history []string
 	windows map[string]time.Duration
 	window  time.Duration
+	// observed are the checking functions of the fields it reads that an
+	// observation may lack (see observed.go), by name.
+	observed map[string]any
 }
 
 // DecodeNode implements NodeDecoder: an expression is a string scalar.
@@ -130,9 +134,14 @@ func (e *Expression) HistoryProbes() []string { return e.history }
 func (e *Expression) Window() time.Duration { return e.window }
 
 // Program is the compiled expression; nil before Load succeeds. It expects
-// an environment of the latest observation of each of Probes; an expression
-// that reads history needs Eval, which binds the history functions.
+// an environment of the latest observation of each of Probes and of the
+// functions of Functions; an expression that reads history needs Eval,
+// which binds the history functions.
 func (e *Expression) Program() *vm.Program { return e.program }
+
+// Functions are the functions, by name, that Program calls to read fields
+// an observation may lack (see observed.go). Eval binds them.
+func (e *Expression) Functions() map[string]any { return maps.Clone(e.observed) }
 
 // Eval evaluates the expression against the latest observation of each
 // probe it reads and, for the history functions, against h at time now (a
@@ -157,6 +166,7 @@ func (e *Expression) Eval(latest map[string]Observation, h *History, now time.Ti
 		}
 		env[name] = o
 	}
+	maps.Copy(env, e.observed)
 	if len(e.history) > 0 {
 		if h == nil {
 			h = NewHistory(0)
@@ -254,6 +264,7 @@ func compileEnv(probes map[string]*Probe) *exprEnv {
 			x.env[name] = zeroObservation(p)
 			x.probes[name] = p
 			x.names = append(x.names, name)
+			bindObserved(x.env, p.Kind(), reflect.TypeOf(x.env[name]))
 		}
 	}
 	sort.Strings(x.unreadable)
@@ -284,7 +295,8 @@ func (e *Expression) compile(env *exprEnv, path string) []Problem {
 		return e.positioned(cost, path)
 	}
 	hp := &historyPatcher{env: env, windows: map[string]time.Duration{}, history: map[string]bool{}, src: e.Source}
-	prog, err := expr.Compile(e.Source, expr.Env(env.env), expr.AsBool(), expr.Patch(hp), expr.MaxNodes(MaxExprNodes))
+	op := &observedPatcher{env: env, funcs: map[string]any{}}
+	prog, err := expr.Compile(e.Source, expr.Env(env.env), expr.AsBool(), expr.Patch(hp), expr.Patch(op), expr.MaxNodes(MaxExprNodes))
 	var probs []Problem
 	for _, p := range hp.problems {
 		line, col := e.offsetToLineCol(p.from)
@@ -318,6 +330,7 @@ func (e *Expression) compile(env *exprEnv, path string) []Problem {
 	}
 	sort.Strings(e.history)
 	e.windows = hp.windows
+	e.observed = op.funcs
 	for _, w := range hp.windows {
 		e.window = max(e.window, w)
 	}

@@ -36,7 +36,7 @@ spec:
 	for _, l := range lines {
 		b.WriteString("    - " + l + "\n")
 	}
-	b.WriteString("  faults: [{plugin: latency, target: link, with: {delay: 1ms}, for: 1s}]\n")
+	b.WriteString("  faults: [{plugin: latency, target: link, with: {delay: 1ms}, for: 3s}]\n")
 	return b.String()
 }
 
@@ -142,12 +142,14 @@ func TestEvalHistoryFunctions(t *testing.T) {
 			o = ok(503, 5*time.Millisecond)
 		}
 		if i == 5 {
-			o = experiments.HTTPObservation{Error: "timed out"}
+			// The engine records a timeout with the time it waited.
+			o = experiments.HTTPObservation{Error: "timed out", Latency: time.Second}
 		}
 		h.Add("checkout", t0.Add(-8*time.Second+time.Duration(i)*time.Second), o)
 	}
 	latest := map[string]experiments.Observation{"checkout": ok(200, 80*time.Millisecond)}
-	want := []bool{true, true, true, true, true}
+	// The timeout's second is the slowest latency: p90 is above 100ms.
+	want := []bool{true, true, false, true, true}
 	for i, x := range exp.Spec.SteadyState {
 		held, err := x.Eval(latest, h, t0)
 		require.NoError(t, err, x.Source)
@@ -159,7 +161,10 @@ func TestEvalHistoryFunctions(t *testing.T) {
 	require.Equal(t, 0.25, ratio, "2 of 8: a 503 and a timeout")
 	p90, err := h.Percentile("checkout", "latency", 90, 10*time.Second, t0)
 	require.NoError(t, err)
-	require.Equal(t, float64(80*time.Millisecond), p90, "nearest rank of 7 latencies; the timeout has none")
+	require.Equal(t, float64(time.Second), p90, "nearest rank of 8 latencies: the timeout counts with the time it was waited for")
+	p50, err := h.Percentile("checkout", "status", 50, 10*time.Second, t0)
+	require.NoError(t, err)
+	require.Equal(t, 200.0, p50, "the timeout has no status: it is left out of a status percentile, not counted as 0")
 
 	// Two failures in a row break consecutiveFailures < 2.
 	h.Add("checkout", t0.Add(time.Second), experiments.HTTPObservation{Error: "refused"})
@@ -189,7 +194,9 @@ func TestProgramRunsOnLatestObservations(t *testing.T) {
 	exp := parseOK(t, withSteady(`checkout.status == 200 && db.ok`))
 	x := exp.Spec.SteadyState[0]
 	require.Equal(t, []string{"checkout", "db"}, x.Probes())
-	out, err := expr.Run(x.Program(), map[string]any{"checkout": ok(200, time.Millisecond), "db": experiments.TCPObservation{OK: true}})
+	env := x.Functions()
+	env["checkout"], env["db"] = ok(200, time.Millisecond), experiments.TCPObservation{OK: true}
+	out, err := expr.Run(x.Program(), env)
 	require.NoError(t, err)
 	require.Equal(t, true, out)
 }

@@ -31,6 +31,8 @@ type probeHistory struct {
 	// consecutive counts the failures since the last observation that was
 	// not one.
 	consecutive int
+	// seen counts every observation added, kept or not.
+	seen int
 }
 
 // Sample is one observation at the time it was made.
@@ -75,6 +77,7 @@ func (h *History) Add(probe string, at time.Time, o Observation) {
 		ph = &probeHistory{}
 		h.probes[probe] = ph
 	}
+	ph.seen++
 	if Failed(o) {
 		ph.consecutive++
 	} else {
@@ -149,17 +152,31 @@ func (h *History) ConsecutiveFailures(probe string) int {
 	return 0
 }
 
+// Seen is how many observations of probe were added, forgotten ones
+// included: a count that changes exactly when the probe observed again.
+func (h *History) Seen(probe string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ph := h.probes[probe]; ph != nil {
+		return ph.seen
+	}
+	return 0
+}
+
 // Percentile is the p-th percentile (nearest rank, 0 < p <= 100) of field of
 // probe's observations in (now-window, now], where field is the name an
-// expression reads (latency, status, value). Observations where the probe
-// could not observe are left out: a timeout has no latency. A duration
-// field's percentile is returned as nanoseconds. With no value in the
-// window it returns ErrNoHistory.
+// expression reads (latency, status, value). An observation that could not
+// be made counts with the time it was waited for (its latency or duration,
+// at least the timeout: see WithWaited), since a service that stopped
+// answering is slow, not absent; its other fields, and the value of an
+// empty Prometheus result, are not there and are left out (FieldMissing).
+// A duration field's percentile is returned as nanoseconds. With no value
+// in the window it returns ErrNoHistory.
 func (h *History) Percentile(probe, field string, p float64, window time.Duration, now time.Time) (float64, error) {
 	samples := h.Window(probe, window, now)
 	values := make([]float64, 0, len(samples))
 	for _, s := range samples {
-		if s.Obs == nil || !s.Obs.Succeeded() {
+		if _, missing := FieldMissing(s.Obs, field); missing {
 			continue
 		}
 		if v, ok := numericField(s.Obs, field); ok {

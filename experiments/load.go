@@ -24,6 +24,11 @@ var (
 	ErrNoObservation = errors.New("no observation yet")
 	// ErrNoHistory means a history function has no observation in its window.
 	ErrNoHistory = errors.New("no observation in the window")
+	// ErrFieldNotObserved means an expression read a field the latest
+	// observation does not have: the value of an empty Prometheus result,
+	// or anything but ok, error and the time waited of an observation that
+	// could not be made. Such an expression does not hold.
+	ErrFieldNotObserved = errors.New("field not observed")
 )
 
 // FileError lists every problem found in one file.

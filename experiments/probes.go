@@ -402,3 +402,54 @@ func (o ExecObservation) Values() map[string]any {
 	}
 	return v
 }
+
+// Fields every observation has, even one that could not be made: whether it
+// was made, why not, and how long it was waited for.
+var alwaysObserved = map[string]bool{"ok": true, "error": true, "latency": true, "duration": true}
+
+// FieldMissing says whether an observation lacks the field an expression
+// calls field, and why. An observation that could not be made has only ok,
+// error and the time it was waited for (latency, or duration for exec); an
+// empty Prometheus result has no value. Reading a missing field never lets
+// an expression hold: a zero there is not evidence of anything.
+func FieldMissing(o Observation, field string) (string, bool) {
+	if o == nil {
+		return "there is no observation", true
+	}
+	if !o.Succeeded() {
+		if alwaysObserved[field] {
+			return "", false
+		}
+		return "the probe could not observe: " + o.Failure(), true
+	}
+	if p, ok := o.(PrometheusObservation); ok && p.Empty && field == "value" {
+		return "the query returned no samples", true
+	}
+	return "", false
+}
+
+// WithWaited gives an observation that could not be made the time it was
+// waited for as its latency (duration for exec), when that is longer than
+// what it says: a timeout is not fast, and a service that stopped answering
+// must trip a latency budget. An observation that was made is returned as
+// it is.
+func WithWaited(o Observation, waited time.Duration) Observation {
+	if o == nil || o.Succeeded() {
+		return o
+	}
+	switch v := o.(type) {
+	case HTTPObservation:
+		v.Latency = max(v.Latency, waited)
+		return v
+	case TCPObservation:
+		v.Latency = max(v.Latency, waited)
+		return v
+	case PrometheusObservation:
+		v.Latency = max(v.Latency, waited)
+		return v
+	case ExecObservation:
+		v.Duration = max(v.Duration, waited)
+		return v
+	}
+	return o
+}

@@ -173,6 +173,28 @@ type Budget struct {
 	// ErrorBudget, when set, aborts the run once it has spent its share of
 	// the service's error budget.
 	ErrorBudget *ErrorBudget `yaml:"errorBudget" doc:"Abort once the experiment has spent its share of the SLO's error budget."`
+	// BlindAfter is how many observations in a row of the probes an
+	// abortWhen condition reads may fail to observe (so that the condition
+	// cannot be evaluated) before the run aborts: flying blind is not safe.
+	// Zero means DefaultBlindAfter.
+	BlindAfter int `yaml:"blindAfter" min:"1" max:"100" doc:"Abort when the probes an abortWhen condition reads could not observe this many times in a row, so the condition could not be evaluated. Default 3."`
+}
+
+// Defaults of the budget section.
+const (
+	// DefaultBlindAfter is BlindAfter when the file sets none.
+	DefaultBlindAfter = 3
+	// MaxBlindAfter bounds BlindAfter: a budget blind for longer is no
+	// budget.
+	MaxBlindAfter = 100
+)
+
+// EffectiveBlindAfter is BlindAfter with its default applied.
+func (b Budget) EffectiveBlindAfter() int {
+	if b.BlindAfter == 0 {
+		return DefaultBlindAfter
+	}
+	return b.BlindAfter
 }
 
 // ErrorBudget is the share of a service's SLO error budget an experiment

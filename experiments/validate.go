@@ -162,6 +162,7 @@ func validate(e *Experiment, opts Options, probs *[]Problem) {
 	if s.Budget.ErrorBudget != nil {
 		validateErrorBudget(c, "spec.budget.errorBudget", s.Budget.ErrorBudget, s.Probes)
 	}
+	validateBlindAfter(c, &s.Budget)
 
 	if len(s.Faults) == 0 {
 		c.key("spec.faults", "spec.faults must list at least one fault", "e.g. - {plugin: latency, target: upstream, with: {delay: 200ms}, for: 30s}")
@@ -177,6 +178,7 @@ func validate(e *Experiment, opts Options, probs *[]Problem) {
 	if len(s.Faults) > 0 && s.FaultPhase() == 0 && !c.broken("spec.faults") {
 		c.at("spec.faults[0]", "no fault has a duration: give at least one fault `for`", "for example for: 30s")
 	}
+	validateObservable(c, s)
 	validateSafety(c, s)
 	validateReport(c, &s.Report)
 }

@@ -138,6 +138,10 @@ type Fault struct {
 	// State is planned, injected, reverted, failed or left.
 	State string `json:"state"`
 	Error string `json:"error,omitempty"`
+	// Observations counts, per steady-state probe, the observations made
+	// while the fault was certainly live: started after its inject was
+	// confirmed and ended before its revert began.
+	Observations map[string]int `json:"observations,omitempty"`
 }
 
 // Phase names the part of the run a steady-state check belongs to.

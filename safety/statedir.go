@@ -14,6 +14,10 @@ import (
 // Errors of package safety. Callers test them with errors.Is; the errors
 // returned around them carry the file, key or reason.
 var (
+	// ErrBudgetBlind means the probes an abortWhen condition reads could
+	// not observe for budget.blindAfter observations in a row, so the
+	// budget could not be evaluated: flying blind is not safe.
+	ErrBudgetBlind = errors.New("budget could not be evaluated")
 	// ErrEntryExists means a ledger entry with this ID is still open: the
 	// fault it records was never confirmed reverted.
 	ErrEntryExists = errors.New("ledger entry is already open")
