@@ -46,6 +46,11 @@ var (
 	ErrInvalidParams = errors.New("invalid fault parameters")
 	// ErrUnknownHandle means a handle names nothing the plugin knows.
 	ErrUnknownHandle = errors.New("unknown handle")
+	// ErrRefused means the environment said no before the plugin touched
+	// anything (its listen address is in use, say): the run is refused, not
+	// broken. A plugin wraps it in the error it returns; it crosses the
+	// wire as FailedPrecondition.
+	ErrRefused = errors.New("refused by the environment")
 )
 
 // Target is a resolved target, as the runner hands it to a plugin. Exactly
