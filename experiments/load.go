@@ -64,6 +64,14 @@ type Options struct {
 	Plugins []string
 	// LookupEnv resolves ${env:NAME} references; nil means os.LookupEnv.
 	LookupEnv func(name string) (string, bool)
+	// AllowUnsetSecrets makes an unset or empty ${env:NAME} a note rather
+	// than a problem, and the reference reads as empty: `chaos validate
+	// --offline` checks files where the secrets are not (a pipeline linting
+	// a pull request). A run never sets it.
+	AllowUnsetSecrets bool
+	// Notes receives what is worth saying about a file without being a
+	// problem in it (an unset secret under AllowUnsetSecrets); nil drops it.
+	Notes func(Problem)
 }
 
 // Load reads and checks one experiment file.
@@ -95,6 +103,12 @@ func Parse(file string, data []byte, opts Options) (*Experiment, error) {
 		lookup = os.LookupEnv
 	}
 	env := &envExpander{lookup: lookup, seen: map[string]bool{}, failed: map[string]bool{}}
+	if opts.AllowUnsetSecrets {
+		env.note = opts.Notes
+		if env.note == nil {
+			env.note = func(Problem) {}
+		}
+	}
 	exp := Experiment{positions: map[string]FieldPos{}}
 	var probs []Problem
 	decode(&doc, &exp, &probs, decodeOptions{index: exp.positions, expand: env.expand})
