@@ -2,6 +2,7 @@ package experiments_test
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,4 +118,35 @@ spec:
 ` + steady + `  faults:
     - {plugin: latency, target: upstream, with: {delay: 200ms}, for: 30s}
 `
+}
+
+// TestOneExperimentPerFile: a second YAML document is a problem at the ---
+// that starts it, whether it parses or not; a leading or trailing --- is
+// not a second experiment.
+func TestOneExperimentPerFile(t *testing.T) {
+	one := minimal("    - checkout.status == 200\n")
+	lines := strings.Count(one, "\n")
+	for name, tc := range map[string]struct {
+		src  string
+		line int // 0: the file is fine
+	}{
+		"leading separator":   {src: "---\n" + one},
+		"trailing separator":  {src: one + "---\n"},
+		"second experiment":   {src: one + "---\n" + one, line: lines + 1},
+		"broken second":       {src: one + "---\nspec: [\n", line: lines + 1},
+		"second after a note": {src: one + "--- # another\n" + one, line: lines + 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := experiments.Parse("multi.yaml", []byte(tc.src), plugins)
+			if tc.line == 0 {
+				require.NoError(t, err, "a lone --- does not start a second experiment")
+				return
+			}
+			var fe *experiments.FileError
+			require.ErrorAs(t, err, &fe, "a second document must not be ignored")
+			require.Len(t, fe.Problems, 1, fe.Error())
+			require.Equal(t, experiments.Pos{Line: tc.line, Col: 1}, fe.Problems[0].Pos, "the problem points at the --- of the second document")
+			require.Contains(t, fe.Problems[0].Message, "one experiment per file")
+		})
+	}
 }
