@@ -150,3 +150,21 @@ func TestOneExperimentPerFile(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaultLeaseTTLLongerThanMaxDuration: a file that does not set
+// leaseTTL is told that 10s is the default and how to set it, at its
+// maxDuration, not about a field it does not have.
+func TestDefaultLeaseTTLLongerThanMaxDuration(t *testing.T) {
+	src := strings.Replace(minimal("    - checkout.status == 200\n"), "for: 30s", "for: 1s", 1) + "  safety: {maxDuration: 3s}\n"
+	_, err := experiments.Parse("x.yaml", []byte(src), plugins)
+	var fe *experiments.FileError
+	require.ErrorAs(t, err, &fe)
+	require.Len(t, fe.Problems, 1, fe.Error())
+	p := fe.Problems[0]
+	require.Equal(t, "spec.safety.maxDuration", p.Path, "the file has no leaseTTL to point at")
+	require.Equal(t, "maxDuration 3s is shorter than the default leaseTTL 10s: a fault could outlive the run if chaos died", p.Message)
+	require.Equal(t, "set safety.leaseTTL shorter than maxDuration (at least 1s), e.g. leaseTTL: 1s, or make maxDuration longer than 10s", p.Hint)
+
+	_, err = experiments.Parse("x.yaml", []byte(strings.Replace(src, "maxDuration: 3s", "maxDuration: 3s, leaseTTL: 1s", 1)), plugins)
+	require.NoError(t, err, "with leaseTTL set as the hint says, the file is fine")
+}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var (
@@ -748,11 +749,22 @@ func validateSafety(c checker, s *Spec) {
 	switch {
 	case sf.LeaseTTL < 0 || sf.LeaseTTL > 0 && sf.LeaseTTL < MinLeaseTTL:
 		c.at(p+".leaseTTL", fmt.Sprintf("leaseTTL %s is too short: a plugin must be able to renew within it", sf.LeaseTTL), "at least "+MinLeaseTTL.String()+"; the default is "+DefaultLeaseTTL.String())
+	case sf.LeaseTTL == 0 && DefaultLeaseTTL > sf.EffectiveMaxDuration():
+		// The file does not say leaseTTL: say where the 10s comes from and
+		// how to change it, at the maxDuration that conflicts with it.
+		c.at(p+".maxDuration", fmt.Sprintf("maxDuration %s is shorter than the default leaseTTL %s: a fault could outlive the run if chaos died", sf.EffectiveMaxDuration(), DefaultLeaseTTL),
+			fmt.Sprintf("set safety.leaseTTL shorter than maxDuration (at least %s), e.g. leaseTTL: %s, or make maxDuration longer than %s", MinLeaseTTL, suggestLeaseTTL(sf.EffectiveMaxDuration()), DefaultLeaseTTL))
 	case sf.EffectiveLeaseTTL() > sf.EffectiveMaxDuration():
 		c.at(p+".leaseTTL", fmt.Sprintf("leaseTTL %s is longer than maxDuration %s: a fault could outlive the run if chaos died", sf.EffectiveLeaseTTL(), sf.EffectiveMaxDuration()),
 			"make leaseTTL shorter than maxDuration")
 	}
 	checkBlastRadius(c, s)
+}
+
+// suggestLeaseTTL is a leaseTTL that fits a maxDuration: a third of it,
+// in whole seconds, and never below the minimum.
+func suggestLeaseTTL(maxDuration time.Duration) time.Duration {
+	return max((maxDuration/3).Truncate(time.Second), MinLeaseTTL)
 }
 
 // checkBlastRadius compares what the faults will act on at least with the
