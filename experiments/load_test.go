@@ -1,6 +1,7 @@
 package experiments_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -167,4 +168,51 @@ func TestDefaultLeaseTTLLongerThanMaxDuration(t *testing.T) {
 
 	_, err = experiments.Parse("x.yaml", []byte(strings.Replace(src, "maxDuration: 3s", "maxDuration: 3s, leaseTTL: 1s", 1)), plugins)
 	require.NoError(t, err, "with leaseTTL set as the hint says, the file is fine")
+}
+
+// TestTLSFilesAreChecked: validation reads the probe's CA and client
+// certificate files, resolving relative paths against the experiment
+// file's directory, and puts each problem at the field that names the file.
+func TestTLSFilesAreChecked(t *testing.T) {
+	dir := t.TempDir()
+	good, err := filepath.Abs("testdata/good/tls")
+	require.NoError(t, err)
+	for _, f := range []string{"ca.pem", "client.pem", "client-key.pem"} {
+		data, err := os.ReadFile(filepath.Join(good, f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), data, 0o600))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "not.pem"), []byte("not a certificate\n"), 0o600))
+	load := func(tlsLine string) (*experiments.Experiment, error) {
+		src := strings.Replace(minimal("    - checkout.status == 200\n"),
+			"checkout: {http: {url: http://127.0.0.1:8080/health}}",
+			"checkout: {http: {url: https://127.0.0.1:8443/health, "+tlsLine+"}}", 1)
+		path := filepath.Join(dir, "exp.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(src), 0o600))
+		return experiments.Load(path, plugins)
+	}
+
+	exp, err := load("tls: {ca: ca.pem, cert: client.pem, key: client-key.pem}")
+	require.NoError(t, err, "files next to the experiment file are found whatever the working directory")
+	require.Equal(t, filepath.Join(dir, "ca.pem"), exp.Spec.Probes["checkout"].HTTP.TLS.CA, "the probe reads the path validation checked")
+
+	for name, tc := range map[string]struct {
+		tls, path, message string
+	}{
+		"missing ca":  {"tls: {ca: nope.pem}", "spec.probes.checkout.http.tls.ca", "nope.pem: no such file or directory"},
+		"ca not pem":  {"tls: {ca: not.pem}", "spec.probes.checkout.http.tls.ca", "holds no PEM certificate"},
+		"missing key": {"tls: {cert: client.pem, key: nope.pem}", "spec.probes.checkout.http.tls.key", "nope.pem: no such file or directory"},
+		"not a pair":  {"tls: {cert: ca.pem, key: client-key.pem}", "spec.probes.checkout.http.tls.cert", "do not load as a pair"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := load(tc.tls)
+			var fe *experiments.FileError
+			require.ErrorAs(t, err, &fe)
+			require.Len(t, fe.Problems, 1, fe.Error())
+			require.Equal(t, tc.path, fe.Problems[0].Path)
+			require.Contains(t, fe.Problems[0].Message, tc.message)
+			require.Equal(t, 11, fe.Problems[0].Pos.Line, "the problem is on the line of the probe")
+			require.Positive(t, fe.Problems[0].Pos.Col)
+		})
+	}
 }

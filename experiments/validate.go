@@ -1,10 +1,16 @@
 package experiments
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/mail"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -558,6 +564,13 @@ func validateHTTPProbe(c checker, path string, h *HTTPProbe) {
 	}
 	if t := h.TLS; t != nil {
 		tp := path + ".tls"
+		before := len(*c.probs)
+		defer func() {
+			// The files are read once the block itself makes sense.
+			if len(*c.probs) == before {
+				checkTLSFiles(c, tp, t)
+			}
+		}()
 		if u, err := url.Parse(h.URL); err == nil && u.Scheme == "http" {
 			c.key(tp, "tls is set, but the url is http://", "use an https:// url, or remove tls")
 		}
@@ -571,6 +584,68 @@ func validateHTTPProbe(c checker, path string, h *HTTPProbe) {
 			c.key(tp+".insecureSkipVerify", "insecureSkipVerify makes ca pointless: the certificate is not checked at all", "keep ca and drop insecureSkipVerify")
 		}
 	}
+}
+
+// checkTLSFiles resolves the probe's CA, certificate and key files against
+// the experiment file's directory (as kubectl and promtool resolve paths in
+// a file) and checks that each exists and parses, so that a run never
+// finds out after it started. The resolved paths are what the probe reads.
+func checkTLSFiles(c checker, path string, t *TLSConfig) {
+	t.CA, t.Cert, t.Key = c.exp.resolvePath(t.CA), c.exp.resolvePath(t.Cert), c.exp.resolvePath(t.Key)
+	const where = "a PEM file; a relative path is read from the experiment file's directory"
+	if t.CA != "" {
+		data, err := os.ReadFile(t.CA)
+		switch {
+		case err != nil:
+			c.at(path+".ca", fmt.Sprintf("cannot read the CA file: %v", unwrapPathError(err, t.CA)), where)
+		case !x509.NewCertPool().AppendCertsFromPEM(data):
+			c.at(path+".ca", fmt.Sprintf("%s holds no PEM certificate", t.CA), "the CA certificates, each between -----BEGIN CERTIFICATE----- and -----END CERTIFICATE-----")
+		}
+	}
+	if t.Cert == "" || t.Key == "" {
+		return
+	}
+	bad := false
+	for _, f := range []struct{ field, file string }{{"cert", t.Cert}, {"key", t.Key}} {
+		if _, err := os.Stat(f.file); err != nil {
+			bad = true
+			c.at(path+"."+f.field, fmt.Sprintf("cannot read the %s file: %v", f.field, unwrapPathError(err, f.file)), where)
+		}
+	}
+	if bad {
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
+		c.at(path+".cert", fmt.Sprintf("the client certificate %s and key %s do not load as a pair: %v", t.Cert, t.Key, err), "a PEM certificate and the PEM private key it was issued for")
+	}
+}
+
+// resolveDeliveryDir makes a relative report.delivery.dir relative to the
+// experiment file's directory, not to wherever chaos happens to be started:
+// the file means the same wherever it is run from.
+func resolveDeliveryDir(e *Experiment, d *Delivery) {
+	if strings.TrimSpace(d.Dir) != "" {
+		d.Dir = e.resolvePath(d.Dir)
+	}
+}
+
+// unwrapPathError says what went wrong with a file without repeating the
+// operation: "/x/ca.pem: no such file or directory".
+func unwrapPathError(err error, file string) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return file + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// resolvePath resolves a path written in the experiment file against the
+// file's directory; absolute and empty paths are returned as they are.
+func (e *Experiment) resolvePath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(e.File), p)
 }
 
 func validatePrometheusProbe(c checker, path string, p *PrometheusProbe) {
@@ -827,6 +902,7 @@ func validateReport(c checker, r *Report) {
 	if c.exp.Has(p+".delivery.dir") && strings.TrimSpace(d.Dir) == "" {
 		c.at(p+".delivery.dir", "dir is empty", "a directory, e.g. reports/")
 	}
+	resolveDeliveryDir(c.exp, d)
 	if d.Webhook != "" {
 		checkURL(c, p+".delivery.webhook", d.Webhook, "https://hooks.slack.com/services/T000/B000/XXXX")
 	}
