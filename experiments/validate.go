@@ -839,7 +839,7 @@ func validateSafety(c checker, s *Spec) {
 // suggestLeaseTTL is a leaseTTL that fits a maxDuration: a third of it,
 // in whole seconds, and never below the minimum.
 func suggestLeaseTTL(maxDuration time.Duration) time.Duration {
-	return max((maxDuration/3).Truncate(time.Second), MinLeaseTTL)
+	return max((maxDuration / 3).Truncate(time.Second), MinLeaseTTL)
 }
 
 // checkBlastRadius compares what the faults will act on at least with the
