@@ -165,7 +165,7 @@ func crashOnce(t *testing.T, m crashMoment, leftovers *atomic.Int64) {
 	short := writeExperiment(t, tg, experimentOpts{name: "after-crash", faultFor: "1s"})
 	if len(open) > 0 {
 		again := start(t, built.chaos, "run", "--state-dir", stateDir, short.File)
-		require.Equalf(t, reports.Invalid.ExitCode(), again.exitCode(t),
+		require.Equalf(t, reports.Refused.ExitCode(), again.exitCode(t),
 			"a run on a target the ledger holds open is refused\nstdout:\n%s\nstderr:\n%s", again.stdout, again.stderr)
 		require.Contains(t, again.stdout.String()+again.stderr.String(), "chaos recover", "the refusal says to run `chaos recover`")
 		require.Empty(t, pluginsOfRun(t, again), "the refused run left no plugin process")
@@ -237,7 +237,7 @@ func TestSecondRunOnSameTargetIsRefused(t *testing.T) {
 	runID := logField(t, run.waitLine(t, run.stderr, "msg=inject"), "run")
 
 	other := start(t, built.chaos, "run", "--state-dir", stateDir, second.File)
-	require.Equalf(t, reports.Invalid.ExitCode(), other.exitCode(t),
+	require.Equalf(t, reports.Refused.ExitCode(), other.exitCode(t),
 		"a second run on a target another run holds is refused\nstdout:\n%s\nstderr:\n%s", other.stdout, other.stderr)
 	out := other.stdout.String() + other.stderr.String()
 	require.Contains(t, out, safety.ErrTargetLocked.Error(), "the refusal says the target is locked")
@@ -291,9 +291,9 @@ func TestKillSwitchAbortsRun(t *testing.T) {
 
 	short := writeExperiment(t, tg, experimentOpts{name: "after-kill-switch", faultFor: "1s"})
 	refused := start(t, built.chaos, "run", "--state-dir", stateDir, short.File)
-	require.Equalf(t, reports.Aborted.ExitCode(), refused.exitCode(t), "a run while the kill switch is engaged is refused\nstdout:\n%s\nstderr:\n%s", refused.stdout, refused.stderr)
-	require.Contains(t, refused.stderr.String(), reason, "the refusal gives the reason the switch was engaged")
-	require.Contains(t, refused.stderr.String(), "chaos abort --clear", "the refusal says how to release the switch")
+	require.Equalf(t, reports.Refused.ExitCode(), refused.exitCode(t), "a run while the kill switch is engaged is refused\nstdout:\n%s\nstderr:\n%s", refused.stdout, refused.stderr)
+	require.Contains(t, refused.stdout.String(), reason, "the refusal gives the reason the switch was engaged")
+	require.Contains(t, refused.stdout.String(), "chaos abort --clear", "the refusal says how to release the switch")
 	requireNothingLeft(t, short)
 
 	release := start(t, built.chaos, "abort", "--state-dir", stateDir, "--clear")

@@ -36,7 +36,8 @@ func TestErrorBudgetAdmission(t *testing.T) {
 
 	w := newWorld()
 	rec := engine.Run(t.Context(), exp, w.options())
-	require.Equal(t, reports.Invalid, rec.Verdict, rec.Reason)
+	require.Equal(t, reports.Refused, rec.Verdict, rec.Reason)
+	require.Equal(t, reports.Cause("error-budget"), rec.Cause, "a spent error budget is the environment saying no")
 	require.Contains(t, rec.Reason, "1.00% of the error budget is left", "the refusal says how much is left")
 	require.Zero(t, w.prepared+w.injected, "a refused run touches nothing")
 
@@ -57,7 +58,7 @@ func TestErrorBudgetAdmission(t *testing.T) {
 `, prom))
 	w = newWorld()
 	rec = engine.Run(t.Context(), exp, w.options())
-	require.Equal(t, reports.Invalid, rec.Verdict)
-	require.Contains(t, rec.Reason, "returned nothing")
+	require.Equal(t, reports.Refused, rec.Verdict)
+	require.Equal(t, reports.Cause("error-budget-unknown"), rec.Cause)
 	require.Zero(t, w.prepared+w.injected)
 }

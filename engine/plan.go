@@ -9,13 +9,24 @@ import (
 	"time"
 
 	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/reports"
 )
+
+// PlanError is why a dry run found that the run could not go ahead: the
+// verdict, cause and reason the run would have ended with.
+type PlanError struct {
+	Verdict reports.Verdict
+	Cause   reports.Cause
+	Reason  string
+}
+
+func (e *PlanError) Error() string { return "the run would be " + string(e.Verdict) + ": " + e.Reason }
 
 // DryRun checks everything a run would check before injecting (probes
 // build, plugins start and accept every fault, no dead run left faults on
 // the targets) and writes the plan: what, where, when, under which budget.
-// It injects nothing and prepares nothing. It returns a non-nil error when
-// the run would be refused.
+// It injects nothing and prepares nothing. It returns a *PlanError when the
+// run would be refused or is invalid.
 func DryRun(ctx context.Context, exp *experiments.Experiment, opts Options, w io.Writer) error {
 	if opts.LeaseTTL == 0 {
 		opts.LeaseTTL = exp.Spec.Safety.LeaseTTL
@@ -26,20 +37,18 @@ func DryRun(ctx context.Context, exp *experiments.Experiment, opts Options, w io
 	for _, name := range sortedNames(r.plugins) {
 		r.plugins[name].Close()
 	}
-	if ok && opts.Ledger != nil {
-		if open, err := opts.Ledger.OpenFor(r.targetKeys()); err != nil || len(open) > 0 {
-			ok = false
-			r.reason = fmt.Sprintf("the ledger has %d fault(s) on these targets never confirmed reverted; run `chaos recover` first", len(open))
-			if err != nil {
-				r.reason = "read the ledger: " + err.Error()
-			}
-		}
+	if ok {
+		ok = r.ledgerClear(r.targetKeys())
 	}
 	if !ok {
-		return fmt.Errorf("the run would be refused: %s", r.reason)
+		return &PlanError{Verdict: r.verdict, Cause: r.cause, Reason: experiments.Redact(r.reason, exp.Secrets())}
 	}
-	writePlan(w, exp, opts)
-	return nil
+	var b strings.Builder
+	writePlan(&b, exp, opts)
+	// Whatever a file's values hold, the plan is output like any other:
+	// no resolved secret may reach it.
+	_, err := io.WriteString(w, experiments.Redact(b.String(), exp.Secrets()))
+	return err
 }
 
 func writePlan(w io.Writer, exp *experiments.Experiment, opts Options) {
@@ -49,17 +58,12 @@ func writePlan(w io.Writer, exp *experiments.Experiment, opts Options) {
 	p("hypothesis: %s", strings.TrimSpace(s.Hypothesis))
 	p("targets:")
 	for _, name := range sortedNames(s.Targets) {
-		t := s.Targets[name]
-		if t.Endpoint != nil {
-			p("  %s: endpoint, clients connect to %s, service answers on %s", name, t.Endpoint.Listen, t.Endpoint.Upstream)
-		}
+		p("  %s: %s", name, describeTarget(s.Targets[name]))
 	}
 	p("probes:")
 	for _, name := range sortedNames(s.Probes) {
 		pr := s.Probes[name]
-		if pr.HTTP != nil {
-			p("  %s: http %s %s every %s, timeout %s", name, pr.HTTP.Method, pr.HTTP.URL, pr.Every, pr.Timeout)
-		}
+		p("  %s: %s every %s, timeout %s", name, describeProbe(pr), pr.Every, pr.Timeout)
 	}
 	p("steady state (before, during, after):")
 	for _, x := range s.SteadyState {
@@ -75,12 +79,66 @@ func writePlan(w io.Writer, exp *experiments.Experiment, opts Options) {
 		}
 		p("  +%s %s on %s %v, %s", f.After, f.Plugin, f.Target, f.With, until)
 	}
-	p("budget:")
+	eb := s.Budget.ErrorBudget
+	if len(s.Budget.AbortWhen) == 0 && eb == nil {
+		p("budget: none (only safety.maxDuration, the kill switch and Ctrl-C stop the run early)")
+	} else {
+		p("budget:")
+	}
 	for _, x := range s.Budget.AbortWhen {
 		p("  abort when %s", x.Source)
 	}
-	if eb := s.Budget.ErrorBudget; eb != nil {
+	if eb != nil {
 		p("  error budget: SLO %v%% over %s, the experiment may spend %v%% of it: %s of failure", float64(eb.SLO), time.Duration(eb.Window), float64(eb.MaxSpend), eb.Allowance())
 	}
 	p("safety: maxDuration %s, lease %s (a plugin reverts by itself if the run stops renewing)", s.Safety.EffectiveMaxDuration(), opts.LeaseTTL)
+}
+
+// describeTarget says in a few words what a target is, whatever its kind.
+func describeTarget(t *experiments.Target) string {
+	switch {
+	case t.Endpoint != nil:
+		return fmt.Sprintf("endpoint, clients connect to %s, service answers on %s", t.Endpoint.Listen, t.Endpoint.Upstream)
+	case t.Kubernetes != nil:
+		k := t.Kubernetes
+		pick := fmt.Sprintf("%d pod(s)", k.Pick.Count)
+		switch {
+		case k.Pick.All:
+			pick = "every pod"
+		case k.Pick.Percent > 0:
+			pick = k.Pick.Percent.String() + " of the pods"
+		}
+		return fmt.Sprintf("kubernetes, %s in namespace %s matching %s", pick, k.Namespace, k.Selector)
+	case t.Host != nil:
+		return "host, the machine chaos runs on"
+	case t.Process != nil:
+		pr := t.Process
+		switch {
+		case pr.PID > 0:
+			return fmt.Sprintf("process, pid %d", pr.PID)
+		case pr.Name != "":
+			return "process named " + pr.Name
+		default:
+			return "processes of cgroup " + pr.Cgroup
+		}
+	}
+	return "of no kind"
+}
+
+// describeProbe says what a probe observes, whatever its kind. Credentials
+// (headers, auth, exec env) are not printed, only that they are there.
+func describeProbe(pr *experiments.Probe) string {
+	switch {
+	case pr.HTTP != nil:
+		return fmt.Sprintf("http %s %s", pr.HTTP.Method, pr.HTTP.URL)
+	case pr.TCP != nil:
+		return "tcp connect to " + pr.TCP.Address
+	case pr.Prometheus != nil:
+		return fmt.Sprintf("prometheus %s query %s", pr.Prometheus.URL, pr.Prometheus.Query)
+	case pr.Kubernetes != nil:
+		return "kubernetes deployment " + pr.Kubernetes.Deployment
+	case pr.Exec != nil:
+		return "exec " + strings.Join(pr.Exec.Command, " ")
+	}
+	return "of no kind"
 }

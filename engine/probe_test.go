@@ -246,8 +246,13 @@ func TestHTTPProbeInsecureSkipVerify(t *testing.T) {
 }
 
 func TestHTTPProbeMissingTLSFileIsAnErrorAtStart(t *testing.T) {
-	missing := filepath.Join(t.TempDir(), "nope.pem")
-	_, err := engine.NewProber("p", parseProbe(t, fmt.Sprintf("{http: {url: https://127.0.0.1:1/, tls: {ca: %s}}}", yamlQuote(missing))))
+	// Validation reads the CA file already; this is the file going away
+	// between validation and the run.
+	ca, err := filepath.Abs("../experiments/testdata/good/tls/ca.pem")
+	require.NoError(t, err)
+	p := parseProbe(t, fmt.Sprintf("{http: {url: https://127.0.0.1:1/, tls: {ca: %s}}}", yamlQuote(ca)))
+	p.HTTP.TLS.CA = filepath.Join(t.TempDir(), "nope.pem")
+	_, err = engine.NewProber("p", p)
 	require.ErrorIs(t, err, os.ErrNotExist, "a CA file that does not exist stops the run before anything is injected")
 }
 

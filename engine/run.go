@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/chaos-run/chaos/experiments"
@@ -261,7 +262,12 @@ func (r *run) setUp(ctx context.Context) bool {
 				r.pluginExited(fl.spec.Plugin, fmt.Sprintf("while preparing target %s (nothing was injected)", fl.spec.Target), err)
 				return false
 			}
-			r.setVerdict(reports.Error, fmt.Sprintf("prepare target %s for %s: %v", fl.spec.Target, fl.spec.Plugin, err))
+			msg := fmt.Sprintf("prepare target %s for %s: %v", fl.spec.Target, fl.spec.Plugin, err)
+			if cause, ok := refusal(err); ok {
+				r.setVerdictCause(reports.Refused, cause, "refusing to start: "+msg+"; nothing was injected")
+				return false
+			}
+			r.setVerdict(reports.Error, msg)
 			return false
 		}
 		if h.handle != "" {
@@ -320,6 +326,31 @@ func (r *run) check(ctx context.Context) bool {
 	return true
 }
 
+// Causes of the refused verdict: the environment said no before anything
+// was touched. They are the stable words of report.json's "cause".
+const (
+	causeTargetLocked       reports.Cause = "target-locked"
+	causeLedgerOpen         reports.Cause = "ledger-open"
+	causeLedgerUnreadable   reports.Cause = "ledger-unreadable"
+	causeErrorBudget        reports.Cause = "error-budget"
+	causeErrorBudgetUnknown reports.Cause = "error-budget-unknown"
+	causePluginRefused      reports.Cause = "plugin-refused"
+	causeDiskFull           reports.Cause = "disk-full"
+)
+
+// refusal says whether err is the environment saying no before anything
+// was touched (a plugin refusing, say, because its listen address is in
+// use; a full disk under the ledger), and with which cause.
+func refusal(err error) (reports.Cause, bool) {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return causeDiskFull, true
+	case errors.Is(err, sdk.ErrRefused):
+		return causePluginRefused, true
+	}
+	return "", false
+}
+
 // admissionTimeout bounds the query of the remaining error budget.
 const admissionTimeout = 10 * time.Second
 
@@ -341,10 +372,10 @@ func (r *run) admit(ctx context.Context) bool {
 	o := pr.Probe(qctx).(experiments.PrometheusObservation)
 	switch {
 	case !o.OK:
-		r.setVerdict(reports.Invalid, "refusing to start: cannot tell how much error budget is left: "+o.Error)
+		r.setVerdictCause(reports.Refused, causeErrorBudgetUnknown, "refusing to start: cannot tell how much error budget is left: "+o.Error)
 		return false
 	case o.Empty || math.IsNaN(o.Value):
-		r.setVerdict(reports.Invalid, "refusing to start: the query for the remaining error budget returned nothing, so the spend cannot be admitted")
+		r.setVerdictCause(reports.Refused, causeErrorBudgetUnknown, "refusing to start: the query for the remaining error budget returned nothing, so the spend cannot be admitted")
 		return false
 	}
 	left := o.Value * 100
@@ -352,7 +383,7 @@ func (r *run) admit(ctx context.Context) bool {
 	r.rec.ErrorBudget = &reports.BudgetSpend{Allowance: eb.Allowance(), RemainingAtStart: &left}
 	r.mu.Unlock()
 	if left < float64(eb.MaxSpend) {
-		r.setVerdict(reports.Invalid, fmt.Sprintf("refusing to start: %.2f%% of the error budget is left, less than the %v%% this experiment may spend; nothing was injected", left, float64(eb.MaxSpend)))
+		r.setVerdictCause(reports.Refused, causeErrorBudget, fmt.Sprintf("refusing to start: %.2f%% of the error budget is left, less than the %v%% this experiment may spend; nothing was injected", left, float64(eb.MaxSpend)))
 		return false
 	}
 	r.event(reports.EventPhase, "errorBudget", true, fmt.Sprintf("admitted: %.2f%% of the error budget is left; this experiment may spend %v%% (%s)", left, float64(eb.MaxSpend), eb.Allowance()), nil)
@@ -372,25 +403,44 @@ func (r *run) claimTargets() bool {
 	if r.opts.LockTargets != nil {
 		unlock, err := r.opts.LockTargets(keys, r.rec.RunID)
 		if err != nil {
-			r.setVerdict(reports.Invalid, "refusing to start: "+err.Error())
+			cause, refused := refusal(err)
+			switch {
+			case errors.Is(err, safety.ErrTargetLocked):
+				r.setVerdictCause(reports.Refused, causeTargetLocked, "refusing to start: "+err.Error()+"; nothing was touched")
+			case refused:
+				r.setVerdictCause(reports.Refused, cause, "refusing to start: take the target locks: "+err.Error()+"; nothing was touched")
+			default:
+				r.setVerdict(reports.Error, "take the target locks: "+err.Error())
+			}
 			return false
 		}
 		r.unlock = unlock
 	}
-	if r.opts.Ledger != nil {
-		open, err := r.opts.Ledger.OpenFor(keys)
-		if err != nil {
-			r.setVerdict(reports.Error, "read the ledger: "+err.Error())
-			return false
+	return r.ledgerClear(keys)
+}
+
+// ledgerClear refuses a run whose targets still carry faults a dead run
+// left (open ledger entries), or whose ledger holds a file that cannot be
+// read: it may be a fault on one of these targets.
+func (r *run) ledgerClear(keys []string) bool {
+	if r.opts.Ledger == nil {
+		return true
+	}
+	open, err := r.opts.Ledger.OpenFor(keys)
+	switch {
+	case errors.Is(err, safety.ErrCorruptEntry):
+		r.setVerdictCause(reports.Refused, causeLedgerUnreadable, "refusing to start: "+err.Error())
+		return false
+	case err != nil:
+		r.setVerdict(reports.Error, "read the ledger: "+err.Error())
+		return false
+	case len(open) > 0:
+		var ids []string
+		for _, e := range open {
+			ids = append(ids, fmt.Sprintf("%s (%s on %s)", e.ID, e.Plugin, e.TargetKey))
 		}
-		if len(open) > 0 {
-			var ids []string
-			for _, e := range open {
-				ids = append(ids, fmt.Sprintf("%s (%s on %s)", e.ID, e.Plugin, e.TargetKey))
-			}
-			r.setVerdict(reports.Invalid, fmt.Sprintf("refusing to start: the ledger has faults on these targets that were never confirmed reverted: %s; run `chaos recover` first", strings.Join(ids, ", ")))
-			return false
-		}
+		r.setVerdictCause(reports.Refused, causeLedgerOpen, fmt.Sprintf("refusing to start: the ledger has faults on these targets that were never confirmed reverted: %s; run `chaos recover` first", strings.Join(ids, ", ")))
+		return false
 	}
 	return true
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -321,7 +322,7 @@ func TestRunInvalidParamsInjectNothing(t *testing.T) {
 
 func TestExitCodes(t *testing.T) {
 	for v, code := range map[reports.Verdict]int{
-		reports.Passed: 0, reports.Failed: 1, reports.Aborted: 2, reports.Invalid: 3, reports.Error: 4,
+		reports.Passed: 0, reports.Failed: 1, reports.Aborted: 2, reports.Invalid: 3, reports.Error: 4, reports.Refused: 5,
 	} {
 		require.Equal(t, code, v.ExitCode(), "DESIGN.md fixes the exit code of %s", v)
 	}
@@ -364,7 +365,8 @@ func TestOpenLedgerEntriesRefuseTheRun(t *testing.T) {
 	opts := w.options()
 	opts.Ledger = &fakeLedger{w: w, open: []safety.Entry{{ID: "old/fault-0", Plugin: "fake", TargetKey: "endpoint:127.0.0.1:1"}}}
 	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), opts)
-	require.Equal(t, reports.Invalid, rec.Verdict)
+	require.Equal(t, reports.Refused, rec.Verdict, "open ledger entries are the environment saying no, not a bad file: %s", rec.Reason)
+	require.Equal(t, reports.Cause("ledger-open"), rec.Cause)
 	require.Contains(t, rec.Reason, "chaos recover", "the refusal says what to do")
 	require.Zero(t, w.prepared+w.injected)
 }
@@ -377,7 +379,8 @@ func TestLockedTargetRefusesTheRun(t *testing.T) {
 		return nil, fmt.Errorf("%s: %w", keys[0], safety.ErrTargetLocked)
 	}
 	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), opts)
-	require.Equal(t, reports.Invalid, rec.Verdict)
+	require.Equal(t, reports.Refused, rec.Verdict, rec.Reason)
+	require.Equal(t, reports.Cause("target-locked"), rec.Cause)
 	require.Zero(t, w.prepared+w.injected, "a locked target is never touched")
 }
 
@@ -548,4 +551,46 @@ func TestRunBlindBudgetAborts(t *testing.T) {
 	require.Equal(t, reports.Cause("budget-blind"), rec.Cause)
 	require.Contains(t, rec.Reason, safety.ErrBudgetBlind.Error())
 	requireNothingLeft(t, w)
+}
+
+// fullLedger is a ledger on a full disk: every intent fails with ENOSPC.
+type fullLedger struct{ fakeLedger }
+
+func (l *fullLedger) Intend(safety.Entry) error {
+	return fmt.Errorf("record intent: write: %w", syscall.ENOSPC)
+}
+
+func TestFullDiskRefusesTheRun(t *testing.T) {
+	w := newWorld()
+	opts := w.options()
+	opts.Ledger = &fullLedger{fakeLedger{w: w}}
+	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), opts)
+	require.Equal(t, reports.Refused, rec.Verdict, "a ledger that cannot be written refuses the run before a plugin is asked: %s", rec.Reason)
+	require.Equal(t, reports.Cause("disk-full"), rec.Cause)
+	require.Zero(t, w.prepared+w.injected, "nothing is asked of a plugin whose intent is not on disk")
+	require.True(t, w.closed, "the plugin is closed")
+}
+
+func TestPluginRefusalRefusesTheRun(t *testing.T) {
+	w := newWorld()
+	opts := w.options()
+	// The fake prepares through a wrapper that answers like the latency
+	// plugin whose listen address is taken.
+	opts.Plugins = refusingPlugins{w}
+	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), opts)
+	require.Equal(t, reports.Refused, rec.Verdict, rec.Reason)
+	require.Equal(t, reports.Cause("plugin-refused"), rec.Cause)
+	require.Zero(t, w.injected, "nothing is injected after a refusal")
+}
+
+type refusingPlugins struct{ *world }
+
+func (p refusingPlugins) Open(context.Context, string) (engine.FaultPlugin, error) {
+	return refusingPlugin{p.world}, nil
+}
+
+type refusingPlugin struct{ *world }
+
+func (refusingPlugin) Prepare(context.Context, sdk.Request) (string, error) {
+	return "", fmt.Errorf("prepare: %w: start proxy on 127.0.0.1:1: bind: address already in use", sdk.ErrRefused)
 }

@@ -1,8 +1,10 @@
 package experiments
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"sort"
@@ -75,6 +77,14 @@ type Options struct {
 	// measure detection at probe speeds no file may ask for); the CLI
 	// never does.
 	MinProbeEvery time.Duration
+	// AllowUnsetSecrets makes an unset or empty ${env:NAME} a note rather
+	// than a problem, and the reference reads as empty: `chaos validate
+	// --offline` checks files where the secrets are not (a pipeline linting
+	// a pull request). A run never sets it.
+	AllowUnsetSecrets bool
+	// Notes receives what is worth saying about a file without being a
+	// problem in it (an unset secret under AllowUnsetSecrets); nil drops it.
+	Notes func(Problem)
 }
 
 // Load reads and checks one experiment file.
@@ -95,7 +105,8 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // contain a resolved secret.
 func Parse(file string, data []byte, opts Options) (*Experiment, error) {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	docs := yaml.NewDecoder(bytes.NewReader(data))
+	if err := docs.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, &FileError{File: file, Problems: []Problem{yamlSyntaxProblem(err)}}
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -106,6 +117,12 @@ func Parse(file string, data []byte, opts Options) (*Experiment, error) {
 		lookup = os.LookupEnv
 	}
 	env := &envExpander{lookup: lookup, seen: map[string]bool{}, failed: map[string]bool{}}
+	if opts.AllowUnsetSecrets {
+		env.note = opts.Notes
+		if env.note == nil {
+			env.note = func(Problem) {}
+		}
+	}
 	exp := Experiment{positions: map[string]FieldPos{}}
 	var probs []Problem
 	decode(&doc, &exp, &probs, decodeOptions{index: exp.positions, expand: env.expand})
@@ -113,6 +130,9 @@ func Parse(file string, data []byte, opts Options) (*Experiment, error) {
 	exp.secrets = env.secrets
 	decoded := len(probs)
 	validate(&exp, opts, &probs)
+	if p, ok := nextDocument(docs, data); ok {
+		probs = append(probs, p)
+	}
 	if len(env.failed) > 0 {
 		// A value whose ${env:...} could not be resolved is reported once,
 		// for that; what validation then says about it (empty, not a URL)
@@ -134,6 +154,48 @@ func Parse(file string, data []byte, opts Options) (*Experiment, error) {
 		return nil, &FileError{File: file, Problems: probs}
 	}
 	return &exp, nil
+}
+
+// nextDocument reports a second YAML document in the file, if there is
+// one: one file is one experiment, and a document after the first would
+// otherwise be silently ignored, however broken. Empty documents (a
+// trailing ---) are harmless and allowed.
+func nextDocument(docs *yaml.Decoder, data []byte) (Problem, bool) {
+	const hint = "put each experiment in a file of its own; chaos validate takes many files"
+	for {
+		var next yaml.Node
+		err := docs.Decode(&next)
+		switch {
+		case errors.Is(err, io.EOF):
+			return Problem{}, false
+		case err != nil:
+			// The second document does not even parse; point at the ---
+			// that starts it, before the line yaml complains about.
+			line := yamlSyntaxProblem(err).Pos.Line
+			return Problem{Pos: Pos{Line: separatorBefore(data, line), Col: 1}, Path: "---",
+				Message: "a second YAML document starts here (and does not parse); chaos reads one experiment per file", Hint: hint}, true
+		case len(next.Content) == 0,
+			len(next.Content) == 1 && next.Content[0].Kind == yaml.ScalarNode && next.Content[0].Tag == "!!null" && next.Content[0].Value == "":
+			continue
+		}
+		return Problem{Pos: Pos{Line: next.Line, Col: next.Column}, Path: "---",
+			Message: "a second YAML document starts here; chaos reads one experiment per file", Hint: hint}, true
+	}
+}
+
+// separatorBefore is the line of the last document separator (---) at or
+// before line; line itself if there is none.
+func separatorBefore(data []byte, line int) int {
+	found := line
+	for i, l := range strings.Split(string(data), "\n") {
+		if i+1 > line {
+			break
+		}
+		if l == "---" || strings.HasPrefix(l, "--- ") || strings.HasPrefix(l, "---\t") || strings.HasPrefix(l, "---\r") {
+			found = i + 1
+		}
+	}
+	return found
 }
 
 // SortProblems puts problems in file order, keeping the order of those at

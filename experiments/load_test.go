@@ -1,7 +1,9 @@
 package experiments_test
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,4 +119,100 @@ spec:
 ` + steady + `  faults:
     - {plugin: latency, target: upstream, with: {delay: 200ms}, for: 30s}
 `
+}
+
+// TestOneExperimentPerFile: a second YAML document is a problem at the ---
+// that starts it, whether it parses or not; a leading or trailing --- is
+// not a second experiment.
+func TestOneExperimentPerFile(t *testing.T) {
+	one := minimal("    - checkout.status == 200\n")
+	lines := strings.Count(one, "\n")
+	for name, tc := range map[string]struct {
+		src  string
+		line int // 0: the file is fine
+	}{
+		"leading separator":   {src: "---\n" + one},
+		"trailing separator":  {src: one + "---\n"},
+		"second experiment":   {src: one + "---\n" + one, line: lines + 1},
+		"broken second":       {src: one + "---\nspec: [\n", line: lines + 1},
+		"second after a note": {src: one + "--- # another\n" + one, line: lines + 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := experiments.Parse("multi.yaml", []byte(tc.src), plugins)
+			if tc.line == 0 {
+				require.NoError(t, err, "a lone --- does not start a second experiment")
+				return
+			}
+			var fe *experiments.FileError
+			require.ErrorAs(t, err, &fe, "a second document must not be ignored")
+			require.Len(t, fe.Problems, 1, fe.Error())
+			require.Equal(t, experiments.Pos{Line: tc.line, Col: 1}, fe.Problems[0].Pos, "the problem points at the --- of the second document")
+			require.Contains(t, fe.Problems[0].Message, "one experiment per file")
+		})
+	}
+}
+
+// TestDefaultLeaseTTLLongerThanMaxDuration: a file that does not set
+// leaseTTL is told that 10s is the default and how to set it, at its
+// maxDuration, not about a field it does not have.
+func TestDefaultLeaseTTLLongerThanMaxDuration(t *testing.T) {
+	src := strings.Replace(minimal("    - checkout.status == 200\n"), "for: 30s", "for: 3s", 1) + "  safety: {maxDuration: 5s}\n"
+	_, err := experiments.Parse("x.yaml", []byte(src), plugins)
+	var fe *experiments.FileError
+	require.ErrorAs(t, err, &fe)
+	require.Len(t, fe.Problems, 1, fe.Error())
+	p := fe.Problems[0]
+	require.Equal(t, "spec.safety.maxDuration", p.Path, "the file has no leaseTTL to point at")
+	require.Equal(t, "maxDuration 5s is shorter than the default leaseTTL 10s: a fault could outlive the run if chaos died", p.Message)
+	require.Equal(t, "set safety.leaseTTL shorter than maxDuration (at least 1s), e.g. leaseTTL: 1s, or make maxDuration longer than 10s", p.Hint)
+
+	_, err = experiments.Parse("x.yaml", []byte(strings.Replace(src, "maxDuration: 5s", "maxDuration: 5s, leaseTTL: 1s", 1)), plugins)
+	require.NoError(t, err, "with leaseTTL set as the hint says, the file is fine")
+}
+
+// TestTLSFilesAreChecked: validation reads the probe's CA and client
+// certificate files, resolving relative paths against the experiment
+// file's directory, and puts each problem at the field that names the file.
+func TestTLSFilesAreChecked(t *testing.T) {
+	dir := t.TempDir()
+	good, err := filepath.Abs("testdata/good/tls")
+	require.NoError(t, err)
+	for _, f := range []string{"ca.pem", "client.pem", "client-key.pem"} {
+		data, err := os.ReadFile(filepath.Join(good, f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), data, 0o600))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "not.pem"), []byte("not a certificate\n"), 0o600))
+	load := func(tlsLine string) (*experiments.Experiment, error) {
+		src := strings.Replace(minimal("    - checkout.status == 200\n"),
+			"checkout: {http: {url: http://127.0.0.1:8080/health}}",
+			"checkout: {http: {url: https://127.0.0.1:8443/health, "+tlsLine+"}}", 1)
+		path := filepath.Join(dir, "exp.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(src), 0o600))
+		return experiments.Load(path, plugins)
+	}
+
+	exp, err := load("tls: {ca: ca.pem, cert: client.pem, key: client-key.pem}")
+	require.NoError(t, err, "files next to the experiment file are found whatever the working directory")
+	require.Equal(t, filepath.Join(dir, "ca.pem"), exp.Spec.Probes["checkout"].HTTP.TLS.CA, "the probe reads the path validation checked")
+
+	for name, tc := range map[string]struct {
+		tls, path, message string
+	}{
+		"missing ca":  {"tls: {ca: nope.pem}", "spec.probes.checkout.http.tls.ca", "nope.pem: no such file or directory"},
+		"ca not pem":  {"tls: {ca: not.pem}", "spec.probes.checkout.http.tls.ca", "holds no PEM certificate"},
+		"missing key": {"tls: {cert: client.pem, key: nope.pem}", "spec.probes.checkout.http.tls.key", "nope.pem: no such file or directory"},
+		"not a pair":  {"tls: {cert: ca.pem, key: client-key.pem}", "spec.probes.checkout.http.tls.cert", "do not load as a pair"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := load(tc.tls)
+			var fe *experiments.FileError
+			require.ErrorAs(t, err, &fe)
+			require.Len(t, fe.Problems, 1, fe.Error())
+			require.Equal(t, tc.path, fe.Problems[0].Path)
+			require.Contains(t, fe.Problems[0].Message, tc.message)
+			require.Equal(t, 11, fe.Problems[0].Pos.Line, "the problem is on the line of the probe")
+			require.Positive(t, fe.Problems[0].Pos.Col)
+		})
+	}
 }

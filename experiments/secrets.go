@@ -232,6 +232,9 @@ type envExpander struct {
 	// failed are the paths of values whose references could not be
 	// resolved: what validation says about those values is noise.
 	failed map[string]bool
+	// note, when set, takes an unset or empty variable as a note rather
+	// than a problem (Options.AllowUnsetSecrets).
+	note func(Problem)
 }
 
 const envRefOpen = "${env:"
@@ -289,6 +292,17 @@ func (x *envExpander) expand(s string, n *yaml.Node, path string, probs *[]Probl
 			continue
 		}
 		v, ok := x.lookup(name)
+		if x.note != nil && v == "" {
+			state := "not set"
+			if ok {
+				state = "empty"
+			}
+			x.failed[path] = true
+			x.note(Problem{Pos: refPos(n, s, offset), Path: path,
+				Message: fmt.Sprintf("environment variable %s is %s; its value is not checked offline", name, state),
+				Hint:    "a run reads it when the file is loaded and refuses the file without it"})
+			continue
+		}
 		if !ok {
 			x.failed[path] = true
 			*probs = append(*probs, Problem{Pos: refPos(n, s, offset), Path: path,

@@ -1,15 +1,22 @@
 package experiments
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/mail"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var (
@@ -562,6 +569,13 @@ func validateHTTPProbe(c checker, path string, h *HTTPProbe) {
 	}
 	if t := h.TLS; t != nil {
 		tp := path + ".tls"
+		before := len(*c.probs)
+		defer func() {
+			// The files are read once the block itself makes sense.
+			if len(*c.probs) == before {
+				checkTLSFiles(c, tp, t)
+			}
+		}()
 		if u, err := url.Parse(h.URL.Reveal()); err == nil && u.Scheme == "http" {
 			c.key(tp, "tls is set, but the url is http://", "use an https:// url, or remove tls")
 		}
@@ -575,6 +589,68 @@ func validateHTTPProbe(c checker, path string, h *HTTPProbe) {
 			c.key(tp+".insecureSkipVerify", "insecureSkipVerify makes ca pointless: the certificate is not checked at all", "keep ca and drop insecureSkipVerify")
 		}
 	}
+}
+
+// checkTLSFiles resolves the probe's CA, certificate and key files against
+// the experiment file's directory (as kubectl and promtool resolve paths in
+// a file) and checks that each exists and parses, so that a run never
+// finds out after it started. The resolved paths are what the probe reads.
+func checkTLSFiles(c checker, path string, t *TLSConfig) {
+	t.CA, t.Cert, t.Key = c.exp.resolvePath(t.CA), c.exp.resolvePath(t.Cert), c.exp.resolvePath(t.Key)
+	const where = "a PEM file; a relative path is read from the experiment file's directory"
+	if t.CA != "" {
+		data, err := os.ReadFile(t.CA)
+		switch {
+		case err != nil:
+			c.at(path+".ca", fmt.Sprintf("cannot read the CA file: %v", unwrapPathError(err, t.CA)), where)
+		case !x509.NewCertPool().AppendCertsFromPEM(data):
+			c.at(path+".ca", fmt.Sprintf("%s holds no PEM certificate", t.CA), "the CA certificates, each between -----BEGIN CERTIFICATE----- and -----END CERTIFICATE-----")
+		}
+	}
+	if t.Cert == "" || t.Key == "" {
+		return
+	}
+	bad := false
+	for _, f := range []struct{ field, file string }{{"cert", t.Cert}, {"key", t.Key}} {
+		if _, err := os.Stat(f.file); err != nil {
+			bad = true
+			c.at(path+"."+f.field, fmt.Sprintf("cannot read the %s file: %v", f.field, unwrapPathError(err, f.file)), where)
+		}
+	}
+	if bad {
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
+		c.at(path+".cert", fmt.Sprintf("the client certificate %s and key %s do not load as a pair: %v", t.Cert, t.Key, err), "a PEM certificate and the PEM private key it was issued for")
+	}
+}
+
+// resolveDeliveryDir makes a relative report.delivery.dir relative to the
+// experiment file's directory, not to wherever chaos happens to be started:
+// the file means the same wherever it is run from.
+func resolveDeliveryDir(e *Experiment, d *Delivery) {
+	if strings.TrimSpace(d.Dir) != "" {
+		d.Dir = e.resolvePath(d.Dir)
+	}
+}
+
+// unwrapPathError says what went wrong with a file without repeating the
+// operation: "/x/ca.pem: no such file or directory".
+func unwrapPathError(err error, file string) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return file + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// resolvePath resolves a path written in the experiment file against the
+// file's directory; absolute and empty paths are returned as they are.
+func (e *Experiment) resolvePath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(e.File), p)
 }
 
 func validatePrometheusProbe(c checker, path string, p *PrometheusProbe) {
@@ -753,11 +829,22 @@ func validateSafety(c checker, s *Spec) {
 	switch {
 	case sf.LeaseTTL < 0 || sf.LeaseTTL > 0 && sf.LeaseTTL < MinLeaseTTL:
 		c.at(p+".leaseTTL", fmt.Sprintf("leaseTTL %s is too short: a plugin must be able to renew within it", sf.LeaseTTL), "at least "+MinLeaseTTL.String()+"; the default is "+DefaultLeaseTTL.String())
+	case sf.LeaseTTL == 0 && DefaultLeaseTTL > sf.EffectiveMaxDuration():
+		// The file does not say leaseTTL: say where the 10s comes from and
+		// how to change it, at the maxDuration that conflicts with it.
+		c.at(p+".maxDuration", fmt.Sprintf("maxDuration %s is shorter than the default leaseTTL %s: a fault could outlive the run if chaos died", sf.EffectiveMaxDuration(), DefaultLeaseTTL),
+			fmt.Sprintf("set safety.leaseTTL shorter than maxDuration (at least %s), e.g. leaseTTL: %s, or make maxDuration longer than %s", MinLeaseTTL, suggestLeaseTTL(sf.EffectiveMaxDuration()), DefaultLeaseTTL))
 	case sf.EffectiveLeaseTTL() > sf.EffectiveMaxDuration():
 		c.at(p+".leaseTTL", fmt.Sprintf("leaseTTL %s is longer than maxDuration %s: a fault could outlive the run if chaos died", sf.EffectiveLeaseTTL(), sf.EffectiveMaxDuration()),
 			"make leaseTTL shorter than maxDuration")
 	}
 	checkBlastRadius(c, s)
+}
+
+// suggestLeaseTTL is a leaseTTL that fits a maxDuration: a third of it,
+// in whole seconds, and never below the minimum.
+func suggestLeaseTTL(maxDuration time.Duration) time.Duration {
+	return max((maxDuration / 3).Truncate(time.Second), MinLeaseTTL)
 }
 
 // checkBlastRadius compares what the faults will act on at least with the
@@ -820,6 +907,7 @@ func validateReport(c checker, r *Report) {
 	if c.exp.Has(p+".delivery.dir") && strings.TrimSpace(d.Dir) == "" {
 		c.at(p+".delivery.dir", "dir is empty", "a directory, e.g. reports/")
 	}
+	resolveDeliveryDir(c.exp, d)
 	if !d.Webhook.IsZero() {
 		checkURL(c, p+".delivery.webhook", d.Webhook, "https://hooks.slack.com/services/T000/B000/XXXX")
 	}

@@ -96,6 +96,9 @@ func writeHeader(b *strings.Builder, r *Record) {
 	if r.TimeToSafety != nil {
 		facts = append(facts, "time to safety "+formatDuration(*r.TimeToSafety))
 	}
+	if r.Cause != "" {
+		facts = append(facts, "cause "+code(string(r.Cause)))
+	}
 	facts = append(facts, fmt.Sprintf("exit code %d", r.Verdict.ExitCode()))
 	b.WriteString(strings.Join(facts, " · ") + "\n\n")
 }
@@ -316,6 +319,8 @@ func writeNext(b *strings.Builder, r *Record) {
 		p = nextFailed(r)
 	case Aborted:
 		p = nextAborted(r)
+	case Refused:
+		p = nextRefused(r)
 	case Invalid:
 		file := "the experiment file"
 		if r.Experiment.File != "" {
@@ -339,6 +344,37 @@ func writeNext(b *strings.Builder, r *Record) {
 			again+", and tell whoever runs chaos for you if the error repeats.")
 	}
 	b.WriteString(strings.Join(p, "\n\n") + "\n")
+}
+
+// refusalAdvice says what clears a refusal of this cause; "" for a cause
+// it does not know. The causes are the stable words the engine and the CLI
+// record (report.json "cause").
+func refusalAdvice(c Cause) string {
+	switch c {
+	case "kill-switch":
+		return "The kill switch is engaged: someone ran `chaos abort` to stop every experiment on this state directory. Ask them before releasing it with `chaos abort --clear`."
+	case "target-locked":
+		return "Another run holds a target of this experiment. Wait for it to finish (its run id is in the reason above); two experiments on one target would make both results meaningless."
+	case "ledger-open":
+		return "A run that died left faults on these targets that were never confirmed reverted. Run `chaos recover` to revert them, check the targets, then run this experiment again."
+	case "error-budget":
+		return "Less error budget is left than this experiment may spend. Run it once the budget has recovered, or lower `budget.errorBudget.maxSpend`."
+	case "error-budget-unknown":
+		return "The query for the remaining error budget could not be answered, so the spend could not be admitted. Check `budget.errorBudget.remaining` and that its Prometheus answers."
+	case "plugin-refused":
+		return "A plugin found its target unavailable (for example, its listen address is already in use by another process). Free it, then run the experiment again."
+	case "disk-full":
+		return "The disk under the state directory is full, so the fault ledger could not be written and nothing was asked of any plugin. Free space, then run the experiment again."
+	}
+	return ""
+}
+
+func nextRefused(r *Record) []string {
+	p := []string{"Nothing was touched: the environment said no before any fault was prepared or injected. This is not a finding about your service, and nothing is wrong with the experiment file."}
+	if a := refusalAdvice(r.Cause); a != "" {
+		return append(p, a)
+	}
+	return append(p, "Clear the cause in the reason above, then run the experiment again.")
 }
 
 func nextFailed(r *Record) []string {
@@ -483,6 +519,8 @@ func verdictTitle(v Verdict) string {
 		return "🛑 Aborted"
 	case Invalid:
 		return "🚫 Invalid"
+	case Refused:
+		return "⛔ Refused"
 	case Error:
 		return "⚠️ Error"
 	case "":

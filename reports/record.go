@@ -19,7 +19,7 @@ const (
 	Passed  Verdict = "passed"  // steady state held before, during and after
 	Failed  Verdict = "failed"  // the hypothesis did not hold
 	Aborted Verdict = "aborted" // a budget or guardrail stopped the run; faults were reverted
-	Invalid Verdict = "invalid" // the file or the environment is wrong; nothing was injected
+	Invalid Verdict = "invalid" // the file, a flag or a fault's parameters are wrong; nothing was injected
 	Error   Verdict = "error"   // the runner or a plugin broke
 	Refused Verdict = "refused" // the environment said no before anything was touched
 )
@@ -58,9 +58,9 @@ func (v Verdict) Meaning() string {
 	case Aborted:
 		return "A budget or guardrail stopped the experiment early; every fault was reverted."
 	case Invalid:
-		return "The experiment file or its environment is wrong; nothing was injected."
+		return "The experiment file, a flag or a fault's parameters are wrong; nothing was injected."
 	case Refused:
-		return "The environment said no before anything was touched (kill switch, a held lock, open ledger entries, error budget); nothing was injected."
+		return "The environment said no before anything was touched (kill switch, a held lock, open ledger entries, error budget, an address in use, a full disk); nothing was injected. Nothing is wrong with the file: try again once the cause is gone."
 	default:
 		return "The runner or a plugin broke; see below for exactly what was left behind, if anything."
 	}

@@ -338,6 +338,21 @@ func invalidRecord() *reports.Record {
 	}
 }
 
+// refusedRecord is a run the environment refused: another run held its
+// target, so nothing was touched.
+func refusedRecord() *reports.Record {
+	return &reports.Record{
+		RunID:      "run-20250314-093000-10cd",
+		Experiment: checkoutExperiment(),
+		StartedAt:  t0,
+		EndedAt:    at(30 * ms),
+		Verdict:    reports.Refused,
+		Cause:      "target-locked",
+		Reason:     `refusing to start: target "endpoint:127.0.0.1:18080" is held by run run-20250314-092900-77aa (pid 4242): target is locked by another run; nothing was touched`,
+		Faults:     []reports.Fault{latencyFault(0, 0)},
+	}
+}
+
 func notSteadyBeforeRecord() *reports.Record {
 	return &reports.Record{
 		RunID:      "run-20250314-093000-5ad0",
@@ -383,6 +398,7 @@ var cases = []struct {
 	{"aborted", abortedRecord},
 	{"error-leftovers", errorRecord},
 	{"invalid", invalidRecord},
+	{"refused", refusedRecord},
 	{"failed-not-steady-before", notSteadyBeforeRecord},
 }
 

@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		},
 	}
 	setUsageError(app.Commands)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, flagsFirst(app.Commands, args))
 	if err == nil {
 		return 0
 	}
@@ -149,7 +149,15 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			case err != nil:
 				return &exitError{code: reports.Error.ExitCode(), msg: fmt.Sprintf("refusing to start: cannot tell whether the kill switch is engaged: %v", err)}
 			case engaged:
-				return &exitError{code: reports.Aborted.ExitCode(), msg: fmt.Sprintf("refusing to start: the kill switch is engaged (%s); `chaos abort --clear` releases it", reason)}
+				// Refused, not aborted: nothing was started, and a pipeline
+				// must be able to tell "try later" from "fix your file".
+				why := fmt.Sprintf("refusing to start: the kill switch is engaged (%s); nothing was touched; `chaos abort --clear` releases it", reason)
+				rec := refusedRecord(exp, causeKillSwitch, why)
+				_, _ = fmt.Fprintf(stdout, "%s: %s — %s\n", rec.Experiment.Name, rec.Verdict, rec.Reason)
+				if err := writeReports(stdout, stderr, rec, c.String("report-dir"), exp.Spec.Report.Delivery.Dir); err != nil {
+					return err
+				}
+				return &exitError{code: reports.Refused.ExitCode()}
 			}
 			ledger, err := safety.OpenLedger(dir, safety.WithRedact(func(s string) string { return experiments.Redact(s, exp.Secrets()) }))
 			if err != nil {
@@ -184,18 +192,8 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			for _, l := range rec.Leftovers {
 				_, _ = fmt.Fprintf(stdout, "LEFT BEHIND: %s\n", l)
 			}
-			for _, dir := range []string{c.String("report-dir"), exp.Spec.Report.Delivery.Dir} {
-				if dir == "" {
-					continue
-				}
-				paths, err := reports.WriteFiles(dir, rec)
-				if err != nil {
-					_, _ = fmt.Fprintf(stderr, "chaos: write report: %v\n", err)
-					return &exitError{code: reports.Error.ExitCode()}
-				}
-				for _, p := range paths {
-					_, _ = fmt.Fprintf(stdout, "report: %s\n", p)
-				}
+			if err := writeReports(stdout, stderr, rec, c.String("report-dir"), exp.Spec.Report.Delivery.Dir); err != nil {
+				return err
 			}
 			warnUnsupported(stderr, exp)
 			if code := rec.Verdict.ExitCode(); code != 0 {
@@ -204,6 +202,49 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// causeKillSwitch is the cause of a run refused because `chaos abort`
+// engaged the kill switch before it started.
+const causeKillSwitch reports.Cause = "kill-switch"
+
+// refusedRecord is the record of a run the environment refused before the
+// engine was asked to start it.
+func refusedRecord(exp *experiments.Experiment, cause reports.Cause, reason string) *reports.Record {
+	now := time.Now()
+	// The planned faults, without their parameters: what the run would
+	// have done, which the owners read to judge when to try again.
+	var faults []reports.Fault
+	for i, f := range exp.Spec.Faults {
+		faults = append(faults, reports.Fault{Index: i, Plugin: f.Plugin, Target: f.Target, After: f.After, For: f.For, State: "planned"})
+	}
+	return &reports.Record{
+		Faults: faults,
+		Experiment: reports.Experiment{
+			Name: exp.Metadata.Name, File: exp.File, Hypothesis: strings.TrimSpace(exp.Spec.Hypothesis),
+			Owner: reports.Owner{Team: exp.Metadata.Owner.Team, Email: exp.Metadata.Owner.Email, Webhook: exp.Metadata.Owner.Webhook.String()},
+		},
+		StartedAt: now, EndedAt: now, Verdict: reports.Refused, Cause: cause, Reason: reason,
+	}
+}
+
+// writeReports writes the record's reports into each directory given (the
+// --report-dir flag, the file's report.delivery.dir) and says where.
+func writeReports(stdout, stderr io.Writer, rec *reports.Record, dirs ...string) error {
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		paths, err := reports.WriteFiles(dir, rec)
+		if err != nil {
+			_, _ = fmt.Fprintf(stderr, "chaos: write report: %v\n", err)
+			return &exitError{code: reports.Error.ExitCode()}
+		}
+		for _, p := range paths {
+			_, _ = fmt.Fprintf(stdout, "report: %s\n", p)
+		}
+	}
+	return nil
 }
 
 // interruptible returns a context that the first SIGINT, SIGTERM, SIGHUP

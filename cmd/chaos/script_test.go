@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/chaos-run/chaos/safety"
 )
 
 // startTimeout bounds how long a script waits for the demo service to say it
@@ -40,13 +42,15 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode":  cmdExitcode,
-			"freeport":  cmdFreeport,
-			"subst":     cmdSubst,
-			"listening": cmdListening,
-			"startdemo": cmdStartDemo,
-			"stopdemo":  cmdStopDemo,
-			"nosecret":  cmdNoSecret,
+			"exitcode":   cmdExitcode,
+			"freeport":   cmdFreeport,
+			"subst":      cmdSubst,
+			"listening":  cmdListening,
+			"startdemo":  cmdStartDemo,
+			"stopdemo":   cmdStopDemo,
+			"locktarget": cmdLockTarget,
+			"openentry":  cmdOpenEntry,
+			"nosecret":   cmdNoSecret,
 		},
 	})
 }
@@ -266,4 +270,36 @@ func cmdStopDemo(ts *testscript.TestScript, neg bool, args []string) {
 	if err := cmd.Wait(); err != nil {
 		ts.Fatalf("demo-shop did not stop cleanly: %v; see demo.stderr:\n%s", err, ts.ReadFile("demo.stderr"))
 	}
+}
+
+// cmdLockTarget takes the lock on a target key in a state directory, as
+// another run would, and holds it until the script ends:
+//
+//	locktarget DIR KEY
+//
+// It is the real lock of package safety, held by this process.
+func cmdLockTarget(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: locktarget DIR KEY")
+	}
+	l, err := safety.LockTargets(ts.MkAbs(args[0]), []string{args[1]}, "20261201T000000-0ther")
+	ts.Check(err)
+	ts.Defer(func() { _ = l.Release() })
+}
+
+// cmdOpenEntry writes a ledger entry for a fault on a target key that was
+// never confirmed reverted, as a runner killed mid-fault leaves it:
+//
+//	openentry DIR KEY
+func cmdOpenEntry(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: openentry DIR KEY")
+	}
+	l, err := safety.OpenLedger(ts.MkAbs(args[0]))
+	ts.Check(err)
+	const run = "20261201T000000-dead00"
+	ts.Check(l.Intend(safety.Entry{
+		ID: run + "/fault-0", RunID: run, Plugin: "latency", TargetKey: args[1],
+		RunnerPID: 1 << 22, LeaseTTL: 10 * time.Second, Experiment: "killed",
+	}))
 }

@@ -27,7 +27,7 @@ func validateCommand(stdout io.Writer) *cli.Command {
 		ArgsUsage: "FILE...",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "`FORMAT` of the problems: text (file:line:col: message (hint)) or json (an array of {file, line, col, path, message, hint})"},
-			&cli.BoolFlag{Name: "offline", Usage: "start no plugin: the faults' `with` parameters are not checked"},
+			&cli.BoolFlag{Name: "offline", Usage: "start no plugin and read no secret: the faults' `with` parameters are not checked, and an unset ${env:NAME} is a note, not a problem"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -70,15 +70,20 @@ func validateCommand(stdout io.Writer) *cli.Command {
 type fileResult struct {
 	file     string
 	problems []experiments.Problem
+	// notes are worth saying but wrong with nothing: a secret not set
+	// offline.
+	notes []experiments.Problem
 }
 
-// validateFiles checks each file; plugins is nil offline. The error is for
-// a plugin that could not be started or did not answer.
+// validateFiles checks each file; plugins is nil offline, where secrets
+// need not be set. The error is for a plugin that could not be started or
+// did not answer.
 func validateFiles(ctx context.Context, paths []string, plugins *pluginPool) ([]fileResult, error) {
-	opts := experiments.Options{Plugins: builtin.Names()}
 	results := make([]fileResult, 0, len(paths))
 	for _, path := range paths {
 		r := fileResult{file: path}
+		opts := experiments.Options{Plugins: builtin.Names(), AllowUnsetSecrets: plugins == nil,
+			Notes: func(p experiments.Problem) { r.notes = append(r.notes, p) }}
 		exp, err := experiments.Load(path, opts)
 		var fe *experiments.FileError
 		switch {
@@ -100,11 +105,15 @@ func validateFiles(ctx context.Context, paths []string, plugins *pluginPool) ([]
 
 func writeProblemsText(w io.Writer, results []fileResult) {
 	for _, r := range results {
+		fe := &experiments.FileError{File: r.file}
+		for _, n := range r.notes {
+			n.Message = "note: " + n.Message
+			_, _ = fmt.Fprintln(w, fe.Format(n))
+		}
 		if len(r.problems) == 0 {
 			_, _ = fmt.Fprintf(w, "%s: ok\n", r.file)
 			continue
 		}
-		fe := &experiments.FileError{File: r.file}
 		for _, p := range r.problems {
 			if p.Pos.Line == 0 {
 				_, _ = fmt.Fprintf(w, "%s: %s\n", r.file, p.Message)
@@ -116,21 +125,27 @@ func writeProblemsText(w io.Writer, results []fileResult) {
 }
 
 // jsonProblem is one problem in `validate --output json`. Every key is
-// always there; line and col are 0 when a file could not be read.
+// always there; line and col are 0 when a file could not be read. Severity
+// is "error" for a problem, "note" for what offline could not check (an
+// unset secret); only errors make the exit code 3.
 type jsonProblem struct {
-	File    string `json:"file"`
-	Line    int    `json:"line"`
-	Col     int    `json:"col"`
-	Path    string `json:"path"`
-	Message string `json:"message"`
-	Hint    string `json:"hint"`
+	Severity string `json:"severity"`
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+	Col      int    `json:"col"`
+	Path     string `json:"path"`
+	Message  string `json:"message"`
+	Hint     string `json:"hint"`
 }
 
 func writeProblemsJSON(w io.Writer, results []fileResult) error {
 	out := []jsonProblem{}
 	for _, r := range results {
+		for _, n := range r.notes {
+			out = append(out, jsonProblem{Severity: "note", File: r.file, Line: n.Pos.Line, Col: n.Pos.Col, Path: n.Path, Message: n.Message, Hint: n.Hint})
+		}
 		for _, p := range r.problems {
-			out = append(out, jsonProblem{File: r.file, Line: p.Pos.Line, Col: p.Pos.Col, Path: p.Path, Message: p.Message, Hint: p.Hint})
+			out = append(out, jsonProblem{Severity: "error", File: r.file, Line: p.Pos.Line, Col: p.Pos.Col, Path: p.Path, Message: p.Message, Hint: p.Hint})
 		}
 	}
 	enc := json.NewEncoder(w)

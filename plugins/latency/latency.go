@@ -16,10 +16,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/chaos-run/chaos/plugins/sdk"
@@ -263,7 +265,7 @@ func (f *Fault) Prepare(ctx context.Context, req sdk.Request) (string, error) {
 	}
 	p, err := ListenOptions(ep.Listen, ep.Upstream, Options{Limits: params.Limits, Guard: sdk.Guard(ctx)})
 	if err != nil {
-		return "", fmt.Errorf("start proxy on %s: %w", ep.Listen, err)
+		return "", startProxyError(ep.Listen, err)
 	}
 	f.proxies[ep.Listen] = &held{proxy: p, listen: ep.Listen, upstream: ep.Upstream}
 	return handle, nil
@@ -297,7 +299,7 @@ func (f *Fault) Inject(ctx context.Context, req sdk.Request) (string, error) {
 		// with the revert.
 		p, err := ListenOptions(ep.Listen, ep.Upstream, Options{Limits: params.Limits, Guard: sdk.Guard(ctx)})
 		if err != nil {
-			return "", fmt.Errorf("start proxy on %s: %w", ep.Listen, err)
+			return "", startProxyError(ep.Listen, err)
 		}
 		h = &held{proxy: p, listen: ep.Listen, upstream: ep.Upstream, owned: true}
 		f.proxies[ep.Listen] = h
@@ -358,4 +360,14 @@ func (f *Fault) Status(_ context.Context, handle string) (sdk.Status, error) {
 	}
 	d, j := h.proxy.Delay()
 	return sdk.Status{Active: true, Detail: fmt.Sprintf("delay %s jitter %s on %s", d, j, h.proxy.Addr())}, nil
+}
+
+// startProxyError says why the proxy could not listen. An address another
+// process holds is the environment saying no, not a broken plugin: the run
+// is refused, and nothing was touched.
+func startProxyError(listen string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w: start proxy on %s: %w", sdk.ErrRefused, listen, err)
+	}
+	return fmt.Errorf("start proxy on %s: %w", listen, err)
 }

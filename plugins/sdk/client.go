@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -146,6 +147,8 @@ func (c *Client) wrap(op string, err error) error {
 		return fmt.Errorf("%s: %w: %s", op, ErrPluginExited, st.Message())
 	case st.Code() == codes.NotFound:
 		return fmt.Errorf("%s: %w: %s", op, ErrUnknownHandle, st.Message())
+	case st.Code() == codes.FailedPrecondition:
+		return fmt.Errorf("%s: %w: %s", op, ErrRefused, strings.TrimPrefix(st.Message(), ErrRefused.Error()+": "))
 	case st.Code() == codes.Canceled:
 		return fmt.Errorf("%s: %w", op, context.Canceled)
 	case st.Code() == codes.DeadlineExceeded:

@@ -354,6 +354,8 @@ func toStatus(err error) error {
 	switch {
 	case errors.Is(err, ErrUnknownHandle):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ErrRefused):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

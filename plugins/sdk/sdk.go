@@ -54,6 +54,11 @@ var (
 	// ErrMessageTooLarge means a request or an answer was larger than the
 	// plugin protocol carries (MaxMessageBytes).
 	ErrMessageTooLarge = errors.New("plugin message too large")
+	// ErrRefused means the environment said no before the plugin touched
+	// anything (its listen address is in use, say): the run is refused, not
+	// broken. A plugin wraps it in the error it returns; it crosses the
+	// wire as FailedPrecondition.
+	ErrRefused = errors.New("refused by the environment")
 )
 
 // Target is a resolved target, as the runner hands it to a plugin. Exactly
