@@ -427,7 +427,7 @@ metadata:
   name: %s
   owner: {team: e2e-team, email: e2e@example.com}
 spec:
-  hypothesis: The front answers 200 while its backend link is %s slower.
+  hypothesis: The front answers 200 while its backend link is slower.
   targets:
     backend-link:
       endpoint: {listen: %q, upstream: %q}
@@ -446,7 +446,7 @@ spec:
       for: %s
 %s  safety:
     maxDuration: 20m
-`, o.name, o.delay, tg.proxy, tg.backend, "http://"+tg.front+"/health", o.delay, o.faultFor, budget)
+`, o.name, tg.proxy, tg.backend, "http://"+tg.front+"/health", o.delay, o.faultFor, budget)
 	path := filepath.Join(t.TempDir(), o.name+".yaml")
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
 	exp, err := experiments.Load(path, experiments.Options{})
