@@ -586,7 +586,7 @@ func TestPluginRefusalRefusesTheRun(t *testing.T) {
 type refusingPlugins struct{ *world }
 
 func (p refusingPlugins) Open(context.Context, string) (engine.FaultPlugin, error) {
-	return refusingPlugin{p.world}, nil
+	return refusingPlugin(p), nil
 }
 
 type refusingPlugin struct{ *world }
