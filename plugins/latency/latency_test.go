@@ -103,7 +103,7 @@ func TestInjectWithoutPrepareOwnsItsProxy(t *testing.T) {
 // nothing of the handle; since the proxy died with the old process, there is
 // nothing to do and that is not an error.
 func TestRevertUnknownHandleAfterRestart(t *testing.T) {
-	for _, h := range []string{"delay:127.0.0.1:1:7", sdk.PreparedPrefix + "proxy:127.0.0.1:1"} {
+	for _, h := range []string{"delay:127.0.0.1:1:7", "proxy:127.0.0.1:1"} {
 		was, err := latency.New().Revert(t.Context(), h)
 		require.NoError(t, err, "revert by handle alone must work in a new process")
 		require.False(t, was)
