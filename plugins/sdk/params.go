@@ -205,7 +205,7 @@ func schemaProblem(leaf *jsonschema.ValidationError, props map[string]paramSchem
 		for i, w := range k.Want {
 			allowed[i] = fmt.Sprint(w)
 		}
-		add(param, fmt.Sprintf("%s %s is not allowed (allowed: %s)", name, show(k.Got), strings.Join(allowed, ", ")))
+		add(param, fmt.Sprintf("unknown %s %v (allowed: %s)", name, k.Got, strings.Join(allowed, ", ")))
 	default:
 		add(param, name+": "+leaf.ErrorKind.LocalizedString(printer()))
 	}
