@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chaos-run/chaos/reports"
-	"github.com/chaos-run/chaos/safety"
 )
 
 // TestOneListenerNamedTwoWaysIsLockedOnce: targets are locked by what their
@@ -29,11 +28,11 @@ func TestOneListenerNamedTwoWaysIsLockedOnce(t *testing.T) {
 	run.waitLine(t, run.stderr, "msg=inject")
 
 	other := start(t, built.chaos, "run", "--state-dir", stateDir, "--report-dir", otherReports, second.File)
-	require.Equalf(t, reports.Invalid.ExitCode(), other.exitCode(t),
+	require.Equalf(t, reports.Refused.ExitCode(), other.exitCode(t),
 		"a run on 0.0.0.0:%s while another holds 127.0.0.1:%s is refused\nstdout:\n%s\nstderr:\n%s", port, port, other.stdout, other.stderr)
 	refusal := readRecord(t, otherReports)
-	require.Equal(t, reports.Invalid, refusal.Verdict, "the refused run's report says so (reason: %s)", refusal.Reason)
-	require.Contains(t, refusal.Reason, safety.ErrTargetLocked.Error(), "the refusal is the lock, not anything else")
+	require.Equal(t, reports.Refused, refusal.Verdict, "the refused run's report says so (reason: %s)", refusal.Reason)
+	require.Equal(t, reports.Cause("target-locked"), refusal.Cause, "the refusal is the lock, not anything else")
 	require.Empty(t, pluginsOfRun(t, other), "the refused run left no plugin process")
 
 	require.NoError(t, run.cmd.Process.Signal(syscall.SIGINT), "interrupt the first run")
