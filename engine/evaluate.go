@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/chaos-run/chaos/experiments"
@@ -58,24 +59,17 @@ func (r *run) checkBudget(ctx context.Context) (safety.Violation, bool, error) {
 	var (
 		v       safety.Violation
 		tripped bool
-		overrun error
 	)
-	now := r.opts.Clock.Now()
-	err := r.bounded(ctx, func() {
-		for _, x := range r.exp.Spec.Budget.AbortWhen {
-			if _, err := x.Eval(r.latest, r.history, now); errors.Is(err, experiments.ErrMemoryBudget) {
-				overrun = fmt.Errorf("abortWhen %s: %w", x.Source, err)
-				return
-			}
-		}
-		v, tripped = r.budget.Check(r.latest, r.history, now)
-	})
-	if err != nil {
-		return v, false, err
+	// The conditions read a copy of the latest observations: an evaluation
+	// abandoned as stuck may go on reading while the run records more.
+	latest, now := maps.Clone(r.latest), r.opts.Clock.Now()
+	if err := r.bounded(ctx, func() { v, tripped = r.budget.Check(latest, r.history, now) }); err != nil {
+		// Abandoned: v and tripped may still be written; neither is read.
+		return safety.Violation{}, false, err
 	}
-	if overrun != nil {
-		r.stuck = overrun
-		return v, false, overrun
+	if tripped && errors.Is(v.Err, experiments.ErrMemoryBudget) {
+		r.stuck = v.Err
+		return safety.Violation{}, false, v.Err
 	}
 	return v, tripped, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 	"strings"
@@ -571,9 +572,12 @@ func (r *run) evaluateSteady(ctx context.Context, phase reports.Phase) bool {
 		detail string
 	}
 	results := make([]result, len(xs))
+	// The evaluation reads a copy of the latest observations: one that is
+	// abandoned as stuck may go on reading while the run records more.
+	latest, now := maps.Clone(r.latest), r.opts.Clock.Now()
 	if err := r.bounded(ctx, func() {
 		for i, x := range xs {
-			results[i].held, results[i].detail = r.evaluate(x)
+			results[i].held, results[i].detail = r.evaluate(latest, now, x)
 		}
 	}); err != nil {
 		return false
@@ -602,9 +606,9 @@ func (r *run) evaluateSteady(ctx context.Context, phase reports.Phase) bool {
 // evaluate runs one expression. An expression that reads a probe which
 // could not observe does not hold, whatever it says: a timeout is never a
 // pass.
-func (r *run) evaluate(x *experiments.Expression) (bool, string) {
+func (r *run) evaluate(latest map[string]experiments.Observation, now time.Time, x *experiments.Expression) (bool, string) {
 	for _, name := range x.Probes() {
-		o, ok := r.latest[name]
+		o, ok := latest[name]
 		if !ok {
 			return false, fmt.Sprintf("probe %s has not observed anything yet", name)
 		}
@@ -612,7 +616,7 @@ func (r *run) evaluate(x *experiments.Expression) (bool, string) {
 			return false, fmt.Sprintf("probe %s failed: %s", name, o.Failure())
 		}
 	}
-	held, err := x.Eval(r.latest, r.history, r.opts.Clock.Now())
+	held, err := x.Eval(latest, r.history, now)
 	if ne := (*experiments.NotObservedError)(nil); errors.As(err, &ne) {
 		// A missing value is no evidence of health: not held, and the
 		// message says how to accept it explicitly.
@@ -627,14 +631,17 @@ func (r *run) evaluate(x *experiments.Expression) (bool, string) {
 	if held {
 		return true, ""
 	}
-	return false, describeValues(r.valuesFor(x))
+	return false, describeValues(valuesIn(latest, x))
 }
 
 // valuesFor collects the values of the probes an expression reads.
-func (r *run) valuesFor(x *experiments.Expression) map[string]any {
+func (r *run) valuesFor(x *experiments.Expression) map[string]any { return valuesIn(r.latest, x) }
+
+// valuesIn collects the values, in latest, of the probes x reads.
+func valuesIn(latest map[string]experiments.Observation, x *experiments.Expression) map[string]any {
 	v := map[string]any{}
 	for _, name := range append(x.Probes(), x.HistoryProbes()...) {
-		if o, ok := r.latest[name]; ok {
+		if o, ok := latest[name]; ok {
 			v[name] = o.Values()
 		}
 	}

@@ -475,7 +475,7 @@ func TestRunNeverPassesAFaultNoProbeObserved(t *testing.T) {
 // inject (after: 100ms) are not checks while the faults were live.
 func TestRunPassedCountsOnlyChecksWhileFaultsWereLive(t *testing.T) {
 	w := newWorld()
-	exp := experiment(t, "    - {plugin: fake, target: link, after: 100ms, for: 40ms}\n", "")
+	exp := experiment(t, "    - {plugin: fake, target: link, after: 100ms, for: 500ms}\n", "")
 	rec := engine.Run(t.Context(), exp, w.options())
 	require.Equal(t, reports.Passed, rec.Verdict, rec.Reason)
 	inWindow := rec.Faults[0].Observations["svc"]

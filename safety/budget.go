@@ -42,7 +42,8 @@ type Violation struct {
 	Values map[string]any
 	// Err is nil when the condition held; ErrBudgetBlind (wrapped, saying
 	// which probe could not observe and why) when it could not be evaluated
-	// for blindAfter observations in a row.
+	// for blindAfter observations in a row; experiments.ErrMemoryBudget
+	// (wrapped) when evaluating it went past expr's memory budget.
 	Err error
 }
 
@@ -62,6 +63,11 @@ func (b *Budget) Check(latest map[string]experiments.Observation, h *experiments
 	var blindV *Violation
 	for i, x := range b.abortWhen {
 		held, err := x.Eval(latest, h, now)
+		if errors.Is(err, experiments.ErrMemoryBudget) {
+			// Past expr's memory budget the condition cannot be judged now
+			// or later: the caller stops the run on it (Err says why).
+			return Violation{Condition: x, Err: fmt.Errorf("abortWhen %s: %w", x.Source, err)}, true
+		}
 		if err == nil && held {
 			b.blind[i] = 0
 			return Violation{Condition: x, Values: valuesFor(x, latest)}, true
