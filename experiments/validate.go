@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chaos-run/chaos/internal/strictyaml"
 )
 
 var (
@@ -124,7 +126,7 @@ func validate(e *Experiment, opts Options, probs *[]Problem) {
 	case e.Kind == "":
 		c.missing("kind", "kind: "+KindExperiment)
 	case e.Kind != KindExperiment:
-		c.at("kind", fmt.Sprintf("kind must be %q, got %q", KindExperiment, e.Kind), didYouMean(e.Kind, []string{KindExperiment}, ""))
+		c.at("kind", fmt.Sprintf("kind must be %q, got %q", KindExperiment, e.Kind), strictyaml.DidYouMean(e.Kind, []string{KindExperiment}, ""))
 	}
 	validateMetadata(c, &e.Metadata)
 
@@ -195,7 +197,7 @@ func validateMetadata(c checker, m *Metadata) {
 	case m.Name == "":
 		c.missing("metadata.name", "a short name like checkout-survives-slow-upstream")
 	case len(m.Name) > 63 || !namePattern.MatchString(m.Name):
-		c.at("metadata.name", fmt.Sprintf("metadata.name %q must be lowercase letters, digits and '-', at most 63 characters", yamlShorten(m.Name)),
+		c.at("metadata.name", fmt.Sprintf("metadata.name %q must be lowercase letters, digits and '-', at most 63 characters", strictyaml.Shorten(m.Name)),
 			"e.g. "+suggestName(m.Name))
 	}
 	if m.Owner.Team == "" {
@@ -210,10 +212,10 @@ func validateMetadata(c checker, m *Metadata) {
 	for _, k := range sortedKeys(m.Labels) {
 		path := "metadata.labels." + k
 		if msg := checkLabelKey(k); msg != "" {
-			c.key(path, fmt.Sprintf("label key %q %s", yamlShorten(k), msg), "e.g. team or example.com/tier")
+			c.key(path, fmt.Sprintf("label key %q %s", strictyaml.Shorten(k), msg), "e.g. team or example.com/tier")
 		}
 		if v := m.Labels[k]; v != "" && (len(v) > 63 || !labelName.MatchString(v)) {
-			c.at(path, fmt.Sprintf("label value %q must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", yamlShorten(v)), "")
+			c.at(path, fmt.Sprintf("label value %q must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", strictyaml.Shorten(v)), "")
 		}
 	}
 }
@@ -257,7 +259,7 @@ func checkLabelKey(k string) string {
 
 func validateTarget(c checker, path, name string, t *Target, safety *Safety) {
 	if !targetName.MatchString(name) {
-		c.key(path, fmt.Sprintf("target name %q must be letters, digits, '-', '_' or '.'", yamlShorten(name)), "e.g. "+suggestName(name))
+		c.key(path, fmt.Sprintf("target name %q must be letters, digits, '-', '_' or '.'", strictyaml.Shorten(name)), "e.g. "+suggestName(name))
 	}
 	if t == nil {
 		c.key(path, fmt.Sprintf("target %s has no kind", name), "one of: "+strings.Join(TargetKinds, ", "))
@@ -318,7 +320,7 @@ func validateKubernetesTarget(c checker, path string, k *KubernetesTarget, safet
 	case k.Namespace == "":
 		c.missing(path+".namespace", "the namespace of the pods, e.g. namespace: shop")
 	case len(k.Namespace) > 63 || !dnsLabel.MatchString(k.Namespace):
-		c.at(path+".namespace", fmt.Sprintf("namespace %q is not a valid Kubernetes namespace", yamlShorten(k.Namespace)), "lowercase letters, digits and '-', at most 63 characters")
+		c.at(path+".namespace", fmt.Sprintf("namespace %q is not a valid Kubernetes namespace", strictyaml.Shorten(k.Namespace)), "lowercase letters, digits and '-', at most 63 characters")
 	case safety.Protected(k.Namespace):
 		hint := fmt.Sprintf("list it under spec.safety.allowedNamespaces if you mean to fault %s", k.Namespace)
 		if slices.Contains(safety.ProtectedNamespaces, k.Namespace) {
@@ -333,7 +335,7 @@ func validateKubernetesTarget(c checker, path string, k *KubernetesTarget, safet
 		c.missing(path+".selector", "a label selector such as app=checkout; selecting every pod of a namespace is never what a fault wants")
 	default:
 		if msg := checkSelector(k.Selector); msg != "" {
-			c.at(path+".selector", fmt.Sprintf("selector %q is not a label selector: %s", yamlShorten(k.Selector), msg), "e.g. app=checkout,tier in (web, api),!canary")
+			c.at(path+".selector", fmt.Sprintf("selector %q is not a label selector: %s", strictyaml.Shorten(k.Selector), msg), "e.g. app=checkout,tier in (web, api),!canary")
 		}
 	}
 	pk := &k.Pick
@@ -440,12 +442,12 @@ func validateProcessTarget(c checker, path string, p *ProcessTarget) {
 		case p.Name == "":
 			c.at(path+".name", "name is empty", "the process name as in /proc/PID/comm")
 		case len(p.Name) > 15 || strings.ContainsRune(p.Name, '/'):
-			c.at(path+".name", fmt.Sprintf("process name %q can never match: the kernel keeps at most 15 bytes of a name, without '/'", yamlShorten(p.Name)),
+			c.at(path+".name", fmt.Sprintf("process name %q can never match: the kernel keeps at most 15 bytes of a name, without '/'", strictyaml.Shorten(p.Name)),
 				fmt.Sprintf("use the first 15 bytes: %q, or find it by cgroup", truncateName(p.Name)))
 		}
 	case "cgroup":
 		if !strings.HasPrefix(p.Cgroup, "/") || slices.Contains(strings.Split(p.Cgroup, "/"), "..") {
-			c.at(path+".cgroup", fmt.Sprintf("cgroup %q must be an absolute cgroup v2 path without ..", yamlShorten(p.Cgroup)), "e.g. /system.slice/checkout.service")
+			c.at(path+".cgroup", fmt.Sprintf("cgroup %q must be an absolute cgroup v2 path without ..", strictyaml.Shorten(p.Cgroup)), "e.g. /system.slice/checkout.service")
 		}
 	}
 }
@@ -468,18 +470,18 @@ func checkHostPort(c checker, path, v string) {
 	}
 	_, port, err := net.SplitHostPort(v)
 	if err != nil {
-		c.at(path, fmt.Sprintf("%s %q is not host:port", field, yamlShorten(v)), "e.g. 127.0.0.1:8080")
+		c.at(path, fmt.Sprintf("%s %q is not host:port", field, strictyaml.Shorten(v)), "e.g. 127.0.0.1:8080")
 		return
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		c.at(path, fmt.Sprintf("%s %q has no valid port", field, yamlShorten(v)), "a port from 1 to 65535")
+		c.at(path, fmt.Sprintf("%s %q has no valid port", field, strictyaml.Shorten(v)), "a port from 1 to 65535")
 	}
 }
 
 func validateProbe(c checker, path, name string, p *Probe) {
 	switch {
 	case !isIdentifier(name):
-		c.key(path, fmt.Sprintf("probe name %q cannot be read in an expression", yamlShorten(name)),
+		c.key(path, fmt.Sprintf("probe name %q cannot be read in an expression", strictyaml.Shorten(name)),
 			fmt.Sprintf("letters, digits and _, not starting with a digit, e.g. %s", strings.NewReplacer("-", "_", ".", "_", " ", "_").Replace(name)))
 	case exprReserved(name):
 		c.key(path, fmt.Sprintf("probe name %q is taken by the expression language", name), "rename the probe, e.g. "+name+"_probe")
@@ -531,7 +533,7 @@ func validateProbe(c checker, path, name string, p *Probe) {
 		case p.Kubernetes.Deployment == "":
 			c.missing(dp, "namespace/name, e.g. shop/checkout")
 		case !ok || !dnsLabel.MatchString(ns) || len(ns) > 63 || !dnsSubdomain.MatchString(n) || len(n) > 253:
-			c.at(dp, fmt.Sprintf("deployment %q is not namespace/name", yamlShorten(p.Kubernetes.Deployment)), "e.g. shop/checkout")
+			c.at(dp, fmt.Sprintf("deployment %q is not namespace/name", strictyaml.Shorten(p.Kubernetes.Deployment)), "e.g. shop/checkout")
 		}
 	case p.Exec != nil:
 		ep := path + ".exec"
@@ -541,12 +543,12 @@ func validateProbe(c checker, path, name string, p *Probe) {
 		case strings.TrimSpace(p.Exec.Command[0]) == "":
 			c.at(ep+".command[0]", "the program to run is empty", "")
 		case len(p.Exec.Command) == 1 && strings.ContainsAny(p.Exec.Command[0], " \t") && !strings.ContainsAny(p.Exec.Command[0], "/"):
-			c.at(ep+".command[0]", fmt.Sprintf("program %q has spaces: the command is run without a shell", yamlShorten(p.Exec.Command[0])),
+			c.at(ep+".command[0]", fmt.Sprintf("program %q has spaces: the command is run without a shell", strictyaml.Shorten(p.Exec.Command[0])),
 				"write each argument as its own item: ["+strings.Join(strings.Fields(p.Exec.Command[0]), ", ")+"]")
 		}
 		for _, k := range sortedKeys(p.Exec.Env) {
 			if !isEnvName(k) {
-				c.key(ep+".env."+k, fmt.Sprintf("%q is not an environment variable name", yamlShorten(k)), "letters, digits and _, not starting with a digit")
+				c.key(ep+".env."+k, fmt.Sprintf("%q is not an environment variable name", strictyaml.Shorten(k)), "letters, digits and _, not starting with a digit")
 			}
 		}
 	}
@@ -558,13 +560,13 @@ func validateHTTPProbe(c checker, path string, h *HTTPProbe) {
 		h.Method = "GET"
 	}
 	if m := strings.ToUpper(h.Method); !slices.Contains(httpMethods, m) {
-		c.at(path+".method", fmt.Sprintf("method %q is not an HTTP method", yamlShorten(h.Method)), "allowed: "+strings.Join(httpMethods, ", "))
+		c.at(path+".method", fmt.Sprintf("method %q is not an HTTP method", strictyaml.Shorten(h.Method)), "allowed: "+strings.Join(httpMethods, ", "))
 	} else {
 		h.Method = m
 	}
 	for _, k := range sortedKeys(h.Headers) {
 		if !headerName.MatchString(k) {
-			c.key(path+".headers."+k, fmt.Sprintf("%q is not an HTTP header name", yamlShorten(k)), "letters, digits and - such as X-Request-Id")
+			c.key(path+".headers."+k, fmt.Sprintf("%q is not an HTTP header name", strictyaml.Shorten(k)), "letters, digits and - such as X-Request-Id")
 		}
 	}
 	if t := h.TLS; t != nil {
@@ -736,7 +738,7 @@ func checkURL(c checker, path string, v Secret, example string) {
 func checkEmail(c checker, path, v string) {
 	a, err := mail.ParseAddress(v)
 	if err != nil || a.Name != "" || !strings.Contains(a.Address, ".") && !strings.HasSuffix(a.Address, "@localhost") {
-		c.at(path, fmt.Sprintf("%q is not an e-mail address", yamlShorten(v)), "e.g. payments-oncall@example.com")
+		c.at(path, fmt.Sprintf("%q is not an e-mail address", strictyaml.Shorten(v)), "e.g. payments-oncall@example.com")
 	}
 }
 
@@ -747,15 +749,15 @@ func validateFault(c checker, path string, f *Fault, targets, plugins []string) 
 	}
 	switch {
 	case f.Plugin == "":
-		c.missing(path+".plugin", hintList(plugins))
+		c.missing(path+".plugin", strictyaml.HintList(plugins))
 	case plugins != nil && !slices.Contains(plugins, f.Plugin):
-		c.at(path+".plugin", fmt.Sprintf("unknown plugin %q", yamlShorten(f.Plugin)), didYouMean(f.Plugin, plugins, hintList(plugins)))
+		c.at(path+".plugin", fmt.Sprintf("unknown plugin %q", strictyaml.Shorten(f.Plugin)), strictyaml.DidYouMean(f.Plugin, plugins, strictyaml.HintList(plugins)))
 	}
 	switch {
 	case f.Target == "":
-		c.missing(path+".target", hintList(targets))
+		c.missing(path+".target", strictyaml.HintList(targets))
 	case targets != nil && !slices.Contains(targets, f.Target):
-		c.at(path+".target", fmt.Sprintf("target %q is not declared under spec.targets", yamlShorten(f.Target)), didYouMean(f.Target, targets, hintList(targets)))
+		c.at(path+".target", fmt.Sprintf("target %q is not declared under spec.targets", strictyaml.Shorten(f.Target)), strictyaml.DidYouMean(f.Target, targets, strictyaml.HintList(targets)))
 	}
 	if f.After < 0 {
 		c.at(path+".after", "after must not be negative", "")
@@ -789,7 +791,7 @@ func validateErrorBudget(c checker, path string, b *ErrorBudget, probes map[stri
 	names := sortedKeys(probes)
 	for i, name := range b.Probes {
 		if _, ok := probes[name]; !ok {
-			c.at(fmt.Sprintf("%s.probes[%d]", path, i), fmt.Sprintf("probe %q is not declared under spec.probes", yamlShorten(name)), didYouMean(name, names, hintList(names)))
+			c.at(fmt.Sprintf("%s.probes[%d]", path, i), fmt.Sprintf("probe %q is not declared under spec.probes", strictyaml.Shorten(name)), strictyaml.DidYouMean(name, names, strictyaml.HintList(names)))
 		}
 	}
 }
@@ -817,7 +819,7 @@ func validateSafety(c checker, s *Spec) {
 	}{{"allowedNamespaces", sf.AllowedNamespaces}, {"protectedNamespaces", sf.ProtectedNamespaces}} {
 		for i, ns := range list.names {
 			if len(ns) > 63 || !dnsLabel.MatchString(ns) {
-				c.at(fmt.Sprintf("%s.%s[%d]", p, list.name, i), fmt.Sprintf("%q is not a valid Kubernetes namespace", yamlShorten(ns)), "lowercase letters, digits and '-'")
+				c.at(fmt.Sprintf("%s.%s[%d]", p, list.name, i), fmt.Sprintf("%q is not a valid Kubernetes namespace", strictyaml.Shorten(ns)), "lowercase letters, digits and '-'")
 			}
 		}
 	}
@@ -894,7 +896,7 @@ func validateReport(c checker, r *Report) {
 		path := fmt.Sprintf("%s.formats[%d]", p, i)
 		switch {
 		case !slices.Contains(ReportFormats, f):
-			c.at(path, fmt.Sprintf("unknown report format %q", yamlShorten(f)), didYouMean(f, ReportFormats, hintList(ReportFormats)))
+			c.at(path, fmt.Sprintf("unknown report format %q", strictyaml.Shorten(f)), strictyaml.DidYouMean(f, ReportFormats, strictyaml.HintList(ReportFormats)))
 		case seen[f]:
 			c.at(path, fmt.Sprintf("report format %s is listed twice", f), "")
 		}
@@ -944,26 +946,9 @@ func compileInto(c checker, x *Expression, env *exprEnv, path string) {
 	*c.probs = append(*c.probs, x.compile(env, path)...)
 }
 
-// didYouMean suggests the closest of known to got, or falls back.
-func didYouMean(got string, known []string, fallback string) string {
-	if s := closest(got, known); s != "" {
-		return fmt.Sprintf("did you mean %q?", s)
-	}
-	return fallback
-}
-
 // Suggest is the did-you-mean hint for got among known: `did you mean "x"?`
 // when one is close, else "allowed: a, b, c" (empty when known is).
-func Suggest(got string, known []string) string {
-	return didYouMean(got, known, hintList(known))
-}
-
-func hintList(known []string) string {
-	if len(known) == 0 {
-		return ""
-	}
-	return "allowed: " + strings.Join(known, ", ")
-}
+func Suggest(got string, known []string) string { return strictyaml.Suggest(got, known) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
@@ -972,25 +957,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// closest returns the name in known that got was most likely meant to be: a
-// case-insensitive match, or one at most two edits away and not so short
-// that two edits make it another word. It returns "" when none is close.
-func closest(got string, known []string) string {
-	for _, k := range known {
-		if strings.EqualFold(k, got) {
-			return k
-		}
-	}
-	best, bestD := "", 3
-	for _, k := range known {
-		d := yamlDistance(got, k)
-		if d < bestD && 2*d <= len([]rune(k)) {
-			best, bestD = k, d
-		}
-	}
-	return best
 }
 
 // validateProbeBounds checks what bounds a probe's cost: how often it
