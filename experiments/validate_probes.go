@@ -47,10 +47,12 @@ func validateProbe(c checker, path, name string, p *Probe) {
 	if p.Timeout == 0 {
 		p.Timeout = min(DefaultProbeTimeout, p.Every)
 	}
-	set := setKinds(c, path, []kindField{
-		{ProbeHTTP, p.HTTP != nil}, {ProbeTCP, p.TCP != nil}, {ProbePrometheus, p.Prometheus != nil},
-		{ProbeKubernetes, p.Kubernetes != nil}, {ProbeExec, p.Exec != nil},
-	})
+	kinds := probeKinds()
+	fields := make([]kindField, len(kinds))
+	for i, k := range kinds {
+		fields[i] = kindField{k.Name, k.set(p)}
+	}
+	set := setKinds(c, path, fields)
 	switch len(set) {
 	case 0:
 		c.noKind(path, fmt.Sprintf("probe %s has no kind", name), "one of: "+strings.Join(ProbeKinds, ", "))
@@ -61,37 +63,38 @@ func validateProbe(c checker, path, name string, p *Probe) {
 			"a probe is exactly one of "+strings.Join(ProbeKinds, ", ")+"; declare one probe per kind")
 		return
 	}
+	if k, ok := p.kind(); ok {
+		k.validate(c, path, p)
+	}
+}
+
+// validateKubernetesProbe checks a kubernetes probe's deployment.
+func validateKubernetesProbe(c checker, path string, p *Probe) {
+	dp := path + ".kubernetes.deployment"
+	ns, n, ok := strings.Cut(p.Kubernetes.Deployment, "/")
 	switch {
-	case p.HTTP != nil:
-		validateHTTPProbe(c, path+".http", p.HTTP)
-	case p.TCP != nil:
-		checkHostPort(c, path+".tcp.address", p.TCP.Address)
-	case p.Prometheus != nil:
-		validatePrometheusProbe(c, path+".prometheus", p.Prometheus)
-	case p.Kubernetes != nil:
-		dp := path + ".kubernetes.deployment"
-		ns, n, ok := strings.Cut(p.Kubernetes.Deployment, "/")
-		switch {
-		case p.Kubernetes.Deployment == "":
-			c.missing(dp, "namespace/name, e.g. shop/checkout")
-		case !ok || !dnsLabel.MatchString(ns) || len(ns) > 63 || !dnsSubdomain.MatchString(n) || len(n) > 253:
-			c.at(dp, fmt.Sprintf("deployment %q is not namespace/name", strictyaml.Shorten(p.Kubernetes.Deployment)), "e.g. shop/checkout")
-		}
-	case p.Exec != nil:
-		ep := path + ".exec"
-		switch {
-		case len(p.Exec.Command) == 0:
-			c.missing(ep+".command", "the program and its arguments, e.g. command: [pg_isready, -h, 127.0.0.1]")
-		case strings.TrimSpace(p.Exec.Command[0]) == "":
-			c.at(ep+".command[0]", "the program to run is empty", "")
-		case len(p.Exec.Command) == 1 && strings.ContainsAny(p.Exec.Command[0], " \t") && !strings.ContainsAny(p.Exec.Command[0], "/"):
-			c.at(ep+".command[0]", fmt.Sprintf("program %q has spaces: the command is run without a shell", strictyaml.Shorten(p.Exec.Command[0])),
-				"write each argument as its own item: ["+strings.Join(strings.Fields(p.Exec.Command[0]), ", ")+"]")
-		}
-		for _, k := range sortedKeys(p.Exec.Env) {
-			if !isEnvName(k) {
-				c.key(ep+".env."+k, fmt.Sprintf("%q is not an environment variable name", strictyaml.Shorten(k)), "letters, digits and _, not starting with a digit")
-			}
+	case p.Kubernetes.Deployment == "":
+		c.missing(dp, "namespace/name, e.g. shop/checkout")
+	case !ok || !dnsLabel.MatchString(ns) || len(ns) > 63 || !dnsSubdomain.MatchString(n) || len(n) > 253:
+		c.at(dp, fmt.Sprintf("deployment %q is not namespace/name", strictyaml.Shorten(p.Kubernetes.Deployment)), "e.g. shop/checkout")
+	}
+}
+
+// validateExecProbe checks an exec probe's command and environment.
+func validateExecProbe(c checker, path string, p *Probe) {
+	ep := path + ".exec"
+	switch {
+	case len(p.Exec.Command) == 0:
+		c.missing(ep+".command", "the program and its arguments, e.g. command: [pg_isready, -h, 127.0.0.1]")
+	case strings.TrimSpace(p.Exec.Command[0]) == "":
+		c.at(ep+".command[0]", "the program to run is empty", "")
+	case len(p.Exec.Command) == 1 && strings.ContainsAny(p.Exec.Command[0], " \t") && !strings.ContainsAny(p.Exec.Command[0], "/"):
+		c.at(ep+".command[0]", fmt.Sprintf("program %q has spaces: the command is run without a shell", strictyaml.Shorten(p.Exec.Command[0])),
+			"write each argument as its own item: ["+strings.Join(strings.Fields(p.Exec.Command[0]), ", ")+"]")
+	}
+	for _, k := range sortedKeys(p.Exec.Env) {
+		if !isEnvName(k) {
+			c.key(ep+".env."+k, fmt.Sprintf("%q is not an environment variable name", strictyaml.Shorten(k)), "letters, digits and _, not starting with a digit")
 		}
 	}
 }
