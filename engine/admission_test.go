@@ -20,7 +20,7 @@ func TestErrorBudgetAdmission(t *testing.T) {
 	// t_requests_total{code="200"} / 1000 stands for the SLO tooling's
 	// "fraction of the error budget left": 10 → 1% left, 500 → 50% left.
 	counters := startPromCounters(t, 10, 0)
-	prom := startPrometheus(t, strings.TrimPrefix(counters.url, "http://"))
+	prom := startPrometheus(t, strings.TrimPrefix(counters.URL, "http://"))
 	query := `sum(t_requests_total{code="200"}) / 1000`
 	awaitProm(t, promProber(t, prom, query, ""), "the first scrape", func(o experiments.PrometheusObservation) bool {
 		return o.OK && !o.Empty
@@ -41,7 +41,7 @@ func TestErrorBudgetAdmission(t *testing.T) {
 	require.Contains(t, rec.Reason, "1.00% of the error budget is left", "the refusal says how much is left")
 	require.Zero(t, w.prepared+w.injected, "a refused run touches nothing")
 
-	counters.ok.Store(500)
+	counters.OK.Store(500)
 	awaitProm(t, promProber(t, prom, query, ""), "the new counter value", func(o experiments.PrometheusObservation) bool {
 		return o.OK && o.Value == 0.5
 	})

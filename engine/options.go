@@ -107,7 +107,7 @@ type Options struct {
 	// RunID defaults to one made from the start time.
 	RunID string
 	// NewProber builds a prober for a probe; it defaults to the built-in
-	// probe kinds.
+	// probe kinds (probes.New). The CLI wires a probes.Registry here.
 	NewProber func(name string, p *experiments.Probe) (Prober, error)
 	// RevertTimeout bounds each revert. It defaults to 30s: a revert cut
 	// short leaves a fault behind, so it is generous.
@@ -143,7 +143,7 @@ func (o *Options) defaults() {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if o.NewProber == nil {
-		o.NewProber = NewProber
+		o.NewProber = builtinProbers
 	}
 	if o.RevertTimeout == 0 {
 		o.RevertTimeout = 30 * time.Second

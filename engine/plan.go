@@ -140,18 +140,4 @@ func describeTarget(t *experiments.Target) string {
 
 // describeProbe says what a probe observes, whatever its kind. Credentials
 // (headers, auth, exec env) are not printed, only that they are there.
-func describeProbe(pr *experiments.Probe) string {
-	switch {
-	case pr.HTTP != nil:
-		return fmt.Sprintf("http %s %s", pr.HTTP.Method, pr.HTTP.URL)
-	case pr.TCP != nil:
-		return "tcp connect to " + pr.TCP.Address
-	case pr.Prometheus != nil:
-		return fmt.Sprintf("prometheus %s query %s", pr.Prometheus.URL, pr.Prometheus.Query)
-	case pr.Kubernetes != nil:
-		return "kubernetes deployment " + pr.Kubernetes.Deployment
-	case pr.Exec != nil:
-		return "exec " + strings.Join(pr.Exec.Command, " ")
-	}
-	return "of no kind"
-}
+func describeProbe(pr *experiments.Probe) string { return pr.Describe() }

@@ -366,14 +366,17 @@ func (r *run) admit(ctx context.Context) bool {
 	if eb == nil || eb.Remaining == nil {
 		return true
 	}
-	pr, err := newPrometheusProber(eb.Remaining)
+	// The remaining budget is read with the real prometheus kind, whatever
+	// probes the run was given: admission is a query, not a probe.
+	pr, err := builtinProbers("budget.errorBudget.remaining", &experiments.Probe{Prometheus: eb.Remaining})
 	if err != nil {
 		r.setVerdict(reports.Invalid, "error budget admission: "+err.Error())
 		return false
 	}
 	qctx, cancel := context.WithTimeout(ctx, admissionTimeout)
 	defer cancel()
-	o := pr.Probe(qctx).(experiments.PrometheusObservation)
+	defer closeProber(pr)
+	o, _ := pr.Probe(qctx).(experiments.PrometheusObservation)
 	switch {
 	case !o.OK:
 		r.setVerdictCause(reports.Refused, causeErrorBudgetUnknown, "refusing to start: cannot tell how much error budget is left: "+o.Error)

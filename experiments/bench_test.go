@@ -1,7 +1,9 @@
 package experiments_test
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,10 +15,17 @@ import (
 
 // thousandFiles writes 1,000 experiment files, copies of the examples and
 // of the files that use every field, each with its own name, and returns
-// their paths.
+// their paths. The TLS files they name (relative to the file) are copied
+// beside them.
 func thousandFiles(b *testing.B) []string {
 	b.Helper()
 	var sources [][]byte
+	dir := b.TempDir()
+	for _, tlsDir := range []string{"examples/tls", "testdata/good/tls"} {
+		if err := os.CopyFS(filepath.Join(dir, "tls"), os.DirFS(tlsDir)); err != nil && !errors.Is(err, fs.ErrExist) {
+			b.Fatal(err)
+		}
+	}
 	for _, g := range []string{"examples/*.yaml", "testdata/good/*.yaml"} {
 		files, err := filepath.Glob(g)
 		if err != nil {
@@ -30,7 +39,6 @@ func thousandFiles(b *testing.B) []string {
 			sources = append(sources, data)
 		}
 	}
-	dir := b.TempDir()
 	paths := make([]string, 1000)
 	for i := range paths {
 		paths[i] = filepath.Join(dir, fmt.Sprintf("experiment-%04d.yaml", i))

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/chaos-run/chaos/internal/strictyaml"
 )
 
 // ByteSize is an amount of memory, written as a number of bytes (65536) or
@@ -27,18 +29,18 @@ const byteSizePattern = `^([0-9]+(\.[0-9]+)?)\s*(B|kB|KB|KiB|MB|MiB|GB|GiB)?$`
 
 // DecodeNode implements NodeDecoder.
 func (b *ByteSize) DecodeNode(n *yaml.Node, path string, probs *[]Problem) {
-	if yamlIsNull(n) {
+	if strictyaml.IsNull(n) {
 		*b = 0
 		return
 	}
-	at := yamlPosOf(n)
+	at := strictyaml.PosOf(n)
 	if n.Kind != yaml.ScalarNode {
-		*probs = append(*probs, Problem{Pos: at, Path: path, Message: "expected a size, got " + yamlDescribe(n), Hint: "e.g. 1MiB"})
+		*probs = append(*probs, Problem{Pos: at, Path: path, Message: "expected a size, got " + strictyaml.Describe(n), Hint: "e.g. 1MiB"})
 		return
 	}
 	v, err := parseByteSize(n.Value)
 	if err != nil {
-		*probs = append(*probs, Problem{Pos: at, Path: path, Message: fmt.Sprintf("%s is not a size", yamlDescribe(n)), Hint: "a number of bytes, or with a unit: 64KiB, 1MiB, 2MB"})
+		*probs = append(*probs, Problem{Pos: at, Path: path, Message: fmt.Sprintf("%s is not a size", strictyaml.Describe(n)), Hint: "a number of bytes, or with a unit: 64KiB, 1MiB, 2MB"})
 		return
 	}
 	*b = v

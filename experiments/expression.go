@@ -17,6 +17,8 @@ import (
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
+
+	"github.com/chaos-run/chaos/internal/strictyaml"
 )
 
 // Expressions are expr-lang programs compiled once, at validation, against
@@ -430,7 +432,7 @@ func (e *Expression) hintForExpr(fe *file.Error, env *exprEnv) string {
 		if len(env.names) == 0 {
 			return "no probes are declared under spec.probes"
 		}
-		return didYouMean(name, env.names, "probes declared: "+strings.Join(env.names, ", "))
+		return strictyaml.DidYouMean(name, env.names, "probes declared: "+strings.Join(env.names, ", "))
 	}
 	if strings.Contains(msg, " has no field ") {
 		field := msg[strings.LastIndex(msg, " ")+1:]
@@ -440,7 +442,7 @@ func (e *Expression) hintForExpr(fe *file.Error, env *exprEnv) string {
 		} {
 			if strings.Contains(msg, t.String()+" ") {
 				fields := observationFields(t)
-				return didYouMean(field, fields, "fields: "+strings.Join(fields, ", "))
+				return strictyaml.DidYouMean(field, fields, "fields: "+strings.Join(fields, ", "))
 			}
 		}
 	}
@@ -665,7 +667,7 @@ func (v *historyPatcher) probeHint(name string) string {
 	if len(v.env.names) == 0 {
 		return "no probes are declared under spec.probes"
 	}
-	return didYouMean(name, v.env.names, "probes declared: "+strings.Join(v.env.names, ", "))
+	return strictyaml.DidYouMean(name, v.env.names, "probes declared: "+strings.Join(v.env.names, ", "))
 }
 
 // windowArg checks that arg is a quoted duration no shorter than p's
@@ -678,7 +680,7 @@ func (v *historyPatcher) windowArg(arg *ast.Node, fn string, p *Probe) {
 	}
 	d, err := time.ParseDuration(s.Value)
 	if err != nil || d <= 0 {
-		v.problem(*arg, fmt.Sprintf("window %q is not a positive duration", yamlShorten(s.Value)), "a number with a unit, e.g. \"30s\", \"5m\"")
+		v.problem(*arg, fmt.Sprintf("window %q is not a positive duration", strictyaml.Shorten(s.Value)), "a number with a unit, e.g. \"30s\", \"5m\"")
 		return
 	}
 	if every := p.Every; every > 0 && d < every {
@@ -717,7 +719,7 @@ func (v *historyPatcher) fieldArg(arg *ast.Node) (*Probe, reflect.Type) {
 	ft := fieldType(t, field)
 	fields := numericFields(t)
 	if ft == nil {
-		v.problem(*arg, fmt.Sprintf("%s observation has no field %q", p.Kind(), field), didYouMean(field, fields, "fields with numbers: "+strings.Join(fields, ", ")))
+		v.problem(*arg, fmt.Sprintf("%s observation has no field %q", p.Kind(), field), strictyaml.DidYouMean(field, fields, "fields with numbers: "+strings.Join(fields, ", ")))
 		return nil, nil
 	}
 	switch ft.Kind() {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/chaos-run/chaos/internal/strictyaml"
 )
 
 // Errors of this package.
@@ -125,7 +127,12 @@ func Parse(file string, data []byte, opts Options) (*Experiment, error) {
 	}
 	exp := Experiment{positions: map[string]FieldPos{}}
 	var probs []Problem
-	decode(&doc, &exp, &probs, decodeOptions{index: exp.positions, expand: env.expand})
+	strictyaml.DecodeWith(&doc, &exp, &probs, strictyaml.Options{
+		Index: exp.positions,
+		Expand: func(s string, n *yaml.Node, path string, probs *[]Problem) strictyaml.Text {
+			return env.expand(s, n, path, probs)
+		},
+	})
 	exp.File = file
 	exp.secrets = env.secrets
 	decoded := len(probs)

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// This file declares the probe kinds and what each observes. Running probes
-// is the engine's business; here are their settings, their defaults, and the
+// This file declares the probe kinds and what each observes (kinds.go is
+// their table). Running probes is package probes' business; here are their settings, their defaults, and the
 // observation types that expressions are type-checked against.
 
 // Probe observes the system. Exactly one kind is set.
@@ -74,36 +74,16 @@ func (p *Probe) EffectiveMaxResponse() ByteSize {
 
 // Kind says which kind the probe is; "" when none is set.
 func (p *Probe) Kind() string {
-	switch {
-	case p.HTTP != nil:
-		return ProbeHTTP
-	case p.TCP != nil:
-		return ProbeTCP
-	case p.Prometheus != nil:
-		return ProbePrometheus
-	case p.Kubernetes != nil:
-		return ProbeKubernetes
-	case p.Exec != nil:
-		return ProbeExec
-	}
-	return ""
+	k, _ := p.kind()
+	return k.Name
 }
 
 // FailedObservation is an observation of the probe's kind that says the
 // probe could not observe, for reason (a timeout, a probe that returned
 // nothing). It is nil for a probe with no kind.
 func (p *Probe) FailedObservation(reason string) Observation {
-	switch p.Kind() {
-	case ProbeHTTP:
-		return HTTPObservation{Error: reason}
-	case ProbeTCP:
-		return TCPObservation{Error: reason}
-	case ProbePrometheus:
-		return PrometheusObservation{Error: reason, Empty: true}
-	case ProbeKubernetes:
-		return KubernetesObservation{Error: reason}
-	case ProbeExec:
-		return ExecObservation{Error: reason, ExitCode: -1}
+	if k, ok := p.kind(); ok {
+		return k.failed(reason)
 	}
 	return nil
 }
@@ -111,19 +91,8 @@ func (p *Probe) FailedObservation(reason string) Observation {
 // zeroObservation returns the observation type of a probe, so expressions
 // can be type-checked against it before anything runs.
 func zeroObservation(p *Probe) Observation {
-	switch p.Kind() {
-	case ProbeHTTP:
-		return HTTPObservation{}
-	case ProbeTCP:
-		return TCPObservation{}
-	case ProbePrometheus:
-		return PrometheusObservation{}
-	case ProbeKubernetes:
-		return KubernetesObservation{}
-	case ProbeExec:
-		return ExecObservation{}
-	}
-	return nil
+	k, _ := p.kind()
+	return k.zero
 }
 
 // HTTPProbe sends one request and observes the answer.

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chaos-run/chaos/internal/strictyaml"
 )
 
 // The JSON Schema (draft 2020-12) of the format is generated from the Go
@@ -207,7 +209,7 @@ func (g *schemaGen) structSchema(t reflect.Type) *jsonObject {
 			continue
 		}
 		if name == "" {
-			name = yamlLowerCamel(f.Name)
+			name = strictyaml.LowerCamel(f.Name)
 		}
 		props.set(name, g.fieldSchema(f))
 		if f.Tag.Get("required") == "true" {

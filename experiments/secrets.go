@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/chaos-run/chaos/internal/strictyaml"
 )
 
 // Secrets are written as ${env:NAME} inside a string value of a file (a
@@ -86,6 +88,13 @@ func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.shown) }
 
 // MarshalText writes the value with every secret shown as ***.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.shown), nil }
+
+// UnmarshalText makes a Secret of text that holds no secret: the strict
+// decoder calls it for a value it does not expand (`version: 1`).
+func (s *Secret) UnmarshalText(b []byte) error {
+	*s = Plain(string(b))
+	return nil
+}
 
 // LogValue implements slog.LogValuer: a logged Secret shows *** too.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.shown) }
@@ -287,7 +296,7 @@ func (x *envExpander) expand(s string, n *yaml.Node, path string, probs *[]Probl
 		if !isEnvName(name) {
 			x.failed[path] = true
 			*probs = append(*probs, Problem{Pos: refPos(n, s, offset), Path: path,
-				Message: fmt.Sprintf("%q is not an environment variable name", yamlShorten(name)),
+				Message: fmt.Sprintf("%q is not an environment variable name", strictyaml.Shorten(name)),
 				Hint:    "letters, digits and _, not starting with a digit, e.g. ${env:API_TOKEN}"})
 			continue
 		}
@@ -331,7 +340,7 @@ func (x *envExpander) expand(s string, n *yaml.Node, path string, probs *[]Probl
 // refPos is the position of the byte at offset in the scalar n, when n is
 // written on one line; otherwise the scalar's own position.
 func refPos(n *yaml.Node, s string, offset int) Pos {
-	p := yamlPosOf(n)
+	p := strictyaml.PosOf(n)
 	if strings.ContainsRune(s, '\n') || n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
 		return p
 	}
@@ -365,5 +374,5 @@ func quoteValue(v Secret) string {
 	if v.HoldsSecret() {
 		return v.Written() + " (read from the environment; its value is not shown)"
 	}
-	return strconv.Quote(yamlShorten(v.Reveal()))
+	return strconv.Quote(strictyaml.Shorten(v.Reveal()))
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/chaos-run/chaos/internal/strictyaml"
 )
 
 // Percent is a share written as "99.9%" or as a plain number of percent
@@ -16,18 +18,18 @@ type Percent float64
 
 // DecodeNode implements NodeDecoder.
 func (p *Percent) DecodeNode(n *yaml.Node, path string, probs *[]Problem) {
-	if yamlIsNull(n) {
+	if strictyaml.IsNull(n) {
 		*p = 0
 		return
 	}
-	at := yamlPosOf(n)
+	at := strictyaml.PosOf(n)
 	if n.Kind != yaml.ScalarNode {
-		*probs = append(*probs, Problem{Pos: at, Path: path, Message: "expected a percentage, got " + yamlDescribe(n), Hint: "e.g. 99.9%"})
+		*probs = append(*probs, Problem{Pos: at, Path: path, Message: "expected a percentage, got " + strictyaml.Describe(n), Hint: "e.g. 99.9%"})
 		return
 	}
 	v, err := parsePercent(n.Value)
 	if err != nil {
-		*probs = append(*probs, Problem{Pos: at, Path: path, Message: fmt.Sprintf("%s is not a percentage", yamlDescribe(n)), Hint: "a number with %, e.g. 99.9%"})
+		*probs = append(*probs, Problem{Pos: at, Path: path, Message: fmt.Sprintf("%s is not a percentage", strictyaml.Describe(n)), Hint: "a number with %, e.g. 99.9%"})
 		return
 	}
 	*p = Percent(v)
@@ -55,18 +57,18 @@ type LongDuration time.Duration
 
 // DecodeNode implements NodeDecoder.
 func (d *LongDuration) DecodeNode(n *yaml.Node, path string, probs *[]Problem) {
-	if yamlIsNull(n) {
+	if strictyaml.IsNull(n) {
 		*d = 0
 		return
 	}
-	at := yamlPosOf(n)
+	at := strictyaml.PosOf(n)
 	if n.Kind != yaml.ScalarNode {
-		*probs = append(*probs, Problem{Pos: at, Path: path, Message: "expected a duration, got " + yamlDescribe(n), Hint: "e.g. 30d"})
+		*probs = append(*probs, Problem{Pos: at, Path: path, Message: "expected a duration, got " + strictyaml.Describe(n), Hint: "e.g. 30d"})
 		return
 	}
 	v, err := parseLongDuration(n.Value)
 	if err != nil {
-		*probs = append(*probs, Problem{Pos: at, Path: path, Message: fmt.Sprintf("%s is not a duration", yamlDescribe(n)), Hint: "days and a Go duration, e.g. 30d, 7d12h, 720h"})
+		*probs = append(*probs, Problem{Pos: at, Path: path, Message: fmt.Sprintf("%s is not a duration", strictyaml.Describe(n)), Hint: "days and a Go duration, e.g. 30d, 7d12h, 720h"})
 		return
 	}
 	*d = LongDuration(v)

@@ -184,6 +184,7 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 					}
 					return l.Release, nil
 				},
+				NewProber: newProber,
 			})
 			stopKill()
 			watch.Wait()

@@ -17,7 +17,7 @@ import (
 // not go ahead exits with the code of the verdict it would get: refused (5)
 // when the environment says no, invalid (3) for the file.
 func dryRun(ctx context.Context, exp *experiments.Experiment, ledger engine.Ledger, stdout, stderr io.Writer) error {
-	err := engine.DryRun(ctx, exp, engine.Options{Plugins: engine.ExecPlugins{Command: selfPlugin, Log: stderr}, Ledger: ledger}, stdout)
+	err := engine.DryRun(ctx, exp, engine.Options{Plugins: engine.ExecPlugins{Command: selfPlugin, Log: stderr}, NewProber: newProber, Ledger: ledger}, stdout)
 	if err == nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package engine
+package probes
 
 import (
 	"context"
@@ -34,7 +34,16 @@ func (p *httpProber) capResponse(n experiments.ByteSize) { p.maxBody = n }
 // Close drops the probe's idle connections when the run ends.
 func (p *httpProber) Close() { p.client.CloseIdleConnections() }
 
-func newHTTPProber(spec *experiments.HTTPProbe) (*httpProber, error) {
+// newHTTPProber is the http kind's Constructor.
+func newHTTPProber(p *experiments.Probe) (Prober, error) {
+	h, err := newHTTP(p.HTTP)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func newHTTP(spec *experiments.HTTPProbe) (*httpProber, error) {
 	// Each probe has its own transport: no shared global state, and a probe
 	// whose connections are slowed by a fault does not slow another probe.
 	tr := &http.Transport{

@@ -1,4 +1,4 @@
-package engine_test
+package probes_test
 
 import (
 	"net/http"
@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chaos-run/chaos/engine"
 	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/probes"
 )
 
 // An http probe observes the parsed JSON body and the headers, and
@@ -35,7 +35,7 @@ spec:
 `
 	exp, err := experiments.Parse("j.yaml", []byte(src), experiments.Options{})
 	require.NoError(t, err)
-	p, err := engine.NewProber("health", exp.Spec.Probes["health"])
+	p, err := probes.New("health", exp.Spec.Probes["health"])
 	require.NoError(t, err)
 	o := p.Probe(t.Context())
 	require.True(t, o.Succeeded(), o.Failure())

@@ -1,4 +1,4 @@
-package engine_test
+package probes_test
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package engine
+package probes
 
 import (
 	"bytes"
@@ -32,7 +32,8 @@ type execProber struct {
 // capResponse implements responseCapper.
 func (p *execProber) capResponse(n experiments.ByteSize) { p.maxOutput = n }
 
-func newExecProber(spec *experiments.ExecProbe) *execProber { return &execProber{spec: spec} }
+// newExecProber is the exec kind's Constructor.
+func newExecProber(p *experiments.Probe) (Prober, error) { return &execProber{spec: p.Exec}, nil }
 
 // Probe runs the command once. It runs in its own process group, and when
 // the probe's time is up the whole group is killed: a probe that hangs must

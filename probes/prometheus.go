@@ -1,4 +1,4 @@
-package engine
+package probes
 
 import (
 	"context"
@@ -29,7 +29,16 @@ func (p *prometheusProber) capResponse(n experiments.ByteSize) { p.capped.max = 
 // Close drops the probe's idle connections when the run ends.
 func (p *prometheusProber) Close() { p.transport.CloseIdleConnections() }
 
-func newPrometheusProber(spec *experiments.PrometheusProbe) (*prometheusProber, error) {
+// newPrometheusProber is the prometheus kind's Constructor.
+func newPrometheusProber(p *experiments.Probe) (Prober, error) {
+	pr, err := newPrometheus(p.Prometheus)
+	if err != nil {
+		return nil, err
+	}
+	return pr, nil
+}
+
+func newPrometheus(spec *experiments.PrometheusProbe) (*prometheusProber, error) {
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}
 	capped := &capTransport{next: tr}
 	var rt http.RoundTripper = capped

@@ -1,4 +1,4 @@
-package engine
+package probes
 
 import (
 	"context"
@@ -10,7 +10,8 @@ import (
 
 type tcpProber struct{ spec *experiments.TCPProbe }
 
-func newTCPProber(spec *experiments.TCPProbe) *tcpProber { return &tcpProber{spec: spec} }
+// newTCPProber is the tcp kind's Constructor.
+func newTCPProber(p *experiments.Probe) (Prober, error) { return &tcpProber{spec: p.TCP}, nil }
 
 // Probe opens one connection and closes it at once.
 func (p *tcpProber) Probe(ctx context.Context) experiments.Observation {

@@ -1,4 +1,4 @@
-package experiments
+package strictyaml
 
 import (
 	"strings"
@@ -504,7 +504,7 @@ func TestDecodeFieldNames(t *testing.T) {
 		"Name": "name", "MaxDuration": "maxDuration", "HTTP": "http", "URLPath": "urlPath",
 		"APIVersion": "apiVersion", "HTTP2Server": "http2Server", "ID": "id", "A": "a",
 	} {
-		require.Equal(t, want, yamlLowerCamel(goName), "the key for an untagged field %s", goName)
+		require.Equal(t, want, LowerCamel(goName), "the key for an untagged field %s", goName)
 	}
 
 	type inner struct {

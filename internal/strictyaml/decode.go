@@ -1,4 +1,14 @@
-package experiments
+// Package strictyaml is the strict half of parsing: it walks a yaml.Node
+// tree into Go structs and, unlike yaml.Node.Decode, it never stops at the
+// first mistake. Every problem is recorded with the line and column the user
+// has to look at and a hint where one helps (did you mean, allowed keys), so
+// that one run of `chaos validate` lists everything wrong with a file.
+//
+// It knows nothing about experiments: the types decide what they accept
+// (NodeDecoder), and a caller's Options.Expand hook rewrites string values
+// (the format's ${env:NAME}). It must never read files, the environment or
+// anything but the node tree it is given.
+package strictyaml
 
 import (
 	"encoding"
@@ -15,12 +25,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
-
-// This file is the strict half of parsing: it walks a yaml.Node tree into Go
-// structs and, unlike yaml.Node.Decode, it never stops at the first mistake.
-// Every problem is recorded with the line and column the user has to look at,
-// so that one run of `chaos validate` lists everything wrong with a file.
-// It knows nothing about experiments; the types decide what they accept.
 
 // Pos is a 1-based line and column in a file.
 type Pos struct{ Line, Col int }
@@ -76,28 +80,48 @@ type NodeDecoder interface {
 //
 // Decode never panics on input produced by yaml.Unmarshal.
 func Decode(node *yaml.Node, out any, probs *[]Problem) {
-	decode(node, out, probs, decodeOptions{})
+	decode(node, out, probs, Options{})
 }
 
 // FieldPos is where a field stands in a file: its key (zero for list items
 // and the top level) and its value.
 type FieldPos struct{ Key, Value Pos }
 
-// decodeOptions are the optional hooks of one decoding.
-type decodeOptions struct {
-	// index, when not nil, receives the position of every value decoded,
+// Options are the optional hooks of one decoding.
+type Options struct {
+	// Index, when not nil, receives the position of every value decoded,
 	// by dotted path, so that validation can point at the exact field. The
 	// first value decoded at a path wins (a duplicate key comes later).
-	index map[string]FieldPos
-	// expand, when not nil, rewrites the text of every string value as it
+	Index map[string]FieldPos
+	// Expand, when not nil, rewrites the text of every string value as it
 	// is decoded (struct fields, map values, plain `any` values; never keys
 	// nor values that decode themselves). It appends what is wrong to probs.
-	// A result that holds a secret is kept as a Secret: in a Secret field,
-	// or as a plain `any` value; a plain string field refuses it.
-	expand func(text string, n *yaml.Node, path string, probs *[]Problem) Secret
+	// A result that holds a secret is kept as it is: in a field of the
+	// result's own type, or as a plain `any` value; a plain string field
+	// refuses it and keeps what the file wrote.
+	Expand func(text string, n *yaml.Node, path string, probs *[]Problem) Text
 }
 
-func decode(node *yaml.Node, out any, probs *[]Problem, opts decodeOptions) {
+// Text is what Options.Expand makes of a string value. A type that
+// implements it (by value) and encoding.TextUnmarshaler (by pointer) is a
+// text field: it receives Expand's result when that has its type, and
+// UnmarshalText of the plain text otherwise.
+type Text interface {
+	// Reveal is the expanded value.
+	Reveal() string
+	// Written is the value as the file wrote it.
+	Written() string
+	// HoldsSecret reports whether only a text field or an `any` may keep
+	// the value.
+	HoldsSecret() bool
+}
+
+// DecodeWith is Decode with hooks.
+func DecodeWith(node *yaml.Node, out any, probs *[]Problem, opts Options) {
+	decode(node, out, probs, opts)
+}
+
+func decode(node *yaml.Node, out any, probs *[]Problem, opts Options) {
 	var local []Problem
 	d := &yamlDecoder{
 		probs:  &local,
@@ -154,7 +178,7 @@ type yamlDecoder struct {
 	// nested aliases ("billion laughs") cannot expand into gigabytes.
 	steps, limit int
 	stopped      bool
-	opts         decodeOptions
+	opts         Options
 }
 
 // yamlWhere says where a value sits: the chain of keys and list indexes
@@ -217,7 +241,7 @@ func (w yamlWhere) context() string {
 	return p.name + suffix
 }
 
-func yamlPosOf(n *yaml.Node) Pos {
+func PosOf(n *yaml.Node) Pos {
 	if n == nil {
 		return Pos{}
 	}
@@ -261,7 +285,7 @@ func (d *yamlDecoder) enter(n *yaml.Node, w yamlWhere) (*yaml.Node, bool) {
 			return yamlNull(), true
 		}
 		if hops > 64 {
-			d.add(yamlPosOf(n), w, "too many nested aliases", "")
+			d.add(PosOf(n), w, "too many nested aliases", "")
 			return nil, false
 		}
 		switch n.Kind {
@@ -273,7 +297,7 @@ func (d *yamlDecoder) enter(n *yaml.Node, w yamlWhere) (*yaml.Node, bool) {
 			continue
 		case yaml.AliasNode:
 			if n.Alias == nil {
-				d.add(yamlPosOf(n), w, fmt.Sprintf("unknown alias *%s", n.Value), "")
+				d.add(PosOf(n), w, fmt.Sprintf("unknown alias *%s", n.Value), "")
 				return nil, false
 			}
 			alias = n.Value
@@ -288,7 +312,7 @@ func (d *yamlDecoder) enter(n *yaml.Node, w yamlWhere) (*yaml.Node, bool) {
 			if name == "" {
 				name = n.Anchor
 			}
-			d.add(yamlPosOf(n), w, fmt.Sprintf("alias *%s refers to a value that contains it", name), "")
+			d.add(PosOf(n), w, fmt.Sprintf("alias *%s refers to a value that contains it", name), "")
 			return nil, false
 		}
 		d.active[n] = true
@@ -304,7 +328,7 @@ func (d *yamlDecoder) spend(steps int, n *yaml.Node, w yamlWhere) bool {
 	d.steps += steps
 	if d.steps > d.limit {
 		d.stopped = true
-		d.add(yamlPosOf(n), w, "the file is too complex: its aliases expand to too many values", "")
+		d.add(PosOf(n), w, "the file is too complex: its aliases expand to too many values", "")
 		return false
 	}
 	return true
@@ -314,17 +338,26 @@ func (d *yamlDecoder) spend(steps int, n *yaml.Node, w yamlWhere) bool {
 // there before.
 func (d *yamlDecoder) record(w yamlWhere, at Pos) {
 	p := w.path()
-	if _, ok := d.opts.index[p]; !ok {
-		d.opts.index[p] = FieldPos{Key: w.key, Value: at}
+	if _, ok := d.opts.Index[p]; !ok {
+		d.opts.Index[p] = FieldPos{Key: w.key, Value: at}
 	}
 }
 
-// expand applies the string hook, if any.
-func (d *yamlDecoder) expand(s string, n *yaml.Node, w yamlWhere) Secret {
-	if d.opts.expand == nil {
-		return Plain(s)
+// expandTagged is expand for a scalar tagged as a string, and nil for any
+// other: `port: 8080` is text, but never one to expand.
+func (d *yamlDecoder) expandTagged(s string, n *yaml.Node, w yamlWhere) Text {
+	if n.ShortTag() != "!!str" {
+		return nil
 	}
-	return d.opts.expand(s, n, w.path(), d.probs)
+	return d.expand(s, n, w)
+}
+
+// expand applies the string hook, if any; nil means the text is kept.
+func (d *yamlDecoder) expand(s string, n *yaml.Node, w yamlWhere) Text {
+	if d.opts.Expand == nil {
+		return nil
+	}
+	return d.opts.Expand(s, n, w.path(), d.probs)
 }
 
 func (d *yamlDecoder) leave(n *yaml.Node) {
@@ -333,7 +366,7 @@ func (d *yamlDecoder) leave(n *yaml.Node) {
 	}
 }
 
-func yamlIsNull(n *yaml.Node) bool {
+func IsNull(n *yaml.Node) bool {
 	return n.Kind == 0 || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
@@ -358,13 +391,13 @@ func (d *yamlDecoder) tagOK(n *yaml.Node, w yamlWhere) bool {
 		}
 	}
 	if !ok {
-		d.add(yamlPosOf(n), w, fmt.Sprintf("unsupported tag %q", n.Tag), "remove the tag")
+		d.add(PosOf(n), w, fmt.Sprintf("unsupported tag %q", n.Tag), "remove the tag")
 	}
 	return ok
 }
 
-// yamlDescribe says what a node is, for "expected X, got Y" messages.
-func yamlDescribe(n *yaml.Node) string {
+// Describe says what a node is, for "expected X, got Y" messages.
+func Describe(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
@@ -375,16 +408,16 @@ func yamlDescribe(n *yaml.Node) string {
 		case "!!null":
 			return "null"
 		case "!!int", "!!float", "!!bool":
-			return yamlShorten(n.Value)
+			return Shorten(n.Value)
 		case "!!binary":
 			return "binary data"
 		}
-		return strconv.Quote(yamlShorten(n.Value))
+		return strconv.Quote(Shorten(n.Value))
 	}
 	return "nothing"
 }
 
-func yamlShorten(s string) string {
+func Shorten(s string) string {
 	const max = 40
 	if utf8.RuneCountInString(s) <= max {
 		return s
@@ -404,24 +437,25 @@ func yamlQuotedHint(n *yaml.Node) string {
 }
 
 var (
-	yamlDurationType = reflect.TypeOf(time.Duration(0))
-	yamlNodeType     = reflect.TypeOf(yaml.Node{})
-	yamlPosType      = reflect.TypeOf(Pos{})
-	yamlSecretType   = reflect.TypeOf(Secret{})
+	yamlDurationType        = reflect.TypeOf(time.Duration(0))
+	yamlNodeType            = reflect.TypeOf(yaml.Node{})
+	yamlPosType             = reflect.TypeOf(Pos{})
+	yamlTextUnmarshalerType = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+	yamlTextType            = reflect.TypeOf((*Text)(nil)).Elem()
 )
 
 // value decodes n into v, which must be settable.
 func (d *yamlDecoder) value(n *yaml.Node, v reflect.Value, w yamlWhere) {
-	at := yamlPosOf(n)
+	at := PosOf(n)
 	t, ok := d.enter(n, w)
 	if !ok {
 		return
 	}
 	defer d.leave(t)
 	if n == nil || n.Kind == yaml.DocumentNode {
-		at = yamlPosOf(t)
+		at = PosOf(t)
 	}
-	if d.opts.index != nil {
+	if d.opts.Index != nil {
 		d.record(w, at)
 	}
 	if d.tagOK(t, w) {
@@ -435,7 +469,7 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 	if !v.CanSet() {
 		return
 	}
-	null := yamlIsNull(n)
+	null := IsNull(n)
 
 	if v.Kind() == reflect.Pointer {
 		elem := v.Type().Elem()
@@ -465,16 +499,9 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 			d.duration(n, v, w)
 		}
 		return
-	case yamlSecretType:
-		if null {
-			v.SetZero()
-		} else if s, ok := d.scalarString(n, w, "a string"); ok {
-			x := Plain(s)
-			if n.ShortTag() == "!!str" {
-				x = d.expand(s, n, w)
-			}
-			v.Set(reflect.ValueOf(x))
-		}
+	}
+	if v.Type().Implements(yamlTextType) && reflect.PointerTo(v.Type()).Implements(yamlTextUnmarshalerType) {
+		d.text(n, v, w, null)
 		return
 	}
 	if null {
@@ -487,11 +514,11 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 	}
 	if tu, ok := v.Addr().Interface().(encoding.TextUnmarshaler); ok {
 		if n.Kind != yaml.ScalarNode {
-			d.add(at, w, "expected a string, got "+yamlDescribe(n), "")
+			d.add(at, w, "expected a string, got "+Describe(n), "")
 			return
 		}
 		if err := tu.UnmarshalText([]byte(n.Value)); err != nil {
-			d.add(at, w, fmt.Sprintf("%s is not a valid %s: %v", yamlDescribe(n), v.Type(), err), "")
+			d.add(at, w, fmt.Sprintf("%s is not a valid %s: %v", Describe(n), v.Type(), err), "")
 		}
 		return
 	}
@@ -499,13 +526,12 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 	switch v.Kind() {
 	case reflect.String:
 		if s, ok := d.scalarString(n, w, "a string"); ok {
-			if n.ShortTag() == "!!str" {
-				x := d.expand(s, n, w)
+			if x := d.expandTagged(s, n, w); x != nil {
 				s = x.Reveal()
 				if x.HoldsSecret() {
 					// Only a Secret field keeps a secret from being
 					// printed; this one keeps what the file wrote.
-					d.add(yamlPosOf(n), w, "${env:...} is not allowed here: "+w.path()+" is not a secret field",
+					d.add(PosOf(n), w, "${env:...} is not allowed here: "+w.path()+" is not a secret field",
 						"secrets go in urls, headers, bodies, passwords, bearer tokens, webhooks, an exec probe's env and plugin parameters")
 					s = x.Written()
 				}
@@ -523,7 +549,7 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 	case reflect.Float32, reflect.Float64:
 		if f, ok := d.float(n, w); ok {
 			if v.OverflowFloat(f) {
-				d.add(yamlPosOf(n), w, fmt.Sprintf("%s is out of range for %s", n.Value, v.Kind()), "")
+				d.add(PosOf(n), w, fmt.Sprintf("%s is out of range for %s", n.Value, v.Kind()), "")
 				return
 			}
 			v.SetFloat(f)
@@ -538,7 +564,7 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 		d.mapValue(n, v, w)
 	case reflect.Interface:
 		if v.NumMethod() != 0 {
-			d.add(yamlPosOf(n), w, fmt.Sprintf("cannot decode into %s", v.Type()), "")
+			d.add(PosOf(n), w, fmt.Sprintf("cannot decode into %s", v.Type()), "")
 			return
 		}
 		if x := d.plainResolved(n, w); x != nil {
@@ -547,12 +573,34 @@ func (d *yamlDecoder) resolved(n *yaml.Node, v reflect.Value, w yamlWhere, at Po
 			v.SetZero()
 		}
 	default:
-		d.add(yamlPosOf(n), w, fmt.Sprintf("cannot decode into %s", v.Type()), "")
+		d.add(PosOf(n), w, fmt.Sprintf("cannot decode into %s", v.Type()), "")
+	}
+}
+
+// text decodes a text field (see Text): Expand's result when it has the
+// field's type, the plain text otherwise.
+func (d *yamlDecoder) text(n *yaml.Node, v reflect.Value, w yamlWhere, null bool) {
+	if null {
+		v.SetZero()
+		return
+	}
+	s, ok := d.scalarString(n, w, "a string")
+	if !ok {
+		return
+	}
+	if n.ShortTag() == "!!str" {
+		if x := d.expand(s, n, w); x != nil && reflect.TypeOf(x) == v.Type() {
+			v.Set(reflect.ValueOf(x))
+			return
+		}
+	}
+	if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
+		d.add(PosOf(n), w, fmt.Sprintf("%s is not a valid %s: %v", Describe(n), v.Type(), err), "")
 	}
 }
 
 func (d *yamlDecoder) wrongKind(n *yaml.Node, w yamlWhere, want string) {
-	d.add(yamlPosOf(n), w, fmt.Sprintf("expected %s, got %s", want, yamlDescribe(n)), yamlQuotedHint(n))
+	d.add(PosOf(n), w, fmt.Sprintf("expected %s, got %s", want, Describe(n)), yamlQuotedHint(n))
 }
 
 // scalarString accepts any scalar as text: `version: 1` is the string "1".
@@ -564,7 +612,7 @@ func (d *yamlDecoder) scalarString(n *yaml.Node, w yamlWhere, want string) (stri
 	if n.ShortTag() == "!!binary" {
 		b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(n.Value), ""))
 		if err != nil {
-			d.add(yamlPosOf(n), w, "!!binary value is not valid base64", "")
+			d.add(PosOf(n), w, "!!binary value is not valid base64", "")
 			return "", false
 		}
 		return string(b), true
@@ -598,7 +646,7 @@ func (d *yamlDecoder) signed(n *yaml.Node, v reflect.Value, w yamlWhere) {
 		return
 	}
 	if err != nil || v.OverflowInt(i) {
-		d.add(yamlPosOf(n), w, fmt.Sprintf("%s is out of range for %s", yamlShorten(n.Value), v.Kind()), "")
+		d.add(PosOf(n), w, fmt.Sprintf("%s is out of range for %s", Shorten(n.Value), v.Kind()), "")
 		return
 	}
 	v.SetInt(i)
@@ -611,7 +659,7 @@ func (d *yamlDecoder) unsigned(n *yaml.Node, v reflect.Value, w yamlWhere) {
 	}
 	s := yamlDigits(n.Value)
 	if strings.HasPrefix(s, "-") {
-		d.add(yamlPosOf(n), w, fmt.Sprintf("%s is out of range for %s", yamlShorten(n.Value), v.Kind()), "it must not be negative")
+		d.add(PosOf(n), w, fmt.Sprintf("%s is out of range for %s", Shorten(n.Value), v.Kind()), "it must not be negative")
 		return
 	}
 	u, err := strconv.ParseUint(s, 0, 64)
@@ -620,7 +668,7 @@ func (d *yamlDecoder) unsigned(n *yaml.Node, v reflect.Value, w yamlWhere) {
 		return
 	}
 	if err != nil || v.OverflowUint(u) {
-		d.add(yamlPosOf(n), w, fmt.Sprintf("%s is out of range for %s", yamlShorten(n.Value), v.Kind()), "")
+		d.add(PosOf(n), w, fmt.Sprintf("%s is out of range for %s", Shorten(n.Value), v.Kind()), "")
 		return
 	}
 	v.SetUint(u)
@@ -673,14 +721,14 @@ func (d *yamlDecoder) duration(n *yaml.Node, v reflect.Value, w yamlWhere) {
 	if dur, err := time.ParseDuration(s); err == nil {
 		if s != "0" && strings.Trim(s, "+-0123456789.") == "" {
 			// ParseDuration accepts only "0" without a unit, but be explicit.
-			d.add(yamlPosOf(n), w, fmt.Sprintf("%q is not a duration: it has no unit (%s)", yamlShorten(s), yamlDurationHelp), "")
+			d.add(PosOf(n), w, fmt.Sprintf("%q is not a duration: it has no unit (%s)", Shorten(s), yamlDurationHelp), "")
 			return
 		}
 		v.SetInt(int64(dur))
 		return
 	}
 	if _, err := strconv.ParseFloat(s, 64); err == nil {
-		d.add(yamlPosOf(n), w, fmt.Sprintf("%q is not a duration: it has no unit (%s)", yamlShorten(s), yamlDurationHelp), "")
+		d.add(PosOf(n), w, fmt.Sprintf("%q is not a duration: it has no unit (%s)", Shorten(s), yamlDurationHelp), "")
 		return
 	}
 	hint := ""
@@ -689,7 +737,7 @@ func (d *yamlDecoder) duration(n *yaml.Node, v reflect.Value, w yamlWhere) {
 			hint = fmt.Sprintf("durations have no days; use hours: %sh", strconv.FormatFloat(f*24, 'f', -1, 64))
 		}
 	}
-	d.add(yamlPosOf(n), w, fmt.Sprintf("%q is not a duration (%s)", yamlShorten(s), yamlDurationHelp), hint)
+	d.add(PosOf(n), w, fmt.Sprintf("%q is not a duration (%s)", Shorten(s), yamlDurationHelp), hint)
 }
 
 func (d *yamlDecoder) slice(n *yaml.Node, v reflect.Value, w yamlWhere) {
@@ -716,7 +764,7 @@ func (d *yamlDecoder) array(n *yaml.Node, v reflect.Value, w yamlWhere) {
 		return
 	}
 	if len(n.Content) != v.Len() {
-		d.add(yamlPosOf(n), w, fmt.Sprintf("expected a list of %d items, got %d", v.Len(), len(n.Content)), "")
+		d.add(PosOf(n), w, fmt.Sprintf("expected a list of %d items, got %d", v.Len(), len(n.Content)), "")
 	}
 	for i, c := range n.Content {
 		if i >= v.Len() {
@@ -736,7 +784,7 @@ func (d *yamlDecoder) mapValue(n *yaml.Node, v reflect.Value, w yamlWhere) {
 	}
 	kt, et := v.Type().Key(), v.Type().Elem()
 	for _, e := range d.entries(n, w) {
-		ew := w.field(e.name, yamlPosOf(e.key))
+		ew := w.field(e.name, PosOf(e.key))
 		kv := reflect.New(kt).Elem()
 		if kt.Kind() == reflect.String {
 			kv.SetString(e.name)
@@ -783,7 +831,7 @@ func (d *yamlDecoder) keyName(k *yaml.Node, w yamlWhere) (string, bool) {
 		k = k.Alias
 	}
 	if k.Kind != yaml.ScalarNode {
-		d.add(yamlPosOf(k), w, "a key must be a string, got "+yamlDescribe(k), "")
+		d.add(PosOf(k), w, "a key must be a string, got "+Describe(k), "")
 		return "", false
 	}
 	return k.Value, true
@@ -833,10 +881,10 @@ func (d *yamlDecoder) entries(n *yaml.Node, w yamlWhere) []yamlEntry {
 		}
 		e := yamlEntry{key: k, val: val, name: name}
 		if p, seen := first[name]; seen {
-			d.add(yamlPosOf(k), w.field(name, Pos{}), fmt.Sprintf("duplicate key %q", name), "first defined at "+p.String())
+			d.add(PosOf(k), w.field(name, Pos{}), fmt.Sprintf("duplicate key %q", name), "first defined at "+p.String())
 			e.dup = true
 		} else {
-			first[name] = yamlPosOf(k)
+			first[name] = PosOf(k)
 		}
 		out = append(out, e)
 	}
@@ -862,7 +910,7 @@ func (d *yamlDecoder) merge(val *yaml.Node, w yamlWhere) []yamlEntry {
 				continue
 			}
 			if ct.Kind != yaml.MappingNode {
-				d.add(yamlPosOf(c), w, "<< needs a mapping or a list of mappings, got "+yamlDescribe(ct), "")
+				d.add(PosOf(c), w, "<< needs a mapping or a list of mappings, got "+Describe(ct), "")
 				d.leave(ct)
 				continue
 			}
@@ -876,7 +924,7 @@ func (d *yamlDecoder) merge(val *yaml.Node, w yamlWhere) []yamlEntry {
 		}
 		return out
 	}
-	d.add(yamlPosOf(val), w, "<< needs a mapping or a list of mappings, got "+yamlDescribe(t), "")
+	d.add(PosOf(val), w, "<< needs a mapping or a list of mappings, got "+Describe(t), "")
 	return nil
 }
 
@@ -947,16 +995,16 @@ func yamlCollect(t reflect.Type, prefix []int, si *yamlStructInfo) []yamlField {
 			continue
 		}
 		if name == "" {
-			name = yamlLowerCamel(f.Name)
+			name = LowerCamel(f.Name)
 		}
 		out = append(out, yamlField{name: name, index: index, typ: f.Type, depth: len(prefix)})
 	}
 	return out
 }
 
-// yamlLowerCamel turns a Go field name into its key: MaxDuration →
+// LowerCamel turns a Go field name into its key: MaxDuration →
 // maxDuration, HTTP → http, URLPath → urlPath.
-func yamlLowerCamel(s string) string {
+func LowerCamel(s string) string {
 	r := []rune(s)
 	n := 0
 	for n < len(r) && unicode.IsUpper(r[n]) {
@@ -983,22 +1031,22 @@ func (d *yamlDecoder) structValue(n *yaml.Node, v reflect.Value, w yamlWhere, at
 			f.Set(reflect.ValueOf(w.key))
 		}
 	}
-	if yamlIsNull(n) {
+	if IsNull(n) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
 		if w.isRoot() {
-			d.add(yamlPosOf(n), w, "expected a mapping at the top level, got "+yamlDescribe(n), "")
+			d.add(PosOf(n), w, "expected a mapping at the top level, got "+Describe(n), "")
 			return
 		}
 		d.wrongKind(n, w, "a mapping")
 		return
 	}
 	for _, e := range d.entries(n, w) {
-		ew := w.field(e.name, yamlPosOf(e.key))
+		ew := w.field(e.name, PosOf(e.key))
 		i, ok := si.byName[e.name]
 		if !ok {
-			d.add(yamlPosOf(e.key), ew, fmt.Sprintf("unknown field %q in %s", e.name, w.context()), si.hint(e.name))
+			d.add(PosOf(e.key), ew, fmt.Sprintf("unknown field %q in %s", e.name, w.context()), si.hint(e.name))
 			continue
 		}
 		f := si.fields[i]
@@ -1019,12 +1067,12 @@ func (si *yamlStructInfo) hint(name string) string {
 	for i, f := range si.fields {
 		names[i] = f.name
 	}
-	return didYouMean(name, names, "allowed: "+strings.Join(names, ", "))
+	return DidYouMean(name, names, "allowed: "+strings.Join(names, ", "))
 }
 
-// yamlDistance is the optimal string alignment distance: edits plus
+// Distance is the optimal string alignment distance: edits plus
 // transpositions of neighbours, each costing one.
-func yamlDistance(a, b string) int {
+func Distance(a, b string) int {
 	ra, rb := []rune(a), []rune(b)
 	if len(ra) > 64 || len(rb) > 64 {
 		if a == b {
@@ -1062,8 +1110,8 @@ func (d *yamlDecoder) plain(n *yaml.Node, w yamlWhere) any {
 		return nil
 	}
 	defer d.leave(t)
-	if d.opts.index != nil {
-		d.record(w, yamlPosOf(n))
+	if d.opts.Index != nil {
+		d.record(w, PosOf(n))
 	}
 	if !d.tagOK(t, w) {
 		return nil
@@ -1082,7 +1130,7 @@ func (d *yamlDecoder) plainResolved(n *yaml.Node, w yamlWhere) any {
 	case yaml.MappingNode:
 		out := map[string]any{}
 		for _, e := range d.entries(n, w) {
-			x := d.plain(e.val, w.field(e.name, yamlPosOf(e.key)))
+			x := d.plain(e.val, w.field(e.name, PosOf(e.key)))
 			if !e.dup {
 				out[e.name] = x
 			}
@@ -1115,6 +1163,9 @@ func (d *yamlDecoder) plainResolved(n *yaml.Node, w yamlWhere) any {
 		return s
 	case "!!str":
 		x := d.expand(n.Value, n, w)
+		if x == nil {
+			return n.Value
+		}
 		if x.HoldsSecret() {
 			return x
 		}

@@ -1,4 +1,4 @@
-package engine_test
+package probes_test
 
 import (
 	"bytes"
@@ -28,12 +28,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chaos-run/chaos/engine"
 	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/probes"
 )
 
 // The tests of this file build probers the way a run does, through
-// engine.NewProber from a parsed experiment file, and point them at real
+// probes.New from a parsed experiment file, and point them at real
 // servers, real sockets and real processes.
 
 // probeLimit bounds every wait of these tests. It only matters when a
@@ -66,10 +66,10 @@ spec:
 	return p
 }
 
-// newProber builds the prober of decl through engine.NewProber.
-func newProber(t *testing.T, decl string) engine.Prober {
+// newProber builds the prober of decl through probes.New.
+func newProber(t *testing.T, decl string) probes.Prober {
 	t.Helper()
-	pr, err := engine.NewProber("p", parseProbe(t, decl))
+	pr, err := probes.New("p", parseProbe(t, decl))
 	require.NoError(t, err, "NewProber accepts the valid declaration %s", decl)
 	return pr
 }
@@ -77,7 +77,7 @@ func newProber(t *testing.T, decl string) engine.Prober {
 // probeOnce runs one observation under timeout, as the engine's observe
 // does, and checks that the prober kept its promise to return once the
 // context is done.
-func probeOnce(t *testing.T, pr engine.Prober, timeout time.Duration) experiments.Observation {
+func probeOnce(t *testing.T, pr probes.Prober, timeout time.Duration) experiments.Observation {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
@@ -252,7 +252,7 @@ func TestHTTPProbeMissingTLSFileIsAnErrorAtStart(t *testing.T) {
 	require.NoError(t, err)
 	p := parseProbe(t, fmt.Sprintf("{http: {url: https://127.0.0.1:1/, tls: {ca: %s}}}", yamlQuote(ca)))
 	p.HTTP.TLS.CA = filepath.Join(t.TempDir(), "nope.pem")
-	_, err = engine.NewProber("p", p)
+	_, err = probes.New("p", p)
 	require.ErrorIs(t, err, os.ErrNotExist, "a CA file that does not exist stops the run before anything is injected")
 }
 
@@ -392,7 +392,7 @@ func closedAddr(t *testing.T) string {
 
 // --- exec -----------------------------------------------------------------
 
-func execProbe(t *testing.T, command ...string) engine.Prober {
+func execProbe(t *testing.T, command ...string) probes.Prober {
 	t.Helper()
 	quoted := make([]string, len(command))
 	for i, c := range command {
@@ -559,6 +559,27 @@ func TestRetriesOnlyWhenNothingWasObserved(t *testing.T) {
 }
 
 func TestKubernetesProbeCannotRunYet(t *testing.T) {
-	_, err := engine.NewProber("deploy", parseProbe(t, "{kubernetes: {deployment: shop/front}}"))
-	require.Error(t, err, "a kubernetes probe is declared but cannot run in this version: the run must refuse before injecting")
+	_, err := probes.New("deploy", parseProbe(t, "{kubernetes: {deployment: shop/front}}"))
+	require.ErrorIs(t, err, probes.ErrNotAvailable, "a kubernetes probe is declared but cannot run in this version: the run must refuse before injecting")
+}
+
+// TestBuiltinRunsEveryKindOfTheFormat keeps the runtime table in step with
+// the format's: every kind a file may declare has a constructor.
+func TestBuiltinRunsEveryKindOfTheFormat(t *testing.T) {
+	reg := probes.Builtin()
+	for _, kind := range experiments.ProbeKinds {
+		require.Contains(t, reg, kind, "probes.Builtin has a constructor for the %s kind", kind)
+	}
+	require.Len(t, reg, len(experiments.ProbeKinds), "probes.Builtin runs no kind the format does not declare")
+}
+
+// TestRegistryWithoutAKindRefusesIt: a program may run fewer kinds than the
+// format has; a probe of a missing kind is refused before anything runs.
+func TestRegistryWithoutAKindRefusesIt(t *testing.T) {
+	reg := probes.Builtin()
+	delete(reg, experiments.ProbeTCP)
+	_, err := reg.New("p", parseProbe(t, "{tcp: {address: 127.0.0.1:1}}"))
+	require.ErrorIs(t, err, probes.ErrNotAvailable, "a kind the registry lacks is not available")
+	_, err = probes.New("p", parseProbe(t, "{tcp: {address: 127.0.0.1:1}}"))
+	require.NoError(t, err, "Builtin is a new value each call: deleting from one leaves the others whole")
 }

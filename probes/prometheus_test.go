@@ -1,4 +1,4 @@
-package engine_test
+package probes_test
 
 import (
 	"encoding/json"
@@ -8,143 +8,40 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/chaos-run/chaos/engine"
 	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/internal/promtest"
+	"github.com/chaos-run/chaos/probes"
 )
 
 // The prometheus probe is tested against a real Prometheus server, started
 // by the test on a free loopback port and scraping a metrics endpoint the
 // test controls.
 
-// promLimit bounds the waits for Prometheus: to start, and to have scraped
-// what a test needs. Generous, because it only matters when something is
-// broken.
-const promLimit = time.Minute
+// promLimit bounds the waits for Prometheus to have scraped what a test
+// needs.
+const promLimit = promtest.Limit
 
-// requirePrometheus returns the path of the prometheus binary, or skips the
-// test when it is not installed.
-func requirePrometheus(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("the prometheus binary is not installed; scripts/deps.sh installs it (Debian package prometheus)")
-	}
-	return bin
+func requirePrometheus(t *testing.T) string { return promtest.Require(t) }
+
+func startPromCounters(t *testing.T, ok, failed int64) *promtest.Counters {
+	return promtest.StartCounters(t, ok, failed)
 }
 
-// promCounters is a metrics endpoint in the Prometheus text format whose
-// counters the test sets: t_requests_total{code="200"} and {code="500"}.
-type promCounters struct {
-	ok, failed atomic.Int64
-	url        string
-}
-
-func startPromCounters(t *testing.T, ok, failed int64) *promCounters {
-	t.Helper()
-	c := &promCounters{}
-	c.ok.Store(ok)
-	c.failed.Store(failed)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		fmt.Fprintln(w, "# TYPE t_requests_total counter")
-		fmt.Fprintf(w, "t_requests_total{code=\"200\"} %d\n", c.ok.Load())
-		fmt.Fprintf(w, "t_requests_total{code=\"500\"} %d\n", c.failed.Load())
-	}))
-	t.Cleanup(srv.Close)
-	c.url = srv.URL
-	return c
-}
-
-// startPrometheus starts a real Prometheus that scrapes target (host:port,
-// path /metrics) every second as job "t", waits until it is ready and
-// returns its base URL. It is stopped with SIGTERM, and waited for, when
-// the test ends.
-func startPrometheus(t *testing.T, target string) string {
-	t.Helper()
-	bin := requirePrometheus(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: t
-    static_configs:
-      - targets: [%q]
-`, target)), 0o600))
-	addr := closedAddr(t) // free a moment ago; Prometheus takes it
-	logFile := filepath.Join(dir, "prometheus.log")
-	logOut, err := os.Create(logFile)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = logOut.Close() })
-
-	cmd := exec.Command(bin,
-		"--config.file="+cfg,
-		"--web.listen-address="+addr,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--log.level=warn")
-	cmd.Stdout, cmd.Stderr = logOut, logOut
-	require.NoError(t, cmd.Start(), "start prometheus")
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		// SIGTERM lets Prometheus close its storage; a kill after a long
-		// wait only keeps a broken one from outliving the test.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(promLimit):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("prometheus did not stop within %s of SIGTERM", promLimit)
-		}
-	})
-	promLog := func() string { b, _ := os.ReadFile(logFile); return string(b) }
-
-	base := "http://" + addr
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second}
-	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(promLimit)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := client.Get(base + "/-/ready")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		select {
-		case <-exited:
-			require.FailNowf(t, "prometheus exited before it was ready", "%v\n%s", waitErr, promLog())
-		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			require.FailNowf(t, "prometheus was not ready", "no 200 from %s/-/ready within %s\n%s", base, promLimit, promLog())
-		}
-	}
-}
+func startPrometheus(t *testing.T, target string) string { return promtest.Start(t, target) }
 
 // promProber builds a prometheus prober for query against url.
-func promProber(t *testing.T, url, query, auth string) engine.Prober {
+func promProber(t *testing.T, url, query, auth string) probes.Prober {
 	t.Helper()
 	decl := fmt.Sprintf("{prometheus: {url: %s, query: %s%s}, timeout: 5s}", yamlQuote(url), yamlQuote(query), auth)
 	return newProber(t, decl)
 }
 
-func promObserve(t *testing.T, pr engine.Prober) experiments.PrometheusObservation {
+func promObserve(t *testing.T, pr probes.Prober) experiments.PrometheusObservation {
 	t.Helper()
 	o := probeOnce(t, pr, 5*time.Second)
 	p, ok := o.(experiments.PrometheusObservation)
@@ -154,7 +51,7 @@ func promObserve(t *testing.T, pr engine.Prober) experiments.PrometheusObservati
 
 // awaitProm observes pr until cond holds, within promLimit: Prometheus
 // scrapes on its own schedule, and only it can say when it has.
-func awaitProm(t *testing.T, pr engine.Prober, what string, cond func(experiments.PrometheusObservation) bool) experiments.PrometheusObservation {
+func awaitProm(t *testing.T, pr probes.Prober, what string, cond func(experiments.PrometheusObservation) bool) experiments.PrometheusObservation {
 	t.Helper()
 	deadline := time.Now().Add(promLimit)
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -174,7 +71,7 @@ func awaitProm(t *testing.T, pr engine.Prober, what string, cond func(experiment
 func TestPrometheusProbe(t *testing.T) {
 	requirePrometheus(t)
 	counters := startPromCounters(t, 7, 3)
-	target, err := url.Parse(counters.url)
+	target, err := url.Parse(counters.URL)
 	require.NoError(t, err)
 	prom := startPrometheus(t, target.Host)
 
@@ -209,7 +106,7 @@ func TestPrometheusProbe(t *testing.T) {
 
 		// A bumped counter is seen once Prometheus scraped it: every
 		// observation is a fresh query, nothing is cached.
-		counters.failed.Store(12)
+		counters.Failed.Store(12)
 		pr := promProber(t, prom, `sum(t_requests_total{code="500"})`, "")
 		awaitProm(t, pr, "the bumped counter", func(o experiments.PrometheusObservation) bool { return o.OK && o.Value == 12 })
 	})

@@ -1,4 +1,4 @@
-package engine
+package probes
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ import (
 // larger than the probe's maxResponse.
 var ErrResponseTooLarge = errors.New("response too large")
 
-// responseCapper is implemented by probers that read answers; NewProber
+// responseCapper is implemented by probers that read answers; Registry.New
 // gives each its probe's cap.
 type responseCapper interface {
 	capResponse(n experiments.ByteSize)
@@ -65,7 +65,7 @@ func readCapped(r io.ReadCloser, max experiments.ByteSize) ([]byte, error) {
 }
 
 // capTransport caps the body of every answer it passes on. Its max is set
-// once, when NewProber builds the probe, before any request.
+// once, when Registry.New builds the probe, before any request.
 type capTransport struct {
 	next http.RoundTripper
 	max  experiments.ByteSize
