@@ -1,7 +1,10 @@
 package sdk_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -31,6 +34,7 @@ func TestStoppedPluginDoesNotHangTheHost(t *testing.T) {
 
 			require.NoError(t, syscall.Kill(p.Pid(), syscall.SIGSTOP), "stop the plugin process")
 			t.Cleanup(func() { _ = syscall.Kill(p.Pid(), syscall.SIGKILL) })
+			waitStopped(t, p.Pid())
 			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 			defer cancel()
 			err = p.Fault.Renew(ctx, h, time.Minute)
@@ -43,4 +47,22 @@ func TestStoppedPluginDoesNotHangTheHost(t *testing.T) {
 			require.NoFileExists(t, file, "the resumed plugin handled SIGTERM and reverted its fault")
 		})
 	}
+}
+
+// waitStopped waits until the kernel shows pid stopped: kill(2) returns
+// before the signal is delivered, and a busy machine may let the process
+// answer one more call in between.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		require.NoError(t, err)
+		// "pid (comm) S ...": the state follows the last ')'.
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'T' {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("process %d did not stop within a minute of SIGSTOP", pid)
 }
