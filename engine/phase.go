@@ -55,10 +55,11 @@ func (r *run) faultPhase(ctx context.Context) {
 	// In polling mode (a comparison only) the budget is looked at on a
 	// ticker, as other tools do, instead of on every observation.
 	var poll <-chan time.Time
+	var pollTimer Timer
 	if r.opts.BudgetEvery > 0 {
-		t := time.NewTicker(r.opts.BudgetEvery)
-		defer t.Stop()
-		poll = t.C
+		pollTimer = r.opts.Clock.NewTimer(r.opts.BudgetEvery)
+		defer func() { pollTimer.Stop() }()
+		poll = pollTimer.C()
 	}
 	tripBudget := func(v safety.Violation) { r.budgetTripped(abort, v) }
 
@@ -149,7 +150,7 @@ func (r *run) faultPhase(ctx context.Context) {
 				msg := fmt.Sprintf("the experiment spent %s of the error budget, more than its allowance of %s", spend.Spent().Round(time.Millisecond), spend.Allowance())
 				abort(fmt.Errorf("%w: %s", errBudget, msg))
 				r.event(reports.EventAbort, "errorBudget", false, msg, nil)
-				r.setVerdict(reports.Aborted, "the error budget stopped the run: "+msg+"; every fault was reverted")
+				r.setVerdictCause(reports.Aborted, causeErrorBudgetSpent, "the error budget stopped the run: "+msg+"; every fault was reverted")
 				return
 			}
 			v, tripped, err := r.checkBudget(phaseCtx)
@@ -167,6 +168,8 @@ func (r *run) faultPhase(ctx context.Context) {
 				}
 			}
 		case <-poll:
+			pollTimer = r.opts.Clock.NewTimer(r.opts.BudgetEvery)
+			poll = pollTimer.C()
 			v, tripped, err := r.checkBudget(phaseCtx)
 			if err != nil && phaseCtx.Err() == nil {
 				timer.Stop()
@@ -253,7 +256,7 @@ func (r *run) inject(ctx context.Context, f *fault) error {
 			return err
 		}
 		r.event(reports.EventError, f.spec.Plugin, false, fmt.Sprintf("inject %s failed: %v", h.what, err), nil)
-		r.setVerdict(reports.Error, fmt.Sprintf("could not inject %s: %v", h.what, err))
+		r.setVerdictCause(reports.Error, causeInjectFailed, fmt.Sprintf("could not inject %s: %v", h.what, err))
 		return err
 	}
 	f.held, f.injected = h, true
@@ -303,7 +306,7 @@ func (r *run) leftover(h *hold, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.verdict != reports.Error {
-		r.setVerdict(reports.Error, "a fault could not be confirmed reverted: "+msg)
+		r.setVerdictCause(reports.Error, causeNotReverted, "a fault could not be confirmed reverted: "+msg)
 	}
 }
 
@@ -412,6 +415,10 @@ const (
 	// causeLeaseLost: a hold's lease could not be renewed (the plugin
 	// reverted it by itself, or stopped answering).
 	causeLeaseLost reports.Cause = "lease-lost"
+	// causeInjectFailed: a plugin could not inject a fault.
+	causeInjectFailed reports.Cause = "inject-failed"
+	// causeErrorBudgetSpent: the run spent more error budget than it may.
+	causeErrorBudgetSpent reports.Cause = "error-budget-spent"
 )
 
 // pluginExited sets the verdict for a plugin process that died: said as
