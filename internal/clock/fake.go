@@ -124,6 +124,29 @@ func (c *Fake) Pending() int {
 	return len(c.timers)
 }
 
+// BlockUntilWithin waits until a pending timer is due within d of now: the
+// code under test has armed the timer a test means to fire next.
+func (c *Fake) BlockUntilWithin(ctx context.Context, d time.Duration) error {
+	for {
+		c.mu.Lock()
+		due, changed := false, c.changed
+		for _, t := range c.timers {
+			if !t.at.After(c.now.Add(d)) {
+				due = true
+			}
+		}
+		c.mu.Unlock()
+		if due {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for a timer due within %s: %w", d, context.Cause(ctx))
+		}
+	}
+}
+
 // BlockUntil waits until at least n timers are pending: the goroutines
 // under test have done their work and wait for time to pass. It fails when
 // ctx ends first.
