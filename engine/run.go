@@ -112,20 +112,7 @@ func newRun(exp *experiments.Experiment, opts Options) *run {
 	if id == "" {
 		id = newRunID(start)
 	}
-	rec := &reports.Record{
-		RunID: id,
-		Experiment: reports.Experiment{
-			Name:       exp.Metadata.Name,
-			File:       exp.File,
-			Hypothesis: strings.TrimSpace(exp.Spec.Hypothesis),
-			Owner: reports.Owner{
-				Team:    exp.Metadata.Owner.Team,
-				Email:   exp.Metadata.Owner.Email,
-				Webhook: exp.Metadata.Owner.Webhook.String(),
-			},
-		},
-		StartedAt: start,
-	}
+	rec := &reports.Record{RunID: id, Experiment: experimentOf(exp), StartedAt: start}
 	return &run{
 		exp:      exp,
 		opts:     opts,
