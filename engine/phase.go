@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -76,20 +75,8 @@ func (r *run) faultPhase(ctx context.Context) {
 		})
 	}
 
-	// The schedule: one event per inject and per timed revert, in order.
-	type step struct {
-		at     time.Duration
-		f      *fault
-		inject bool
-	}
-	var steps []step
-	for _, f := range r.faults {
-		steps = append(steps, step{at: f.spec.After, f: f, inject: true})
-		if f.spec.For > 0 {
-			steps = append(steps, step{at: f.spec.After + f.spec.For, f: f})
-		}
-	}
-	sort.SliceStable(steps, func(i, j int) bool { return steps[i].at < steps[j].at })
+	// The schedule: one step per inject and per timed revert, in order.
+	plan := newSchedule(r.exp.Spec.Faults, r.exp.Spec.FaultPhase())
 	phaseStart := r.opts.Clock.Now()
 	spend := safety.NewSpend(r.exp.Spec.Budget.ErrorBudget, phaseStart)
 	if spend != nil {
@@ -103,31 +90,26 @@ func (r *run) faultPhase(ctx context.Context) {
 			r.mu.Unlock()
 		}()
 	}
-	end := r.exp.Spec.FaultPhase()
 
 	next := 0
 	for {
 		// Every turn is proof of progress for the lease keeper.
 		r.beat()
 		// Steps that are due now run before anything else.
-		for next < len(steps) && r.opts.Clock.Now().Sub(phaseStart) >= steps[next].at {
-			s := steps[next]
-			next++
+		var due []step
+		due, next = plan.due(next, r.opts.Clock.Now().Sub(phaseStart))
+		for _, s := range due {
 			if s.inject {
-				if err := r.inject(phaseCtx, s.f); err != nil {
+				if err := r.inject(phaseCtx, r.faults[s.fault]); err != nil {
 					return
 				}
 			} else {
-				r.revert(ctx, s.f)
+				r.revert(ctx, r.faults[s.fault])
 			}
 		}
-		elapsed := r.opts.Clock.Now().Sub(phaseStart)
-		if next == len(steps) && elapsed >= end {
+		wait, over := plan.wait(next, r.opts.Clock.Now().Sub(phaseStart))
+		if over {
 			return
-		}
-		wait := end - elapsed
-		if next < len(steps) {
-			wait = steps[next].at - elapsed
 		}
 		// Turn at least every beatEvery, so a quiet phase still beats.
 		wait = min(wait, r.beatEvery())

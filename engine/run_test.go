@@ -207,7 +207,7 @@ func requireNothingLeft(t *testing.T, w *world) {
 
 func TestRunPasses(t *testing.T) {
 	w := newWorld()
-	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), w.options())
+	rec := runOnFakeClock(t, experiment(t, oneFault, ""), w.options(), 2*time.Millisecond)
 	require.Equal(t, reports.Passed, rec.Verdict, rec.Reason)
 	require.Equal(t, reports.Cause("hypothesis-held"), rec.Cause)
 	require.Equal(t, 1, w.injected)
@@ -236,7 +236,7 @@ func TestRunNotSteadyBeforeInjectsNothing(t *testing.T) {
 func TestRunFailsWhenSteadyStateBreaksDuringFaults(t *testing.T) {
 	w := newWorld()
 	w.fragile = true
-	rec := engine.Run(t.Context(), experiment(t, oneFault, ""), w.options())
+	rec := runOnFakeClock(t, experiment(t, oneFault, ""), w.options(), 2*time.Millisecond)
 	require.Equal(t, reports.Failed, rec.Verdict, rec.Reason)
 	require.Equal(t, reports.Cause("steady-state-broke"), rec.Cause)
 	var deviations int
@@ -525,7 +525,7 @@ func TestRunNeverPassesAFaultNoProbeObserved(t *testing.T) {
 func TestRunPassedCountsOnlyChecksWhileFaultsWereLive(t *testing.T) {
 	w := newWorld()
 	exp := experiment(t, "    - {plugin: fake, target: link, after: 100ms, for: 40ms}\n", "")
-	rec := engine.Run(t.Context(), exp, w.options())
+	rec := runOnFakeClock(t, exp, w.options(), 2*time.Millisecond)
 	require.Equal(t, reports.Passed, rec.Verdict, rec.Reason)
 	inWindow := rec.Faults[0].Observations["svc"]
 	require.Positive(t, inWindow, "the probe observed the fault")
