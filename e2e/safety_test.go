@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -399,6 +400,7 @@ type experimentOpts struct {
 	delay     string   // the latency; 10ms, which the demo tolerates, if empty
 	faultFor  string   // how long the fault lasts; 10m if empty
 	abortWhen []string // budget.abortWhen
+	listen    string   // the target's listen address; tg.proxy if empty
 }
 
 // writeExperiment writes an experiment against tg: a latency fault on
@@ -446,7 +448,7 @@ spec:
       for: %s
 %s  safety:
     maxDuration: 20m
-`, o.name, tg.proxy, tg.backend, "http://"+tg.front+"/health", o.delay, o.faultFor, budget)
+`, o.name, cmp.Or(o.listen, tg.proxy), tg.backend, "http://"+tg.front+"/health", o.delay, o.faultFor, budget)
 	path := filepath.Join(t.TempDir(), o.name+".yaml")
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
 	exp, err := experiments.Load(path, experiments.Options{})

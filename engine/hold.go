@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,17 +62,6 @@ func (hs *holds) snapshot() []*hold {
 	return out
 }
 
-// targetKey names a target for locks and the ledger: two runs that would
-// fault the same thing get the same key.
-func targetKey(t sdk.Target) string {
-	switch {
-	case t.Endpoint != nil:
-		return "endpoint:" + t.Endpoint.Listen
-	default:
-		return t.Kind + ":" + t.Name
-	}
-}
-
 // acquire records the intent in the ledger, then asks the plugin to prepare
 // or inject, then records the handle. If the ledger cannot be written,
 // nothing is asked of the plugin: a fault that is not recorded could not
@@ -83,10 +73,12 @@ func (r *run) acquire(ctx context.Context, h *hold) error {
 		return err
 	}
 	if r.opts.Ledger != nil {
-		// No parameters and no resolved target: they may hold secrets, and
-		// a revert needs only the handle or the id.
+		// No parameters: they may hold secrets, and a revert needs only the
+		// handle or the id. The target is named by the keys of the things
+		// it resolved to.
+		things, keys := r.resolvedKeys(h.name, h.req.Target)
 		err := r.opts.Ledger.Intend(safety.Entry{
-			ID: h.id, RunID: r.rec.RunID, Plugin: h.name, TargetKey: targetKey(h.req.Target),
+			ID: h.id, RunID: r.rec.RunID, Plugin: h.name, TargetKey: strings.Join(things, ","), Keys: keys,
 			Prepared: h.prepared, RunnerPID: os.Getpid(), PluginPID: h.plugin.Pid(), LeaseTTL: r.opts.LeaseTTL,
 			Experiment: r.exp.Metadata.Name, File: r.exp.File,
 		})
@@ -96,6 +88,9 @@ func (r *run) acquire(ctx context.Context, h *hold) error {
 	}
 	req := h.req
 	req.LeaseTTL = r.opts.LeaseTTL
+	// The ledger entry's id names the injection for good: a fresh plugin
+	// can revert by it when the handle never reached the ledger.
+	req.ID = h.id
 	h.asked = r.opts.Clock.Now()
 	// Once asked, the plugin's answer is awaited even if the run is being
 	// stopped meanwhile: a fault injected under a cancelled call would be

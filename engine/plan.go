@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/plugins/sdk"
 	"github.com/chaos-run/chaos/reports"
 )
 
@@ -33,7 +34,9 @@ func DryRun(ctx context.Context, exp *experiments.Experiment, opts Options, w io
 	}
 	opts.defaults()
 	r := newRun(exp, opts)
-	ok := r.check(ctx)
+	// Targets are resolved as a run resolves them, so the plan names the
+	// things the faults would act on and the blast radius is checked.
+	ok := r.check(ctx) && r.resolveTargets(ctx)
 	for _, name := range sortedNames(r.plugins) {
 		r.plugins[name].Close()
 	}
@@ -44,14 +47,14 @@ func DryRun(ctx context.Context, exp *experiments.Experiment, opts Options, w io
 		return &PlanError{Verdict: r.verdict, Cause: r.cause, Reason: experiments.Redact(r.reason, exp.Secrets())}
 	}
 	var b strings.Builder
-	writePlan(&b, exp, opts)
+	writePlan(&b, exp, opts, r.resolved)
 	// Whatever a file's values hold, the plan is output like any other:
 	// no resolved secret may reach it.
 	_, err := io.WriteString(w, experiments.Redact(b.String(), exp.Secrets()))
 	return err
 }
 
-func writePlan(w io.Writer, exp *experiments.Experiment, opts Options) {
+func writePlan(w io.Writer, exp *experiments.Experiment, opts Options, resolved map[string]sdk.Resolution) {
 	s := &exp.Spec
 	p := func(format string, a ...any) { _, _ = fmt.Fprintf(w, format+"\n", a...) }
 	p("plan for %s (owner: %s) — dry run, nothing will be injected", exp.Metadata.Name, exp.Metadata.Owner.Team)
@@ -59,6 +62,16 @@ func writePlan(w io.Writer, exp *experiments.Experiment, opts Options) {
 	p("targets:")
 	for _, name := range sortedNames(s.Targets) {
 		p("  %s: %s", name, describeTarget(s.Targets[name]))
+	}
+	if len(resolved) > 0 {
+		p("resolved now (what the faults would act on):")
+		for _, key := range sortedNames(resolved) {
+			var names []string
+			for _, th := range resolved[key].Things {
+				names = append(names, th.Name)
+			}
+			p("  %s: %s", key, strings.Join(names, ", "))
+		}
 	}
 	p("probes:")
 	for _, name := range sortedNames(s.Probes) {

@@ -69,6 +69,9 @@ type run struct {
 	descs    map[string]sdk.Description
 	faults   []*fault
 	prepared map[string]*hold // key: plugin + "/" + target
+	// resolved is what each plugin's target means now (resolve.go), by
+	// plugin + "/" + target.
+	resolved map[string]sdk.Resolution
 	holds    holds
 	// leaseLost carries holds whose lease ran out or whose plugin is gone.
 	leaseLost chan error
@@ -228,7 +231,7 @@ func (r *run) setUp(ctx context.Context) bool {
 	if !r.check(ctx) {
 		return false
 	}
-	if !r.claimTargets() {
+	if !r.resolveTargets(ctx) || !r.claimTargets() {
 		return false
 	}
 	for _, fl := range r.faults {
@@ -319,7 +322,6 @@ const (
 	causeNotSteadyBefore reports.Cause = "not-steady-before"
 	causeInvalidProbe    reports.Cause = "invalid-probe"
 	causeInvalidParams   reports.Cause = "invalid-params"
-	causeMaxTargets      reports.Cause = "max-targets"
 	causePluginStart     reports.Cause = "plugin-start"
 	causePrepareFailed   reports.Cause = "prepare-failed"
 	causeStateFailed     reports.Cause = "state-failed"
@@ -398,13 +400,8 @@ func (r *run) admit(ctx context.Context) bool {
 // claimTargets refuses a run whose targets still carry faults a dead run
 // left (the ledger has open entries for them) and takes the target locks.
 func (r *run) claimTargets() bool {
+	// The blast radius was decided on the resolved things (resolveTargets).
 	keys := r.targetKeys()
-	// Blast radius: each endpoint target is one thing; kinds that resolve
-	// to many (pods) will count each.
-	if limit := r.exp.Spec.Safety.MaxTargets; limit > 0 && len(keys) > limit {
-		r.setVerdictCause(reports.Invalid, causeMaxTargets, fmt.Sprintf("refusing to start: the faults act on %d targets (%s), more than safety.maxTargets %d", len(keys), strings.Join(keys, ", "), limit))
-		return false
-	}
 	if r.opts.LockTargets != nil {
 		unlock, err := r.opts.LockTargets(keys, r.rec.RunID)
 		if err != nil {
@@ -450,15 +447,19 @@ func (r *run) ledgerClear(keys []string) bool {
 	return true
 }
 
-// targetKeys are the keys of the targets the faults act on, sorted and
-// unique: what locks and the ledger know targets by.
+// targetKeys are the keys of the things the faults act on, as their
+// plugins resolved them, and of what those cover, sorted and unique: what
+// locks and the ledger know targets by.
 func (r *run) targetKeys() []string {
 	seen := map[string]bool{}
 	var keys []string
 	for _, fl := range r.faults {
-		if k := targetKey(fl.req.Target); !seen[k] {
-			seen[k] = true
-			keys = append(keys, k)
+		_, all := r.resolvedKeys(fl.spec.Plugin, fl.req.Target)
+		for _, k := range all {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
 		}
 	}
 	sort.Strings(keys)

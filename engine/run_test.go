@@ -486,8 +486,8 @@ func TestMaxTargetsRefusesTheRun(t *testing.T) {
 	exp.Spec.Faults = append(exp.Spec.Faults, &experiments.Fault{Plugin: "fake", Target: "link2", For: time.Second})
 	w2 := newWorld()
 	rec = engine.Run(t.Context(), exp, w2.options())
-	require.Equal(t, reports.Invalid, rec.Verdict)
-	require.Equal(t, reports.Cause("max-targets"), rec.Cause)
+	require.Equal(t, reports.Refused, rec.Verdict, "more resolved things than maxTargets: the environment says no: %s", rec.Reason)
+	require.Equal(t, reports.Cause("blast-radius"), rec.Cause)
 	require.Zero(t, w2.prepared+w2.injected, "over the blast radius nothing is touched")
 }
 
@@ -634,7 +634,7 @@ func TestPluginRefusalRefusesTheRun(t *testing.T) {
 type refusingPlugins struct{ *world }
 
 func (p refusingPlugins) Open(context.Context, string) (engine.FaultPlugin, error) {
-	return refusingPlugin{p.world}, nil
+	return refusingPlugin(p), nil
 }
 
 type refusingPlugin struct{ *world }

@@ -174,11 +174,20 @@ func pluginParamDocs(schema json.RawMessage) map[string]string {
 	return out
 }
 
-// pluginTarget is the target as a plugin is told it.
+// pluginTarget is the target as a plugin is told it: every kind of the
+// format, with its typed fields.
 func pluginTarget(name string, t *experiments.Target) sdk.Target {
 	target := sdk.Target{Name: name, Kind: t.Kind()}
-	if t.Endpoint != nil {
+	switch {
+	case t.Endpoint != nil:
 		target.Endpoint = &sdk.EndpointTarget{Listen: t.Endpoint.Listen, Upstream: t.Endpoint.Upstream}
+	case t.Kubernetes != nil:
+		k := t.Kubernetes
+		target.Kubernetes = &sdk.KubernetesTarget{Namespace: k.Namespace, Selector: k.Selector, Pick: sdk.Pick{Count: k.Pick.Count, Percent: float64(k.Pick.Percent), All: k.Pick.All}}
+	case t.Host != nil:
+		target.Host = &sdk.HostTarget{}
+	case t.Process != nil:
+		target.Process = &sdk.ProcessTarget{PID: t.Process.PID, Name: t.Process.Name, Cgroup: t.Process.Cgroup}
 	}
 	return target
 }

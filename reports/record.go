@@ -124,10 +124,13 @@ type Owner struct {
 
 // Fault is one planned fault and its fate.
 type Fault struct {
-	Index  int               `json:"index"`
-	Plugin string            `json:"plugin"`
-	Target string            `json:"target"`
-	Params map[string]string `json:"params,omitempty"`
+	Index  int    `json:"index"`
+	Plugin string `json:"plugin"`
+	Target string `json:"target"`
+	// Resolved names the concrete things the target meant when the run
+	// started, as its plugin resolved them (127.0.0.1:18082).
+	Resolved []string          `json:"resolved,omitempty"`
+	Params   map[string]string `json:"params,omitempty"`
 	// After and For are the schedule from the file; For is zero for a fault
 	// that lasts until the end of the fault phase.
 	After time.Duration `json:"after"`

@@ -50,6 +50,11 @@ type Entry struct {
 	// value (a secret among them would stay on disk for ever), because a
 	// revert needs only the handle or the id.
 	TargetKey string `json:"targetKey"`
+	// Keys are the keys of the concrete things the target resolved to
+	// (the plugin's Resolve), and of what they cover: OpenFor matches them
+	// too, so a run naming one of those things differently still finds the
+	// entry.
+	Keys []string `json:"keys,omitempty"`
 	// Handle is the plugin's handle for the fault, known once injected.
 	Handle   string     `json:"handle,omitempty"`
 	Prepared bool       `json:"prepared,omitempty"`
@@ -367,7 +372,8 @@ func (e *UnreadableEntryError) Error() string {
 
 func (e *UnreadableEntryError) Unwrap() []error { return []error{ErrCorruptEntry, e.Err} }
 
-// OpenFor returns the open entries whose TargetKey is one of targetKeys. A
+// OpenFor returns the open entries whose TargetKey or one of whose Keys is
+// one of targetKeys. A
 // corrupt file makes it fail: it may be a fault on one of these targets.
 func (l *Ledger) OpenFor(targetKeys []string) ([]Entry, error) {
 	all, err := l.Open()
@@ -376,7 +382,7 @@ func (l *Ledger) OpenFor(targetKeys []string) ([]Entry, error) {
 	}
 	var out []Entry
 	for _, e := range all {
-		if slices.Contains(targetKeys, e.TargetKey) {
+		if slices.Contains(targetKeys, e.TargetKey) || slices.ContainsFunc(e.Keys, func(k string) bool { return slices.Contains(targetKeys, k) }) {
 			out = append(out, e)
 		}
 	}

@@ -186,9 +186,9 @@ func recoverAll(ctx context.Context, ledger *safety.Ledger, opts recoverOptions,
 	return res, nil
 }
 
-// recoverPlugin recovers the entries of one plugin. A fresh plugin process
-// is started only for entries with a handle, and again if one stops
-// answering; every call to it has a deadline.
+// recoverPlugin recovers the entries of one plugin through a fresh plugin
+// process (started again if one stops answering), by handle where the entry
+// has one and by the entry's id always; every call to it has a deadline.
 func recoverPlugin(ctx context.Context, ledger *safety.Ledger, name string, es []safety.Entry, opts recoverOptions, out io.Writer) (int, error) {
 	failed := 0
 	var pl *freshPlugin
@@ -206,21 +206,6 @@ func recoverPlugin(ctx context.Context, ledger *safety.Ledger, name string, es [
 			_, _ = fmt.Fprintf(out, "FAILED %s (%s on %s): could not stop its plugin process: %v\n", e.ID, e.Plugin, e.TargetKey, err)
 			continue
 		}
-		if e.Handle == "" {
-			// The runner died between writing its intent and hearing the
-			// plugin's answer. The plugin process held the fault in itself,
-			// and it is gone now.
-			how := fmt.Sprintf("its plugin process (pid %d) had ended", e.PluginPID)
-			if stopped != safety.AlreadyGone {
-				how = fmt.Sprintf("its plugin process (pid %d) was still running and %s", e.PluginPID, stopped)
-			}
-			_ = ledger.Note(e.ID, "recovered: no handle was recorded; "+how)
-			if err := ledger.Reverted(e.ID); err != nil {
-				return failed, err
-			}
-			_, _ = fmt.Fprintf(out, "closed %s (%s on %s): the runner died before the plugin answered; %s\n", e.ID, e.Plugin, e.TargetKey, how)
-			continue
-		}
 		if pl == nil {
 			if pl, err = openFresh(ctx, name, opts.callTimeout); err != nil {
 				failed++
@@ -229,7 +214,11 @@ func recoverPlugin(ctx context.Context, ledger *safety.Ledger, name string, es [
 			}
 		}
 		cctx, cancel := context.WithTimeout(ctx, opts.callTimeout)
-		was, err := pl.Revert(cctx, e.Handle)
+		// By handle when one was recorded, and always by the entry's id: a
+		// runner that died between its intent and the plugin's answer left
+		// no handle, and a plugin whose faults outlive its process reverts
+		// by the id alone.
+		was, err := pl.revertBy(cctx, e.Handle, e.ID)
 		timedOut := cctx.Err() != nil
 		cancel()
 		if err != nil {
@@ -241,6 +230,22 @@ func recoverPlugin(ctx context.Context, ledger *safety.Ledger, name string, es [
 			}
 			_ = ledger.Note(e.ID, "recover failed: "+err.Error())
 			_, _ = fmt.Fprintf(out, "FAILED %s (%s on %s, handle %s): %v\n", e.ID, e.Plugin, e.TargetKey, e.Handle, err)
+			continue
+		}
+		if e.Handle == "" {
+			how := fmt.Sprintf("its plugin process (pid %d) had ended", e.PluginPID)
+			if stopped != safety.AlreadyGone {
+				how = fmt.Sprintf("its plugin process (pid %d) was still running and %s", e.PluginPID, stopped)
+			}
+			verb, fresh := "closed", fmt.Sprintf("a fresh %s plugin holds nothing for id %s (what it injected lived in the process that ended)", name, e.ID)
+			if was {
+				verb, fresh = "reverted", fmt.Sprintf("a fresh %s plugin reverted it by id %s", name, e.ID)
+			}
+			_ = ledger.Note(e.ID, "recovered: no handle was recorded; "+how+"; "+fresh)
+			if err := ledger.Reverted(e.ID); err != nil {
+				return failed, err
+			}
+			_, _ = fmt.Fprintf(out, "%s %s (%s on %s): the runner died before the plugin answered; %s; %s\n", verb, e.ID, e.Plugin, e.TargetKey, how, fresh)
 			continue
 		}
 		if err := ledger.Reverted(e.ID); err != nil {
@@ -277,6 +282,20 @@ func openFresh(ctx context.Context, name string, timeout time.Duration) (*freshP
 	f := &freshPlugin{FaultPlugin: pl, pid: pl.Pid()}
 	f.start, _ = safety.ProcessStart(f.pid)
 	return f, nil
+}
+
+// revertBy reverts by handle and id where the plugin speaks the protocol
+// that has ids (every plugin built with this SDK), by handle otherwise.
+func (f *freshPlugin) revertBy(ctx context.Context, handle, id string) (bool, error) {
+	if r, ok := f.FaultPlugin.(interface {
+		RevertBy(ctx context.Context, handle, id string) (bool, error)
+	}); ok {
+		return r.RevertBy(ctx, handle, id)
+	}
+	if handle == "" {
+		return false, nil
+	}
+	return f.Revert(ctx, handle)
 }
 
 // close ends the plugin within timeout: Close asks it to stop, and if that

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,7 +34,8 @@ func problemsOf(t *testing.T, params string) []string {
 	probs := latency.New().Validate(t.Context(), sdk.Request{Target: endpoint("127.0.0.1:1", "127.0.0.1:2"), Params: json.RawMessage(params)})
 	var out []string
 	for _, p := range probs {
-		out = append(out, p.Param)
+		require.True(t, strings.HasPrefix(p.Param, "with."), "a problem names its parameter's path under with: %q", p.Param)
+		out = append(out, strings.TrimPrefix(p.Param, "with."))
 	}
 	return out
 }

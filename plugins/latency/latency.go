@@ -13,12 +13,10 @@
 package latency
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,11 +28,13 @@ import (
 // Version is the plugin's version.
 const Version = "0.1.0"
 
-// paramsSchema is the JSON Schema of the `with` parameters. The bounds in
-// it are the ones parse enforces (limits.go holds both), so an editor, `chaos
-// validate` and the plugin say the same. Durations are strings, which JSON
-// Schema cannot compare: their bounds are stated in x-minimum/x-maximum
-// (annotations an editor shows and ignores) and checked by the plugin.
+// paramsSchema is the JSON Schema of the `with` parameters, and the one
+// source of truth for them: parse checks the parameters against it with
+// sdk.DecodeParams, so an editor, `chaos validate` and the plugin say the
+// same (limits.go holds the numbers). Durations are strings, which JSON
+// Schema cannot compare: they are marked "format": "duration" and their
+// bounds stated in x-minimum/x-exclusiveMinimum/x-maximum, which editors show
+// and DecodeParams checks.
 func paramsSchema() string {
 	return fmt.Sprintf(`{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -43,8 +43,8 @@ func paramsSchema() string {
   "required": ["delay"],
   "properties": {
     "mode":   {"enum": ["proxy"], "default": "proxy", "description": "proxy: a TCP proxy from the target's listen address to its upstream"},
-    "delay":  {"type": "string", "pattern": %[1]q, "x-minimum": "1ns", "x-maximum": %[2]q, "description": "delay added to every chunk in both directions, more than 0 and at most %[2]s, e.g. 200ms"},
-    "jitter": {"type": "string", "pattern": %[1]q, "x-minimum": "0s", "x-maximum": %[2]q, "description": "uniform jitter around the delay, at most the delay (and %[2]s), e.g. 10ms"},
+    "delay":  {"type": "string", "format": "duration", "pattern": %[1]q, "x-exclusiveMinimum": "0s", "x-maximum": %[2]q, "description": "delay added to every chunk in both directions, more than 0 and at most %[2]s (a longer delay is an outage: stop the upstream instead), e.g. 200ms"},
+    "jitter": {"type": "string", "format": "duration", "pattern": %[1]q, "x-minimum": "0s", "x-maximum": %[2]q, "description": "uniform jitter around the delay, at most the delay (and %[2]s), e.g. 10ms"},
     "maxConnections":        {"type": "integer", "minimum": %[3]d, "maximum": %[4]d, "default": %[5]d, "description": "client connections the proxy holds at once; more are closed at once and counted"},
     "maxBytesPerConnection": {"type": "integer", "minimum": %[6]d, "maximum": %[7]d, "default": %[8]d, "description": "bytes one connection may hold in flight (read, not yet delivered); past it the proxy stops reading that side"},
     "maxBytesInFlight":      {"type": "integer", "minimum": %[6]d, "maximum": %[9]d, "default": %[10]d, "description": "bytes all connections of the proxy together may hold in flight; at least maxBytesPerConnection"}
@@ -96,105 +96,35 @@ func (f *Fault) Describe() sdk.Description {
 	}
 }
 
-// parse decodes and checks the parameters, returning every problem.
-func parse(raw json.RawMessage) (Params, []sdk.ParamProblem) {
-	p := Params{Mode: "proxy", Limits: DefaultLimits()}
-	var probs []sdk.ParamProblem
-	var m map[string]any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if len(raw) > 0 {
-		if err := dec.Decode(&m); err != nil {
-			return p, []sdk.ParamProblem{{Param: "with", Message: "parameters must be a mapping: " + err.Error()}}
-		}
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	bad := map[string]bool{}
-	problem := func(k, msg string) {
-		bad[k] = true
-		probs = append(probs, sdk.ParamProblem{Param: k, Message: msg})
-	}
-	for _, k := range keys {
-		v := m[k]
-		switch k {
-		case "mode":
-			s, _ := v.(string)
-			if s != "proxy" {
-				problem(k, fmt.Sprintf("unknown mode %v (allowed: proxy)", v))
-			}
-		case "delay", "jitter":
-			d, err := duration(v)
-			if err != nil {
-				problem(k, err.Error())
-				continue
-			}
-			if k == "delay" {
-				p.Delay = d
-			} else {
-				p.Jitter = d
-			}
-		case "maxConnections", "maxBytesPerConnection", "maxBytesInFlight":
-			lo, hi := intBounds(k)
-			n, err := boundedInt(v, lo, hi)
-			if err != nil {
-				problem(k, k+" "+err.Error())
-				continue
-			}
-			switch k {
-			case "maxConnections":
-				p.Limits.Connections = int(n)
-			case "maxBytesPerConnection":
-				p.Limits.BytesPerConnection = n
-			default:
-				p.Limits.BytesInFlight = n
-			}
-		default:
-			problem(k, fmt.Sprintf("unknown parameter %q (allowed: delay, jitter, maxBytesInFlight, maxBytesPerConnection, maxConnections, mode)", k))
-		}
-	}
-	_, hasDelay := m["delay"]
-	switch {
-	case !hasDelay:
-		probs = append(probs, sdk.ParamProblem{Param: "delay", Message: "delay is required, e.g. delay: 200ms"})
-	case bad["delay"]:
-	case p.Delay <= 0:
-		problem("delay", "delay must be more than zero")
-	case p.Delay > MaxDelay:
-		problem("delay", fmt.Sprintf("delay %s is more than the most the plugin allows, %s (a longer delay is an outage: stop the upstream instead)", shortDuration(p.Delay), shortDuration(MaxDelay)))
-	}
-	switch {
-	case bad["jitter"]:
-	case p.Jitter < 0:
-		problem("jitter", "jitter must not be negative")
-	case p.Jitter > MaxDelay:
-		problem("jitter", fmt.Sprintf("jitter %s is more than the most the plugin allows, %s", shortDuration(p.Jitter), shortDuration(MaxDelay)))
-	case hasDelay && !bad["delay"] && p.Jitter > p.Delay:
-		problem("jitter", fmt.Sprintf("jitter %s is more than the delay %s: the delay would be cut at zero, no longer uniform around it", shortDuration(p.Jitter), shortDuration(p.Delay)))
-	}
-	if !bad["maxBytesPerConnection"] && !bad["maxBytesInFlight"] && p.Limits.BytesInFlight < p.Limits.BytesPerConnection {
-		problem("maxBytesInFlight", fmt.Sprintf("maxBytesInFlight %d is less than maxBytesPerConnection %d: one connection could never fill its share", p.Limits.BytesInFlight, p.Limits.BytesPerConnection))
-	}
-	return p, probs
+// wireParams is the shape of the `with` parameters, decoded by
+// sdk.DecodeParams after the schema accepted them; absent fields keep the
+// defaults set before decoding.
+type wireParams struct {
+	Mode                  string        `json:"mode"`
+	Delay                 time.Duration `json:"delay"`
+	Jitter                time.Duration `json:"jitter"`
+	MaxConnections        int           `json:"maxConnections"`
+	MaxBytesPerConnection int64         `json:"maxBytesPerConnection"`
+	MaxBytesInFlight      int64         `json:"maxBytesInFlight"`
 }
 
-// boundedInt reads a whole number in [lo, hi].
-func boundedInt(v any, lo, hi int64) (int64, error) {
-	num, ok := v.(json.Number)
-	if !ok {
-		return 0, fmt.Errorf("must be a whole number, got %v", v)
+// parse decodes the parameters against the schema (every bound the schema
+// states is checked there) and checks what a schema cannot say: one
+// parameter compared with another.
+func parse(raw json.RawMessage) (Params, []sdk.ParamProblem) {
+	w := wireParams{Mode: "proxy", MaxConnections: DefaultMaxConnections, MaxBytesPerConnection: DefaultMaxBytesPerConnection, MaxBytesInFlight: DefaultMaxBytesInFlight}
+	if probs := sdk.DecodeParams(raw, json.RawMessage(paramsSchema()), &w); len(probs) > 0 {
+		return Params{Mode: "proxy", Limits: DefaultLimits()}, probs
 	}
-	n, err := num.Int64()
-	if err != nil {
-		return 0, fmt.Errorf("must be a whole number, got %s", num)
+	p := Params{Mode: w.Mode, Delay: w.Delay, Jitter: w.Jitter, Limits: Limits{Connections: w.MaxConnections, BytesPerConnection: w.MaxBytesPerConnection, BytesInFlight: w.MaxBytesInFlight}}
+	var probs []sdk.ParamProblem
+	if p.Jitter > p.Delay {
+		probs = append(probs, sdk.ParamProblem{Param: "with.jitter", Message: fmt.Sprintf("jitter %s is more than the delay %s: the delay would be cut at zero, no longer uniform around it", shortDuration(p.Jitter), shortDuration(p.Delay))})
 	}
-	if n < lo || n > hi {
-		return 0, fmt.Errorf("%d is out of range: from %d to %d", n, lo, hi)
+	if p.Limits.BytesInFlight < p.Limits.BytesPerConnection {
+		probs = append(probs, sdk.ParamProblem{Param: "with.maxBytesInFlight", Message: fmt.Sprintf("maxBytesInFlight %d is less than maxBytesPerConnection %d: one connection could never fill its share", p.Limits.BytesInFlight, p.Limits.BytesPerConnection)})
 	}
-	return n, nil
+	return p, probs
 }
 
 // shortDuration writes a duration as a person would: 1h, not 1h0m0s.
@@ -207,18 +137,6 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
-}
-
-func duration(v any) (time.Duration, error) {
-	s, ok := v.(string)
-	if !ok {
-		return 0, fmt.Errorf("%v is not a duration (use a number with a unit, e.g. 200ms)", v)
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration (use a number with a unit, e.g. 200ms)", s)
-	}
-	return d, nil
 }
 
 func checkTarget(t sdk.Target) []sdk.ParamProblem {
@@ -242,16 +160,16 @@ func (f *Fault) Prepare(ctx context.Context, req sdk.Request) (string, error) {
 	if probs := checkTarget(req.Target); probs != nil {
 		return "", fmt.Errorf("%w: %s", sdk.ErrInvalidParams, probs[0].Message)
 	}
-	// Only the limits matter to a pass-through proxy; the delay is the
-	// fault's business.
+	// Only the limits matter to a pass-through proxy, but a request the
+	// schema refuses is refused whole: Validate said so before.
 	params, probs := parse(req.Params)
-	for _, pp := range probs {
-		if strings.HasPrefix(pp.Param, "max") {
-			return "", fmt.Errorf("%w: %s: %s", sdk.ErrInvalidParams, pp.Param, pp.Message)
-		}
+	if len(probs) > 0 {
+		return "", fmt.Errorf("%w: %s: %s", sdk.ErrInvalidParams, probs[0].Param, probs[0].Message)
 	}
 	ep := req.Target.Endpoint
-	handle := sdk.PreparedPrefix + "proxy:" + ep.Listen
+	// The SDK marks it as a preparation on the wire; the plugin never sees
+	// that mark.
+	handle := "proxy:" + ep.Listen
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if h, ok := f.proxies[ep.Listen]; ok {
@@ -320,7 +238,7 @@ func (f *Fault) Inject(ctx context.Context, req sdk.Request) (string, error) {
 func (f *Fault) Revert(_ context.Context, handle string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if listen, ok := strings.CutPrefix(handle, sdk.PreparedPrefix+"proxy:"); ok {
+	if listen, ok := strings.CutPrefix(handle, "proxy:"); ok {
 		h, ok := f.proxies[listen]
 		if !ok {
 			return false, nil
@@ -350,7 +268,7 @@ func (f *Fault) Revert(_ context.Context, handle string) (bool, error) {
 func (f *Fault) Status(_ context.Context, handle string) (sdk.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if listen, ok := strings.CutPrefix(handle, sdk.PreparedPrefix+"proxy:"); ok {
+	if listen, ok := strings.CutPrefix(handle, "proxy:"); ok {
 		_, active := f.proxies[listen]
 		return sdk.Status{Active: active, Detail: "pass-through proxy on " + listen}, nil
 	}

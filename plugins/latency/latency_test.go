@@ -103,9 +103,29 @@ func TestInjectWithoutPrepareOwnsItsProxy(t *testing.T) {
 // nothing of the handle; since the proxy died with the old process, there is
 // nothing to do and that is not an error.
 func TestRevertUnknownHandleAfterRestart(t *testing.T) {
-	for _, h := range []string{"delay:127.0.0.1:1:7", sdk.PreparedPrefix + "proxy:127.0.0.1:1"} {
+	for _, h := range []string{"delay:127.0.0.1:1:7", "proxy:127.0.0.1:1"} {
 		was, err := latency.New().Revert(t.Context(), h)
 		require.NoError(t, err, "revert by handle alone must work in a new process")
 		require.False(t, was)
 	}
+}
+
+// TestResolveNamesTheBoundAddress: two names of one listener give one key,
+// and a wildcard listener covers the loopback address on its port, so
+// locks on the resolved keys collide.
+func TestResolveNamesTheBoundAddress(t *testing.T) {
+	resolve := func(listen string) sdk.Resolution {
+		res, err := latency.New().Resolve(t.Context(), sdk.Request{Target: endpoint(listen, "127.0.0.1:2")})
+		require.NoError(t, err, "resolving %s", listen)
+		require.Len(t, res.Things, 1, "one proxy is one thing: %s", listen)
+		return res
+	}
+	lo := resolve("127.0.0.1:28090").Things[0]
+	require.Equal(t, "endpoint:127.0.0.1:28090", lo.Key)
+	require.Equal(t, lo.Key, resolve("localhost:28090").Things[0].Key, "localhost binds the loopback address")
+	wild := resolve("0.0.0.0:28090").Things[0]
+	require.Equal(t, "endpoint:0.0.0.0:28090", wild.Key)
+	require.Contains(t, wild.Covers, lo.Key, "a wildcard listener covers the loopback address on its port")
+	require.Contains(t, resolve(":28090").Things[0].Covers, lo.Key, "an empty host is a wildcard too")
+	require.NotContains(t, wild.Covers, "endpoint:127.0.0.1:28091", "another port is another thing")
 }

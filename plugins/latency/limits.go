@@ -3,7 +3,7 @@ package latency
 import "time"
 
 // The bounds of the `with` parameters, in one place: the schema publishes
-// them and parse enforces them.
+// them, and sdk.DecodeParams enforces what the schema says.
 //
 // MaxDelay is an hour. A delay is meant to make a dependency slow, not gone:
 // past any client's timeout more delay changes nothing the experiment can
@@ -35,18 +35,6 @@ const (
 	maxBytesInFlight             = 1 << 30
 	DefaultMaxBytesInFlight      = 64 << 20
 )
-
-// intBounds are the bounds of a whole-number parameter.
-func intBounds(param string) (lo, hi int64) {
-	switch param {
-	case "maxConnections":
-		return minConnections, maxConnections
-	case "maxBytesPerConnection":
-		return minBytes, maxBytesPerConnection
-	default: // maxBytesInFlight
-		return minBytes, maxBytesInFlight
-	}
-}
 
 // Limits bound what one proxy holds.
 type Limits struct {

@@ -45,12 +45,14 @@ func (c *Client) Describe(ctx context.Context) (Description, error) {
 		return Description{}, c.wrap("describe", err)
 	}
 	return Description{
-		Name:         r.GetName(),
-		Version:      r.GetVersion(),
-		Summary:      r.GetSummary(),
-		ParamsSchema: r.GetParamsSchema(),
-		TargetKinds:  r.GetTargetKinds(),
-		CanPrepare:   r.GetCanPrepare(),
+		Name:          r.GetName(),
+		Version:       r.GetVersion(),
+		Summary:       r.GetSummary(),
+		ParamsSchema:  r.GetParamsSchema(),
+		TargetKinds:   r.GetTargetKinds(),
+		CanPrepare:    r.GetCanPrepare(),
+		CanResolve:    r.GetCanResolve(),
+		CanRevertByID: r.GetCanRevertById(),
 	}, nil
 }
 
@@ -82,7 +84,7 @@ func (c *Client) Prepare(ctx context.Context, req Request) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode target: %w", err)
 	}
-	r, err := c.rpc.Prepare(ctx, &faultpb.FaultRequest{Target: t, Params: req.Params, LeaseTtlMs: req.LeaseTTL.Milliseconds()})
+	r, err := c.rpc.Prepare(ctx, &faultpb.FaultRequest{Target: t, Params: req.Params, LeaseTtlMs: req.LeaseTTL.Milliseconds(), Id: req.ID})
 	if err != nil {
 		return "", c.wrap("prepare", err)
 	}
@@ -97,7 +99,7 @@ func (c *Client) Inject(ctx context.Context, req Request) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode target: %w", err)
 	}
-	r, err := c.rpc.Inject(ctx, &faultpb.InjectRequest{Target: t, Params: req.Params, Prepared: req.Prepared, RunId: req.RunID, LeaseTtlMs: req.LeaseTTL.Milliseconds()})
+	r, err := c.rpc.Inject(ctx, &faultpb.InjectRequest{Target: t, Params: req.Params, Prepared: req.Prepared, RunId: req.RunID, LeaseTtlMs: req.LeaseTTL.Milliseconds(), Id: req.ID})
 	if err != nil {
 		return "", c.wrap("inject", err)
 	}
@@ -106,13 +108,46 @@ func (c *Client) Inject(ctx context.Context, req Request) (string, error) {
 
 // Revert ends what a handle names.
 func (c *Client) Revert(ctx context.Context, handle string) (bool, error) {
+	return c.RevertBy(ctx, handle, "")
+}
+
+// RevertBy ends what a handle or an injection id names; give the id
+// whenever it is known, and the handle when one was recorded. A plugin
+// process that holds nothing for the id (and cannot revert by id alone)
+// answers false, nil: its faults lived in a process that is gone.
+// ErrHandleMismatch means the two name different injections.
+func (c *Client) RevertBy(ctx context.Context, handle, id string) (bool, error) {
 	ctx, cancel := bounded(ctx)
 	defer cancel()
-	r, err := c.rpc.Revert(ctx, &faultpb.HandleRequest{Handle: handle})
+	r, err := c.rpc.Revert(ctx, &faultpb.RevertRequest{Handle: handle, Id: id})
 	if err != nil {
 		return false, c.wrap("revert", err)
 	}
 	return r.GetWasActive(), nil
+}
+
+// Resolve asks which concrete things a request's target means now. A plugin
+// built before the protocol had Resolve is taken to act on the target as one
+// thing (DefaultResolution).
+func (c *Client) Resolve(ctx context.Context, req Request) (Resolution, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	t, err := json.Marshal(req.Target)
+	if err != nil {
+		return Resolution{}, fmt.Errorf("encode target: %w", err)
+	}
+	r, err := c.rpc.Resolve(ctx, &faultpb.FaultRequest{Target: t, Params: req.Params})
+	if status.Code(err) == codes.Unimplemented {
+		return DefaultResolution(req.Target), nil
+	}
+	if err != nil {
+		return Resolution{}, c.wrap("resolve", err)
+	}
+	res := Resolution{Total: int(r.GetTotal())}
+	for _, th := range r.GetThings() {
+		res.Things = append(res.Things, Resolved{Key: th.GetKey(), Kind: th.GetKind(), Name: th.GetName(), Covers: th.GetCovers()})
+	}
+	return res, nil
 }
 
 // Renew extends a handle's lease by ttl from now. ErrUnknownHandle means
@@ -149,6 +184,8 @@ func (c *Client) wrap(op string, err error) error {
 		return fmt.Errorf("%s: %w: %s", op, ErrUnknownHandle, st.Message())
 	case st.Code() == codes.FailedPrecondition:
 		return fmt.Errorf("%s: %w: %s", op, ErrRefused, strings.TrimPrefix(st.Message(), ErrRefused.Error()+": "))
+	case st.Code() == codes.InvalidArgument:
+		return fmt.Errorf("%s: %w: %s", op, ErrHandleMismatch, st.Message())
 	case st.Code() == codes.Canceled:
 		return fmt.Errorf("%s: %w", op, context.Canceled)
 	case st.Code() == codes.DeadlineExceeded:

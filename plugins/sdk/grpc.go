@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,7 +52,11 @@ type Server struct {
 
 	mu     sync.Mutex
 	active map[string]time.Time // handle → lease deadline; zero: no lease
-	wake   chan struct{}        // a lease changed: the lease loop recomputes
+	// ids maps the id of each injection in effect to its handle, and
+	// idOf the other way, so Revert can take either.
+	ids    map[string]string
+	idOf   map[string]string
+	wake   chan struct{} // a lease changed: the lease loop recomputes
 	stop   chan struct{}
 	done   chan struct{}
 	closed bool
@@ -79,6 +84,8 @@ func NewServerClock(ctx context.Context, f Fault, c clock.Clock) *Server {
 		base:   context.WithoutCancel(ctx),
 		clock:  clock.Or(c),
 		active: map[string]time.Time{},
+		ids:    map[string]string{},
+		idOf:   map[string]string{},
 		wake:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -148,6 +155,7 @@ func (s *Server) keepLeases() {
 			ctx, cancel := context.WithTimeout(s.base, revertTimeout)
 			_, _ = s.safeRevert(ctx, h)
 			cancel()
+			s.untrack(h)
 		}
 	}
 }
@@ -156,13 +164,17 @@ func (s *Server) Describe(context.Context, *faultpb.DescribeRequest) (_ *faultpb
 	defer s.recoverRPC("describe", &err)
 	d := s.fault.Describe()
 	_, canPrepare := s.fault.(Preparer)
+	_, canResolve := s.fault.(Resolver)
+	_, canRevertByID := s.fault.(RevertByID)
 	return &faultpb.DescribeResponse{
-		Name:         d.Name,
-		Version:      d.Version,
-		Summary:      d.Summary,
-		ParamsSchema: d.ParamsSchema,
-		TargetKinds:  d.TargetKinds,
-		CanPrepare:   canPrepare,
+		Name:          d.Name,
+		Version:       d.Version,
+		Summary:       d.Summary,
+		ParamsSchema:  d.ParamsSchema,
+		TargetKinds:   d.TargetKinds,
+		CanPrepare:    canPrepare,
+		CanResolve:    canResolve,
+		CanRevertById: canRevertByID,
 	}, nil
 }
 
@@ -194,6 +206,36 @@ func (s *Server) Validate(ctx context.Context, req *faultpb.FaultRequest) (_ *fa
 	return resp, nil
 }
 
+// Resolve answers which concrete things a target means now: the plugin's
+// own answer when it is a Resolver, else the target as one thing.
+func (s *Server) Resolve(ctx context.Context, req *faultpb.FaultRequest) (_ *faultpb.ResolveResponse, err error) {
+	defer s.recoverRPC("resolve", &err)
+	if err := s.brokenErr(); err != nil {
+		return nil, err
+	}
+	t, err := decodeTarget(req.GetTarget())
+	if err != nil {
+		return nil, err
+	}
+	res := DefaultResolution(t)
+	if r, ok := s.fault.(Resolver); ok {
+		if res, err = r.Resolve(ctx, Request{Target: t, Params: req.GetParams()}); err != nil {
+			return nil, toStatus(err)
+		}
+		if len(res.Things) == 0 {
+			return nil, status.Errorf(codes.Unknown, "target %s means nothing now (the plugin resolved it to no things)", t.Name)
+		}
+	}
+	resp := &faultpb.ResolveResponse{Total: int64(res.Total)}
+	for _, th := range res.Things {
+		if th.Key == "" {
+			return nil, status.Errorf(codes.Internal, "the plugin resolved target %s to a thing without a key (%q)", t.Name, th.Name)
+		}
+		resp.Things = append(resp.Things, &faultpb.Resolved{Key: th.Key, Kind: th.Kind, Name: th.Name, Covers: th.Covers})
+	}
+	return resp, nil
+}
+
 func (s *Server) Prepare(ctx context.Context, req *faultpb.FaultRequest) (_ *faultpb.HandleResponse, err error) {
 	defer s.recoverRPC("prepare", &err)
 	if err := s.brokenErr(); err != nil {
@@ -207,10 +249,17 @@ func (s *Server) Prepare(ctx context.Context, req *faultpb.FaultRequest) (_ *fau
 	if err != nil {
 		return nil, err
 	}
-	h, err := p.Prepare(s.withPanicHook(ctx), Request{Target: t, Params: req.GetParams()})
+	h, err := p.Prepare(s.withPanicHook(ctx), Request{ID: req.GetId(), Target: t, Params: req.GetParams(), LeaseTTL: msTTL(req.GetLeaseTtlMs())})
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	if h == "" {
+		return &faultpb.HandleResponse{}, nil
+	}
+	// The SDK marks prepared handles, so that it can tell them from
+	// faults (faults are reverted first) without the plugin's help.
+	h = PreparedPrefix + h
+	s.trackID(req.GetId(), h)
 	s.track(h, msTTL(req.GetLeaseTtlMs()))
 	return &faultpb.HandleResponse{Handle: h}, nil
 }
@@ -224,28 +273,57 @@ func (s *Server) Inject(ctx context.Context, req *faultpb.InjectRequest) (_ *fau
 	if err != nil {
 		return nil, err
 	}
-	h, err := s.fault.Inject(s.withPanicHook(ctx), Request{RunID: req.GetRunId(), Target: t, Params: req.GetParams(), Prepared: req.GetPrepared(), LeaseTTL: msTTL(req.GetLeaseTtlMs())})
+	prepared, _ := strings.CutPrefix(req.GetPrepared(), PreparedPrefix)
+	h, err := s.fault.Inject(s.withPanicHook(ctx), Request{RunID: req.GetRunId(), ID: req.GetId(), Target: t, Params: req.GetParams(), Prepared: prepared, LeaseTTL: msTTL(req.GetLeaseTtlMs())})
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	s.trackID(req.GetId(), h)
 	s.track(h, msTTL(req.GetLeaseTtlMs()))
 	return &faultpb.HandleResponse{Handle: h}, nil
 }
 
-func (s *Server) Revert(ctx context.Context, req *faultpb.HandleRequest) (_ *faultpb.RevertResponse, err error) {
+// Revert ends what a handle or an injection id names. An id this server
+// holds is reverted by its handle; an id it does not hold goes to the
+// plugin's RevertByID when it has the ability, and is otherwise nothing
+// held (a fault that lived in a process that is gone went with it).
+func (s *Server) Revert(ctx context.Context, req *faultpb.RevertRequest) (_ *faultpb.RevertResponse, err error) {
 	defer s.recoverRPC("revert", &err)
-	was, err := s.fault.Revert(ctx, req.GetHandle())
+	h, id := req.GetHandle(), req.GetId()
+	if h == "" && id == "" {
+		return nil, status.Error(codes.InvalidArgument, "revert names neither a handle nor an id")
+	}
+	s.mu.Lock()
+	known, live := s.ids[id]
+	s.mu.Unlock()
+	switch {
+	case id != "" && live && h != "" && known != h:
+		return nil, toStatus(fmt.Errorf("%w: id %s is handle %s here, not %s", ErrHandleMismatch, id, known, h))
+	case h == "" && live:
+		h = known
+	case h == "":
+		rb, ok := s.fault.(RevertByID)
+		if !ok {
+			return &faultpb.RevertResponse{}, nil
+		}
+		was, err := rb.RevertByID(ctx, id)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return &faultpb.RevertResponse{WasActive: was}, nil
+	}
+	was, err := s.fault.Revert(ctx, pluginHandle(h))
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	s.untrack(req.GetHandle())
+	s.untrack(h)
 	return &faultpb.RevertResponse{WasActive: was}, nil
 }
 
 func (s *Server) Status(ctx context.Context, req *faultpb.HandleRequest) (_ *faultpb.StatusResponse, err error) {
 	defer s.recoverRPC("status", &err)
 	if r, ok := s.fault.(StatusReporter); ok {
-		st, err := r.Status(ctx, req.GetHandle())
+		st, err := r.Status(ctx, pluginHandle(req.GetHandle()))
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -295,9 +373,24 @@ func (s *Server) track(handle string, ttl time.Duration) {
 	s.poke()
 }
 
+// trackID remembers which injection id a handle is.
+func (s *Server) trackID(id, handle string) {
+	if id == "" || handle == "" {
+		return
+	}
+	s.mu.Lock()
+	s.ids[id] = handle
+	s.idOf[handle] = id
+	s.mu.Unlock()
+}
+
 func (s *Server) untrack(handle string) {
 	s.mu.Lock()
 	delete(s.active, handle)
+	if id, ok := s.idOf[handle]; ok {
+		delete(s.idOf, handle)
+		delete(s.ids, id)
+	}
 	s.mu.Unlock()
 	s.poke()
 }
@@ -347,16 +440,21 @@ func (s *Server) safeRevert(ctx context.Context, h string) (was bool, err error)
 			err = fmt.Errorf("%w: revert %s: %v", ErrPluginPanicked, h, v)
 		}
 	}()
-	return s.fault.Revert(ctx, h)
+	return s.fault.Revert(ctx, pluginHandle(h))
 }
 
-// PreparedPrefix starts every handle that Prepare returns, so that a plugin
-// that has lost its memory (recover after a crash) can still tell the two
-// apart.
+// PreparedPrefix starts every handle of a preparation on the wire. The SDK
+// adds it to what the plugin's Prepare returns and takes it off before the
+// plugin sees a handle again, so the host (and recover, from a ledger
+// entry) can tell preparations from faults, and plugins never see it.
 const PreparedPrefix = "prepared:"
 
-func isPreparedHandle(h string) bool {
-	return len(h) >= len(PreparedPrefix) && h[:len(PreparedPrefix)] == PreparedPrefix
+func isPreparedHandle(h string) bool { return strings.HasPrefix(h, PreparedPrefix) }
+
+// pluginHandle is a wire handle as the plugin returned it.
+func pluginHandle(h string) string {
+	p, _ := strings.CutPrefix(h, PreparedPrefix)
+	return p
 }
 
 // toStatus keeps our sentinel errors recognisable across the wire.
@@ -366,6 +464,8 @@ func toStatus(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrRefused):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, ErrHandleMismatch):
+		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

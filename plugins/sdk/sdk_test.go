@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -148,4 +150,105 @@ func TestPluginRevertsWhenHostLeaves(t *testing.T) {
 			require.NoFileExists(t, file, "the plugin must revert its fault before it exits")
 		})
 	}
+}
+
+// markedFileFault is a fileFault whose faults outlive its process and which
+// marks each with its injection id (a marker file naming the fault's file),
+// as an nftables plugin would mark its rules: a fresh instance reverts by
+// id with no memory (sdk.RevertByID).
+type markedFileFault struct {
+	fileFault
+	marks string // directory of the markers
+}
+
+func (f markedFileFault) marker(id string) string {
+	return filepath.Join(f.marks, strings.ReplaceAll(id, "/", "_"))
+}
+
+func (f markedFileFault) Inject(ctx context.Context, req sdk.Request) (string, error) {
+	if req.ID != "" {
+		if err := os.WriteFile(f.marker(req.ID), []byte(path(req)), 0o600); err != nil {
+			return "", err
+		}
+	}
+	return f.fileFault.Inject(ctx, req)
+}
+
+func (f markedFileFault) RevertByID(ctx context.Context, id string) (bool, error) {
+	b, err := os.ReadFile(f.marker(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	was, err := f.Revert(ctx, string(b))
+	if err == nil {
+		err = os.Remove(f.marker(id))
+	}
+	return was, err
+}
+
+// TestConformanceRevertByID: a plugin whose faults outlive its process
+// passes the same suite, and a restarted instance reverts by id alone.
+func TestConformanceRevertByID(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "fault")
+	marks := t.TempDir()
+	f := markedFileFault{marks: marks}
+	c := sdktest.Connect(t, f)
+	d, err := c.Describe(t.Context())
+	require.NoError(t, err)
+	require.True(t, d.CanRevertByID, "Describe must say the plugin reverts by id")
+	require.False(t, d.CanResolve, "the plugin does not resolve; the SDK answers for it")
+	sdktest.Run(t, f, sdktest.Case{
+		Request: func(*testing.T) sdk.Request { return request(file) },
+		Fresh:   func() sdk.Fault { return markedFileFault{marks: marks} },
+		Check: func(t *testing.T, active bool) {
+			_, err := os.Stat(file)
+			require.Equal(t, active, err == nil, "the fault file exists exactly while the fault is active")
+		},
+	})
+}
+
+// TestPreparedPrefixIsTheSDKs: the SDK marks a preparation's handle on the
+// wire and takes the mark off before the plugin sees the handle again.
+func TestPreparedPrefixIsTheSDKs(t *testing.T) {
+	f := &recordingPreparer{}
+	c := sdktest.Connect(t, f)
+	h, err := c.Prepare(t.Context(), request(filepath.Join(t.TempDir(), "p")))
+	require.NoError(t, err)
+	require.Equal(t, sdk.PreparedPrefix+"ready", h, "the host sees a prepared handle marked")
+	_, err = c.Inject(t.Context(), sdk.Request{Target: sdk.Target{Name: "h", Kind: "host"}, Prepared: h, Params: json.RawMessage(`{"path":"` + filepath.Join(t.TempDir(), "f") + `"}`)})
+	require.NoError(t, err)
+	_, err = c.Revert(t.Context(), h)
+	require.NoError(t, err)
+	require.Equal(t, []string{"ready"}, f.prepared, "Inject gets the plugin's own handle of the preparation")
+	require.Contains(t, f.reverted, "ready", "Revert gets the plugin's own handle, unmarked")
+}
+
+type recordingPreparer struct {
+	fileFault
+	mu                 sync.Mutex
+	prepared, reverted []string
+}
+
+func (p *recordingPreparer) Prepare(context.Context, sdk.Request) (string, error) {
+	return "ready", nil
+}
+
+func (p *recordingPreparer) Inject(ctx context.Context, req sdk.Request) (string, error) {
+	p.mu.Lock()
+	p.prepared = append(p.prepared, req.Prepared)
+	p.mu.Unlock()
+	return p.fileFault.Inject(ctx, req)
+}
+
+func (p *recordingPreparer) Revert(ctx context.Context, h string) (bool, error) {
+	p.mu.Lock()
+	p.reverted = append(p.reverted, h)
+	p.mu.Unlock()
+	if h == "ready" {
+		return true, nil
+	}
+	return p.fileFault.Revert(ctx, h)
 }

@@ -69,9 +69,14 @@ type DescribeResponse struct {
 	Version string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	Summary string                 `protobuf:"bytes,3,opt,name=summary,proto3" json:"summary,omitempty"`
 	// JSON Schema (draft 2020-12) of the `with` parameters.
-	ParamsSchema  []byte   `protobuf:"bytes,4,opt,name=params_schema,json=paramsSchema,proto3" json:"params_schema,omitempty"`
-	TargetKinds   []string `protobuf:"bytes,5,rep,name=target_kinds,json=targetKinds,proto3" json:"target_kinds,omitempty"`
-	CanPrepare    bool     `protobuf:"varint,6,opt,name=can_prepare,json=canPrepare,proto3" json:"can_prepare,omitempty"`
+	ParamsSchema []byte   `protobuf:"bytes,4,opt,name=params_schema,json=paramsSchema,proto3" json:"params_schema,omitempty"`
+	TargetKinds  []string `protobuf:"bytes,5,rep,name=target_kinds,json=targetKinds,proto3" json:"target_kinds,omitempty"`
+	CanPrepare   bool     `protobuf:"varint,6,opt,name=can_prepare,json=canPrepare,proto3" json:"can_prepare,omitempty"`
+	// True when the plugin resolves targets itself (sdk.Resolver).
+	CanResolve bool `protobuf:"varint,7,opt,name=can_resolve,json=canResolve,proto3" json:"can_resolve,omitempty"`
+	// True when the plugin reverts by injection id with no memory of the
+	// injection (sdk.RevertByID): its faults outlive its process.
+	CanRevertById bool `protobuf:"varint,8,opt,name=can_revert_by_id,json=canRevertById,proto3" json:"can_revert_by_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -148,6 +153,20 @@ func (x *DescribeResponse) GetCanPrepare() bool {
 	return false
 }
 
+func (x *DescribeResponse) GetCanResolve() bool {
+	if x != nil {
+		return x.CanResolve
+	}
+	return false
+}
+
+func (x *DescribeResponse) GetCanRevertById() bool {
+	if x != nil {
+		return x.CanRevertById
+	}
+	return false
+}
+
 type FaultRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The resolved target: {"kind": "...", ...kind fields} as JSON.
@@ -156,7 +175,10 @@ type FaultRequest struct {
 	Params []byte `protobuf:"bytes,2,opt,name=params,proto3" json:"params,omitempty"`
 	// The lease, in milliseconds, of the handle Prepare returns: unless
 	// renewed within it, the plugin reverts the handle by itself. 0: none.
-	LeaseTtlMs    int64 `protobuf:"varint,3,opt,name=lease_ttl_ms,json=leaseTtlMs,proto3" json:"lease_ttl_ms,omitempty"`
+	LeaseTtlMs int64 `protobuf:"varint,3,opt,name=lease_ttl_ms,json=leaseTtlMs,proto3" json:"lease_ttl_ms,omitempty"`
+	// The id of the injection (the ledger entry's) for Prepare: Revert
+	// accepts it in place of the handle.
+	Id            string `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -212,6 +234,141 @@ func (x *FaultRequest) GetLeaseTtlMs() int64 {
 	return 0
 }
 
+func (x *FaultRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ResolveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The concrete things the target means now.
+	Things []*Resolved `protobuf:"bytes,1,rep,name=things,proto3" json:"things,omitempty"`
+	// How many candidates the things were chosen from (pods matching a
+	// selector), for a percentage limit; 0 when that does not apply.
+	Total         int64 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveResponse) Reset() {
+	*x = ResolveResponse{}
+	mi := &file_fault_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveResponse) ProtoMessage() {}
+
+func (x *ResolveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_fault_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveResponse.ProtoReflect.Descriptor instead.
+func (*ResolveResponse) Descriptor() ([]byte, []int) {
+	return file_fault_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ResolveResponse) GetThings() []*Resolved {
+	if x != nil {
+		return x.Things
+	}
+	return nil
+}
+
+func (x *ResolveResponse) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+type Resolved struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stable key: two names of one thing give one key
+	// (endpoint:127.0.0.1:18082, pod:<uid>).
+	Key  string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// For people: shop/checkout-7d9f, 127.0.0.1:18082.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// Keys of the things this one overlaps (a wildcard listener covers every
+	// local address on its port): locks are taken on them too.
+	Covers        []string `protobuf:"bytes,4,rep,name=covers,proto3" json:"covers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Resolved) Reset() {
+	*x = Resolved{}
+	mi := &file_fault_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resolved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resolved) ProtoMessage() {}
+
+func (x *Resolved) ProtoReflect() protoreflect.Message {
+	mi := &file_fault_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resolved.ProtoReflect.Descriptor instead.
+func (*Resolved) Descriptor() ([]byte, []int) {
+	return file_fault_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Resolved) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Resolved) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Resolved) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Resolved) GetCovers() []string {
+	if x != nil {
+		return x.Covers
+	}
+	return nil
+}
+
 type ValidateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Problems with the parameters, each naming the parameter it is about.
@@ -222,7 +379,7 @@ type ValidateResponse struct {
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_fault_proto_msgTypes[3]
+	mi := &file_fault_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +391,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fault_proto_msgTypes[3]
+	mi := &file_fault_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +404,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_fault_proto_rawDescGZIP(), []int{3}
+	return file_fault_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ValidateResponse) GetProblems() []*ParamProblem {
@@ -267,7 +424,7 @@ type ParamProblem struct {
 
 func (x *ParamProblem) Reset() {
 	*x = ParamProblem{}
-	mi := &file_fault_proto_msgTypes[4]
+	mi := &file_fault_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -279,7 +436,7 @@ func (x *ParamProblem) String() string {
 func (*ParamProblem) ProtoMessage() {}
 
 func (x *ParamProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_fault_proto_msgTypes[4]
+	mi := &file_fault_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -292,7 +449,7 @@ func (x *ParamProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParamProblem.ProtoReflect.Descriptor instead.
 func (*ParamProblem) Descriptor() ([]byte, []int) {
-	return file_fault_proto_rawDescGZIP(), []int{4}
+	return file_fault_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ParamProblem) GetParam() string {
@@ -319,14 +476,17 @@ type InjectRequest struct {
 	RunId string `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
 	// The lease, in milliseconds: unless renewed within it, the plugin
 	// reverts the fault by itself. 0: no lease.
-	LeaseTtlMs    int64 `protobuf:"varint,5,opt,name=lease_ttl_ms,json=leaseTtlMs,proto3" json:"lease_ttl_ms,omitempty"`
+	LeaseTtlMs int64 `protobuf:"varint,5,opt,name=lease_ttl_ms,json=leaseTtlMs,proto3" json:"lease_ttl_ms,omitempty"`
+	// The id of the injection (the ledger entry's): Revert accepts it in
+	// place of the handle, from this process or a fresh one.
+	Id            string `protobuf:"bytes,6,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InjectRequest) Reset() {
 	*x = InjectRequest{}
-	mi := &file_fault_proto_msgTypes[5]
+	mi := &file_fault_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -338,7 +498,7 @@ func (x *InjectRequest) String() string {
 func (*InjectRequest) ProtoMessage() {}
 
 func (x *InjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fault_proto_msgTypes[5]
+	mi := &file_fault_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -351,7 +511,7 @@ func (x *InjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InjectRequest.ProtoReflect.Descriptor instead.
 func (*InjectRequest) Descriptor() ([]byte, []int) {
-	return file_fault_proto_rawDescGZIP(), []int{5}
+	return file_fault_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *InjectRequest) GetTarget() []byte {
@@ -389,6 +549,66 @@ func (x *InjectRequest) GetLeaseTtlMs() int64 {
 	return 0
 }
 
+func (x *InjectRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevertRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At least one of handle and id. With both, they must name one injection.
+	Handle        string `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevertRequest) Reset() {
+	*x = RevertRequest{}
+	mi := &file_fault_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevertRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevertRequest) ProtoMessage() {}
+
+func (x *RevertRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_fault_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevertRequest.ProtoReflect.Descriptor instead.
+func (*RevertRequest) Descriptor() ([]byte, []int) {
+	return file_fault_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RevertRequest) GetHandle() string {
+	if x != nil {
+		return x.Handle
+	}
+	return ""
+}
+
+func (x *RevertRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 type RenewRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        string                 `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -399,7 +619,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_fault_proto_msgTypes[6]
+	mi := &file_fault_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -411,7 +631,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fault_proto_msgTypes[6]
+	mi := &file_fault_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -424,7 +644,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_fault_proto_rawDescGZIP(), []int{6}
+	return file_fault_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RenewRequest) GetHandle() string {
@@ -449,7 +669,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_fault_proto_msgTypes[7]
+	mi := &file_fault_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +681,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fault_proto_msgTypes[7]
+	mi := &file_fault_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +694,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_fault_proto_rawDescGZIP(), []int{7}
+	return file_fault_proto_rawDescGZIP(), []int{10}
 }
 
 type HandleResponse struct {
@@ -486,7 +706,7 @@ type HandleResponse struct {
 
 func (x *HandleResponse) Reset() {
 	*x = HandleResponse{}
-	mi := &file_fault_proto_msgTypes[8]
+	mi := &file_fault_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +718,7 @@ func (x *HandleResponse) String() string {
 func (*HandleResponse) ProtoMessage() {}
 
 func (x *HandleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fault_proto_msgTypes[8]
+	mi := &file_fault_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +731,7 @@ func (x *HandleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleResponse.ProtoReflect.Descriptor instead.
 func (*HandleResponse) Descriptor() ([]byte, []int) {
-	return file_fault_proto_rawDescGZIP(), []int{8}
+	return file_fault_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HandleResponse) GetHandle() string {
@@ -530,7 +750,7 @@ type HandleRequest struct {
 
 func (x *HandleRequest) Reset() {
 	*x = HandleRequest{}
-	mi := &file_fault_proto_msgTypes[9]
+	mi := &file_fault_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +762,7 @@ func (x *HandleRequest) String() string {
 func (*HandleRequest) ProtoMessage() {}
 
 func (x *HandleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fault_proto_msgTypes[9]
+	mi := &file_fault_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +775,7 @@ func (x *HandleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleRequest.ProtoReflect.Descriptor instead.
 func (*HandleRequest) Descriptor() ([]byte, []int) {
-	return file_fault_proto_rawDescGZIP(), []int{9}
+	return file_fault_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HandleRequest) GetHandle() string {
@@ -575,7 +795,7 @@ type RevertResponse struct {
 
 func (x *RevertResponse) Reset() {
 	*x = RevertResponse{}
-	mi := &file_fault_proto_msgTypes[10]
+	mi := &file_fault_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +807,7 @@ func (x *RevertResponse) String() string {
 func (*RevertResponse) ProtoMessage() {}
 
 func (x *RevertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fault_proto_msgTypes[10]
+	mi := &file_fault_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +820,7 @@ func (x *RevertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevertResponse.ProtoReflect.Descriptor instead.
 func (*RevertResponse) Descriptor() ([]byte, []int) {
-	return file_fault_proto_rawDescGZIP(), []int{10}
+	return file_fault_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RevertResponse) GetWasActive() bool {
@@ -620,7 +840,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_fault_proto_msgTypes[11]
+	mi := &file_fault_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +852,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_fault_proto_msgTypes[11]
+	mi := &file_fault_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +865,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_fault_proto_rawDescGZIP(), []int{11}
+	return file_fault_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StatusResponse) GetActive() bool {
@@ -667,7 +887,7 @@ var File_fault_proto protoreflect.FileDescriptor
 const file_fault_proto_rawDesc = "" +
 	"\n" +
 	"\vfault.proto\x12\x0fchaos.plugin.v1\"\x11\n" +
-	"\x0fDescribeRequest\"\xc3\x01\n" +
+	"\x0fDescribeRequest\"\x8d\x02\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x18\n" +
@@ -675,24 +895,40 @@ const file_fault_proto_rawDesc = "" +
 	"\rparams_schema\x18\x04 \x01(\fR\fparamsSchema\x12!\n" +
 	"\ftarget_kinds\x18\x05 \x03(\tR\vtargetKinds\x12\x1f\n" +
 	"\vcan_prepare\x18\x06 \x01(\bR\n" +
-	"canPrepare\"`\n" +
+	"canPrepare\x12\x1f\n" +
+	"\vcan_resolve\x18\a \x01(\bR\n" +
+	"canResolve\x12'\n" +
+	"\x10can_revert_by_id\x18\b \x01(\bR\rcanRevertById\"p\n" +
 	"\fFaultRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\fR\x06target\x12\x16\n" +
 	"\x06params\x18\x02 \x01(\fR\x06params\x12 \n" +
 	"\flease_ttl_ms\x18\x03 \x01(\x03R\n" +
-	"leaseTtlMs\"M\n" +
+	"leaseTtlMs\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id\"Z\n" +
+	"\x0fResolveResponse\x121\n" +
+	"\x06things\x18\x01 \x03(\v2\x19.chaos.plugin.v1.ResolvedR\x06things\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x03R\x05total\"\\\n" +
+	"\bResolved\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
+	"\x06covers\x18\x04 \x03(\tR\x06covers\"M\n" +
 	"\x10ValidateResponse\x129\n" +
 	"\bproblems\x18\x01 \x03(\v2\x1d.chaos.plugin.v1.ParamProblemR\bproblems\">\n" +
 	"\fParamProblem\x12\x14\n" +
 	"\x05param\x18\x01 \x01(\tR\x05param\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x94\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xa4\x01\n" +
 	"\rInjectRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\fR\x06target\x12\x16\n" +
 	"\x06params\x18\x02 \x01(\fR\x06params\x12\x1a\n" +
 	"\bprepared\x18\x03 \x01(\tR\bprepared\x12\x15\n" +
 	"\x06run_id\x18\x04 \x01(\tR\x05runId\x12 \n" +
 	"\flease_ttl_ms\x18\x05 \x01(\x03R\n" +
-	"leaseTtlMs\"H\n" +
+	"leaseTtlMs\x12\x0e\n" +
+	"\x02id\x18\x06 \x01(\tR\x02id\"7\n" +
+	"\rRevertRequest\x12\x16\n" +
+	"\x06handle\x18\x01 \x01(\tR\x06handle\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"H\n" +
 	"\fRenewRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\tR\x06handle\x12 \n" +
 	"\flease_ttl_ms\x18\x02 \x01(\x03R\n" +
@@ -707,13 +943,14 @@ const file_fault_proto_rawDesc = "" +
 	"was_active\x18\x01 \x01(\bR\twasActive\"@\n" +
 	"\x0eStatusResponse\x12\x16\n" +
 	"\x06active\x18\x01 \x01(\bR\x06active\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail2\x9a\x04\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail2\xe6\x04\n" +
 	"\x05Fault\x12O\n" +
 	"\bDescribe\x12 .chaos.plugin.v1.DescribeRequest\x1a!.chaos.plugin.v1.DescribeResponse\x12L\n" +
-	"\bValidate\x12\x1d.chaos.plugin.v1.FaultRequest\x1a!.chaos.plugin.v1.ValidateResponse\x12I\n" +
+	"\bValidate\x12\x1d.chaos.plugin.v1.FaultRequest\x1a!.chaos.plugin.v1.ValidateResponse\x12J\n" +
+	"\aResolve\x12\x1d.chaos.plugin.v1.FaultRequest\x1a .chaos.plugin.v1.ResolveResponse\x12I\n" +
 	"\aPrepare\x12\x1d.chaos.plugin.v1.FaultRequest\x1a\x1f.chaos.plugin.v1.HandleResponse\x12I\n" +
 	"\x06Inject\x12\x1e.chaos.plugin.v1.InjectRequest\x1a\x1f.chaos.plugin.v1.HandleResponse\x12I\n" +
-	"\x06Revert\x12\x1e.chaos.plugin.v1.HandleRequest\x1a\x1f.chaos.plugin.v1.RevertResponse\x12I\n" +
+	"\x06Revert\x12\x1e.chaos.plugin.v1.RevertRequest\x1a\x1f.chaos.plugin.v1.RevertResponse\x12I\n" +
 	"\x06Status\x12\x1e.chaos.plugin.v1.HandleRequest\x1a\x1f.chaos.plugin.v1.StatusResponse\x12F\n" +
 	"\x05Renew\x12\x1d.chaos.plugin.v1.RenewRequest\x1a\x1e.chaos.plugin.v1.RenewResponseB6Z4github.com/chaos-run/chaos/plugins/sdk/proto;faultpbb\x06proto3"
 
@@ -729,42 +966,48 @@ func file_fault_proto_rawDescGZIP() []byte {
 	return file_fault_proto_rawDescData
 }
 
-var file_fault_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_fault_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_fault_proto_goTypes = []any{
 	(*DescribeRequest)(nil),  // 0: chaos.plugin.v1.DescribeRequest
 	(*DescribeResponse)(nil), // 1: chaos.plugin.v1.DescribeResponse
 	(*FaultRequest)(nil),     // 2: chaos.plugin.v1.FaultRequest
-	(*ValidateResponse)(nil), // 3: chaos.plugin.v1.ValidateResponse
-	(*ParamProblem)(nil),     // 4: chaos.plugin.v1.ParamProblem
-	(*InjectRequest)(nil),    // 5: chaos.plugin.v1.InjectRequest
-	(*RenewRequest)(nil),     // 6: chaos.plugin.v1.RenewRequest
-	(*RenewResponse)(nil),    // 7: chaos.plugin.v1.RenewResponse
-	(*HandleResponse)(nil),   // 8: chaos.plugin.v1.HandleResponse
-	(*HandleRequest)(nil),    // 9: chaos.plugin.v1.HandleRequest
-	(*RevertResponse)(nil),   // 10: chaos.plugin.v1.RevertResponse
-	(*StatusResponse)(nil),   // 11: chaos.plugin.v1.StatusResponse
+	(*ResolveResponse)(nil),  // 3: chaos.plugin.v1.ResolveResponse
+	(*Resolved)(nil),         // 4: chaos.plugin.v1.Resolved
+	(*ValidateResponse)(nil), // 5: chaos.plugin.v1.ValidateResponse
+	(*ParamProblem)(nil),     // 6: chaos.plugin.v1.ParamProblem
+	(*InjectRequest)(nil),    // 7: chaos.plugin.v1.InjectRequest
+	(*RevertRequest)(nil),    // 8: chaos.plugin.v1.RevertRequest
+	(*RenewRequest)(nil),     // 9: chaos.plugin.v1.RenewRequest
+	(*RenewResponse)(nil),    // 10: chaos.plugin.v1.RenewResponse
+	(*HandleResponse)(nil),   // 11: chaos.plugin.v1.HandleResponse
+	(*HandleRequest)(nil),    // 12: chaos.plugin.v1.HandleRequest
+	(*RevertResponse)(nil),   // 13: chaos.plugin.v1.RevertResponse
+	(*StatusResponse)(nil),   // 14: chaos.plugin.v1.StatusResponse
 }
 var file_fault_proto_depIdxs = []int32{
-	4,  // 0: chaos.plugin.v1.ValidateResponse.problems:type_name -> chaos.plugin.v1.ParamProblem
-	0,  // 1: chaos.plugin.v1.Fault.Describe:input_type -> chaos.plugin.v1.DescribeRequest
-	2,  // 2: chaos.plugin.v1.Fault.Validate:input_type -> chaos.plugin.v1.FaultRequest
-	2,  // 3: chaos.plugin.v1.Fault.Prepare:input_type -> chaos.plugin.v1.FaultRequest
-	5,  // 4: chaos.plugin.v1.Fault.Inject:input_type -> chaos.plugin.v1.InjectRequest
-	9,  // 5: chaos.plugin.v1.Fault.Revert:input_type -> chaos.plugin.v1.HandleRequest
-	9,  // 6: chaos.plugin.v1.Fault.Status:input_type -> chaos.plugin.v1.HandleRequest
-	6,  // 7: chaos.plugin.v1.Fault.Renew:input_type -> chaos.plugin.v1.RenewRequest
-	1,  // 8: chaos.plugin.v1.Fault.Describe:output_type -> chaos.plugin.v1.DescribeResponse
-	3,  // 9: chaos.plugin.v1.Fault.Validate:output_type -> chaos.plugin.v1.ValidateResponse
-	8,  // 10: chaos.plugin.v1.Fault.Prepare:output_type -> chaos.plugin.v1.HandleResponse
-	8,  // 11: chaos.plugin.v1.Fault.Inject:output_type -> chaos.plugin.v1.HandleResponse
-	10, // 12: chaos.plugin.v1.Fault.Revert:output_type -> chaos.plugin.v1.RevertResponse
-	11, // 13: chaos.plugin.v1.Fault.Status:output_type -> chaos.plugin.v1.StatusResponse
-	7,  // 14: chaos.plugin.v1.Fault.Renew:output_type -> chaos.plugin.v1.RenewResponse
-	8,  // [8:15] is the sub-list for method output_type
-	1,  // [1:8] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	4,  // 0: chaos.plugin.v1.ResolveResponse.things:type_name -> chaos.plugin.v1.Resolved
+	6,  // 1: chaos.plugin.v1.ValidateResponse.problems:type_name -> chaos.plugin.v1.ParamProblem
+	0,  // 2: chaos.plugin.v1.Fault.Describe:input_type -> chaos.plugin.v1.DescribeRequest
+	2,  // 3: chaos.plugin.v1.Fault.Validate:input_type -> chaos.plugin.v1.FaultRequest
+	2,  // 4: chaos.plugin.v1.Fault.Resolve:input_type -> chaos.plugin.v1.FaultRequest
+	2,  // 5: chaos.plugin.v1.Fault.Prepare:input_type -> chaos.plugin.v1.FaultRequest
+	7,  // 6: chaos.plugin.v1.Fault.Inject:input_type -> chaos.plugin.v1.InjectRequest
+	8,  // 7: chaos.plugin.v1.Fault.Revert:input_type -> chaos.plugin.v1.RevertRequest
+	12, // 8: chaos.plugin.v1.Fault.Status:input_type -> chaos.plugin.v1.HandleRequest
+	9,  // 9: chaos.plugin.v1.Fault.Renew:input_type -> chaos.plugin.v1.RenewRequest
+	1,  // 10: chaos.plugin.v1.Fault.Describe:output_type -> chaos.plugin.v1.DescribeResponse
+	5,  // 11: chaos.plugin.v1.Fault.Validate:output_type -> chaos.plugin.v1.ValidateResponse
+	3,  // 12: chaos.plugin.v1.Fault.Resolve:output_type -> chaos.plugin.v1.ResolveResponse
+	11, // 13: chaos.plugin.v1.Fault.Prepare:output_type -> chaos.plugin.v1.HandleResponse
+	11, // 14: chaos.plugin.v1.Fault.Inject:output_type -> chaos.plugin.v1.HandleResponse
+	13, // 15: chaos.plugin.v1.Fault.Revert:output_type -> chaos.plugin.v1.RevertResponse
+	14, // 16: chaos.plugin.v1.Fault.Status:output_type -> chaos.plugin.v1.StatusResponse
+	10, // 17: chaos.plugin.v1.Fault.Renew:output_type -> chaos.plugin.v1.RenewResponse
+	10, // [10:18] is the sub-list for method output_type
+	2,  // [2:10] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_fault_proto_init() }
@@ -778,7 +1021,7 @@ func file_fault_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fault_proto_rawDesc), len(file_fault_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Fault_Describe_FullMethodName = "/chaos.plugin.v1.Fault/Describe"
 	Fault_Validate_FullMethodName = "/chaos.plugin.v1.Fault/Validate"
+	Fault_Resolve_FullMethodName  = "/chaos.plugin.v1.Fault/Resolve"
 	Fault_Prepare_FullMethodName  = "/chaos.plugin.v1.Fault/Prepare"
 	Fault_Inject_FullMethodName   = "/chaos.plugin.v1.Fault/Inject"
 	Fault_Revert_FullMethodName   = "/chaos.plugin.v1.Fault/Revert"
@@ -42,14 +43,19 @@ type FaultClient interface {
 	Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error)
 	// Validate checks a fault's target and parameters without touching anything.
 	Validate(ctx context.Context, in *FaultRequest, opts ...grpc.CallOption) (*ValidateResponse, error)
+	// Resolve says which concrete things a target means now, each with a
+	// stable key (locks, blast radius and the ledger act on them). Plugins
+	// without the ability answer with the target itself as one thing.
+	Resolve(ctx context.Context, in *FaultRequest, opts ...grpc.CallOption) (*ResolveResponse, error)
 	// Prepare readies a target for the run without injecting a fault (a proxy
 	// that passes traffic unchanged). Plugins without the ability answer with
 	// an empty handle.
 	Prepare(ctx context.Context, in *FaultRequest, opts ...grpc.CallOption) (*HandleResponse, error)
 	// Inject starts the fault and returns the handle that reverts it.
 	Inject(ctx context.Context, in *InjectRequest, opts ...grpc.CallOption) (*HandleResponse, error)
-	// Revert ends what a handle names. Reverting twice is not an error.
-	Revert(ctx context.Context, in *HandleRequest, opts ...grpc.CallOption) (*RevertResponse, error)
+	// Revert ends what a handle or an injection id names. Reverting twice,
+	// or an id the plugin holds nothing for, is not an error.
+	Revert(ctx context.Context, in *RevertRequest, opts ...grpc.CallOption) (*RevertResponse, error)
 	// Status reports whether what a handle names is still in effect.
 	Status(ctx context.Context, in *HandleRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	// Renew extends the lease of a handle. A handle whose lease ran out has
@@ -85,6 +91,16 @@ func (c *faultClient) Validate(ctx context.Context, in *FaultRequest, opts ...gr
 	return out, nil
 }
 
+func (c *faultClient) Resolve(ctx context.Context, in *FaultRequest, opts ...grpc.CallOption) (*ResolveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolveResponse)
+	err := c.cc.Invoke(ctx, Fault_Resolve_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *faultClient) Prepare(ctx context.Context, in *FaultRequest, opts ...grpc.CallOption) (*HandleResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(HandleResponse)
@@ -105,7 +121,7 @@ func (c *faultClient) Inject(ctx context.Context, in *InjectRequest, opts ...grp
 	return out, nil
 }
 
-func (c *faultClient) Revert(ctx context.Context, in *HandleRequest, opts ...grpc.CallOption) (*RevertResponse, error) {
+func (c *faultClient) Revert(ctx context.Context, in *RevertRequest, opts ...grpc.CallOption) (*RevertResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RevertResponse)
 	err := c.cc.Invoke(ctx, Fault_Revert_FullMethodName, in, out, cOpts...)
@@ -143,14 +159,19 @@ type FaultServer interface {
 	Describe(context.Context, *DescribeRequest) (*DescribeResponse, error)
 	// Validate checks a fault's target and parameters without touching anything.
 	Validate(context.Context, *FaultRequest) (*ValidateResponse, error)
+	// Resolve says which concrete things a target means now, each with a
+	// stable key (locks, blast radius and the ledger act on them). Plugins
+	// without the ability answer with the target itself as one thing.
+	Resolve(context.Context, *FaultRequest) (*ResolveResponse, error)
 	// Prepare readies a target for the run without injecting a fault (a proxy
 	// that passes traffic unchanged). Plugins without the ability answer with
 	// an empty handle.
 	Prepare(context.Context, *FaultRequest) (*HandleResponse, error)
 	// Inject starts the fault and returns the handle that reverts it.
 	Inject(context.Context, *InjectRequest) (*HandleResponse, error)
-	// Revert ends what a handle names. Reverting twice is not an error.
-	Revert(context.Context, *HandleRequest) (*RevertResponse, error)
+	// Revert ends what a handle or an injection id names. Reverting twice,
+	// or an id the plugin holds nothing for, is not an error.
+	Revert(context.Context, *RevertRequest) (*RevertResponse, error)
 	// Status reports whether what a handle names is still in effect.
 	Status(context.Context, *HandleRequest) (*StatusResponse, error)
 	// Renew extends the lease of a handle. A handle whose lease ran out has
@@ -172,13 +193,16 @@ func (UnimplementedFaultServer) Describe(context.Context, *DescribeRequest) (*De
 func (UnimplementedFaultServer) Validate(context.Context, *FaultRequest) (*ValidateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Validate not implemented")
 }
+func (UnimplementedFaultServer) Resolve(context.Context, *FaultRequest) (*ResolveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Resolve not implemented")
+}
 func (UnimplementedFaultServer) Prepare(context.Context, *FaultRequest) (*HandleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Prepare not implemented")
 }
 func (UnimplementedFaultServer) Inject(context.Context, *InjectRequest) (*HandleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Inject not implemented")
 }
-func (UnimplementedFaultServer) Revert(context.Context, *HandleRequest) (*RevertResponse, error) {
+func (UnimplementedFaultServer) Revert(context.Context, *RevertRequest) (*RevertResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Revert not implemented")
 }
 func (UnimplementedFaultServer) Status(context.Context, *HandleRequest) (*StatusResponse, error) {
@@ -244,6 +268,24 @@ func _Fault_Validate_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Fault_Resolve_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FaultRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FaultServer).Resolve(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Fault_Resolve_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FaultServer).Resolve(ctx, req.(*FaultRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Fault_Prepare_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(FaultRequest)
 	if err := dec(in); err != nil {
@@ -281,7 +323,7 @@ func _Fault_Inject_Handler(srv interface{}, ctx context.Context, dec func(interf
 }
 
 func _Fault_Revert_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(HandleRequest)
+	in := new(RevertRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -293,7 +335,7 @@ func _Fault_Revert_Handler(srv interface{}, ctx context.Context, dec func(interf
 		FullMethod: Fault_Revert_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(FaultServer).Revert(ctx, req.(*HandleRequest))
+		return srv.(FaultServer).Revert(ctx, req.(*RevertRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -348,6 +390,10 @@ var Fault_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Validate",
 			Handler:    _Fault_Validate_Handler,
+		},
+		{
+			MethodName: "Resolve",
+			Handler:    _Fault_Resolve_Handler,
 		},
 		{
 			MethodName: "Prepare",

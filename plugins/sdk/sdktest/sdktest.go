@@ -183,6 +183,71 @@ func Run(t *testing.T, f sdk.Fault, c Case) {
 		c.Check(t, false)
 	})
 
+	t.Run("resolve", func(t *testing.T) {
+		req := c.Request(t)
+		res, err := c2.Resolve(ctx, req)
+		require.NoError(t, err, "resolving a valid request's target must succeed")
+		require.NotEmpty(t, res.Things, "a target must mean at least one thing")
+		for _, th := range res.Things {
+			require.NotEmpty(t, th.Key, "every resolved thing needs a stable key: locks and the ledger act on it")
+			require.NotEmpty(t, th.Name, "every resolved thing needs a name people read")
+		}
+		again, err := c2.Resolve(ctx, req)
+		require.NoError(t, err)
+		require.Equal(t, keysOf(res), keysOf(again), "resolving the same target twice must give the same keys")
+		if !desc.CanResolve {
+			require.Equal(t, sdk.DefaultResolution(req.Target), res, "a plugin without the Resolver ability acts on the target as one thing")
+		}
+	})
+
+	t.Run("revert by id", func(t *testing.T) {
+		req := setUp(t)
+		req.ID = t.Name() + "/fault"
+		h, err := c2.Inject(ctx, req)
+		require.NoError(t, err)
+		c.Check(t, true)
+		_, err = c2.RevertBy(ctx, h+"-other", req.ID)
+		require.ErrorIs(t, err, sdk.ErrHandleMismatch, "a handle and an id that name different injections must be refused")
+		c.Check(t, true)
+		was, err := c2.RevertBy(ctx, "", req.ID)
+		require.NoError(t, err, "revert by id alone must succeed")
+		require.True(t, was, "the id names a live fault")
+		c.Check(t, false)
+		was, err = c2.RevertBy(ctx, h, req.ID)
+		require.NoError(t, err, "a second revert, by handle and id, must not fail")
+		require.False(t, was, "nothing is left to revert")
+	})
+
+	t.Run("revert by unknown id is not an error", func(t *testing.T) {
+		was, err := c2.RevertBy(ctx, "", t.Name()+"/never-injected")
+		require.NoError(t, err, "an id nothing was injected under is nothing to revert, not an error")
+		require.False(t, was)
+	})
+
+	t.Run("revert by id alone in a restarted plugin", func(t *testing.T) {
+		if c.Fresh == nil {
+			t.Skip("the case gives no Fresh constructor")
+		}
+		req := setUp(t)
+		req.ID = t.Name() + "/fault"
+		h, err := c2.Inject(ctx, req)
+		require.NoError(t, err)
+		fresh := Connect(t, c.Fresh())
+		was, err := fresh.RevertBy(ctx, "", req.ID)
+		require.NoError(t, err, "a restarted plugin must accept a revert by id alone (what recover does with an entry that has no handle)")
+		if desc.CanRevertByID {
+			require.True(t, was, "a plugin that reverts by id must find the fault a previous process left")
+			c.Check(t, false)
+		} else {
+			// The fault lives in the first process; a fresh one holds
+			// nothing for the id, and says so rather than pretending.
+			require.False(t, was, "a plugin without RevertByID holds nothing for another process's id")
+		}
+		_, err = c2.RevertBy(ctx, h, req.ID)
+		require.NoError(t, err)
+		c.Check(t, false)
+	})
+
 	t.Run("a panicking handler reverts what the plugin holds", func(t *testing.T) {
 		// A second server over the same plugin, whose Status panics: the
 		// SDK must recover, revert what that server holds, answer
@@ -213,6 +278,14 @@ func Run(t *testing.T, f sdk.Fault, c Case) {
 		require.ErrorIs(t, err, context.Canceled, "the plugin must honour a cancelled context")
 		c.Check(t, false)
 	})
+}
+
+func keysOf(r sdk.Resolution) []string {
+	keys := make([]string, len(r.Things))
+	for i, th := range r.Things {
+		keys[i] = th.Key
+	}
+	return keys
 }
 
 // panicking wraps a fault so that one of its methods panics, as a plugin
