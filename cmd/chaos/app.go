@@ -122,7 +122,7 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 				Log:           stderr,
 				LogLevel:      level,
 				ReportDir:     c.String("report-dir"),
-				Reported: func(paths []string, err error) { reportPaths, reportErr = paths, err },
+				Reported:      func(paths []string, err error) { reportPaths, reportErr = paths, err },
 			}
 			if c.Bool("dry-run") {
 				return dryRun(c.Context, runner, path, stdout)
