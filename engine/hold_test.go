@@ -9,90 +9,21 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/chaos-run/chaos/internal/clock"
 )
 
-// fakeClock is a Clock that moves only when the test advances it.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	timers  []*fakeTimer
-	changed chan struct{} // closed and replaced when a timer is added
-}
-
-type fakeTimer struct {
-	clock *fakeClock
-	at    time.Time
-	c     chan time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), changed: make(chan struct{})}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) NewTimer(d time.Duration) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{clock: c, at: c.now.Add(d), c: make(chan time.Time, 1)}
-	c.timers = append(c.timers, t)
-	close(c.changed)
-	c.changed = make(chan struct{})
-	return t
-}
-
-func (t *fakeTimer) C() <-chan time.Time { return t.c }
-
-func (t *fakeTimer) Stop() bool {
-	t.clock.mu.Lock()
-	defer t.clock.mu.Unlock()
-	for i, x := range t.clock.timers {
-		if x == t {
-			t.clock.timers = append(t.clock.timers[:i], t.clock.timers[i+1:]...)
-			return true
-		}
-	}
-	return false
-}
-
-// advance moves the clock by d and fires every timer that is due.
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.timers[:0]
-	for _, t := range c.timers {
-		if t.at.After(c.now) {
-			kept = append(kept, t)
-			continue
-		}
-		t.c <- c.now
-	}
-	c.timers = kept
+func newFakeClock() *clock.Fake {
+	return clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 }
 
 // waitTimers waits until n timers are pending: the goroutines under test
 // have done their work and wait for time to pass.
-func (c *fakeClock) waitTimers(t *testing.T, n int) {
+func waitTimers(t *testing.T, c *clock.Fake, n int) {
 	t.Helper()
-	deadline := time.After(time.Minute)
-	for {
-		c.mu.Lock()
-		pending, changed := len(c.timers), c.changed
-		c.mu.Unlock()
-		if pending >= n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			require.FailNow(t, "the goroutine under test never waited for time again")
-		}
-	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	require.NoError(t, c.BlockUntil(ctx, n), "the goroutine under test never waited for time again")
 }
 
 // renewer is a plugin that answers renewals with err, and records them.
@@ -115,7 +46,7 @@ func (p *renewer) Revert(ctx context.Context, _ string) (bool, error) {
 	return false, ctx.Err()
 }
 
-func testRun(clock *fakeClock, ttl time.Duration, p *renewer) *run {
+func testRun(clock *clock.Fake, ttl time.Duration, p *renewer) *run {
 	opts := Options{Clock: clock, LeaseTTL: ttl, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	opts.defaults()
 	r := &run{opts: opts, log: opts.Log}
@@ -145,38 +76,38 @@ func TestStuckRunStopsRenewingLeases(t *testing.T) {
 	r.beat()
 	lost := startKeeper(t, r)
 
-	clock.waitTimers(t, 1)
-	clock.advance(3 * time.Second)
-	clock.waitTimers(t, 1)
+	waitTimers(t, clock, 1)
+	clock.Advance(3 * time.Second)
+	waitTimers(t, clock, 1)
 	require.Len(t, p.renews, 1, "a run that beat 3s ago renews its leases")
 	<-p.renews
 
 	r.beat()
-	clock.advance(3 * time.Second)
-	clock.waitTimers(t, 1)
+	clock.Advance(3 * time.Second)
+	waitTimers(t, clock, 1)
 	require.Len(t, p.renews, 1, "a run that beat 3s ago renews its leases")
 	<-p.renews
 
 	// No beat since t=3s: at t=9s the run is stuck.
-	clock.advance(3 * time.Second)
-	clock.waitTimers(t, 1)
+	clock.Advance(3 * time.Second)
+	waitTimers(t, clock, 1)
 	require.Empty(t, p.renews, "a run that has not beaten for half a lease must not renew: its plugins revert by lease")
 
 	r.beat()
-	clock.advance(3 * time.Second) // t=12s, within the lease renewed at 6s
-	clock.waitTimers(t, 1)
+	clock.Advance(3 * time.Second) // t=12s, within the lease renewed at 6s
+	waitTimers(t, clock, 1)
 	require.Len(t, p.renews, 1, "renewals resume once the loop beats again")
 	<-p.renews
 
 	// Stuck for longer than the lease: when the run beats again, the lease
 	// is lost (the plugin has reverted by itself), not renewed.
 	for range 3 { // the last beat was at 9s: stale at 15s, 18s and 21s
-		clock.advance(3 * time.Second)
-		clock.waitTimers(t, 1)
+		clock.Advance(3 * time.Second)
+		waitTimers(t, clock, 1)
 	}
 	require.Empty(t, p.renews, "a stale run does not renew")
 	r.beat()
-	clock.advance(3 * time.Second) // t=24s: past the lease renewed at 12s
+	clock.Advance(3 * time.Second) // t=24s: past the lease renewed at 12s
 	require.ErrorIs(t, <-lost, ErrLeaseLost, "a lease that ran out while the run was stuck is lost")
 }
 
@@ -189,17 +120,17 @@ func TestLeaseLostWhenRenewalsTimeOut(t *testing.T) {
 	r.beat()
 	lost := startKeeper(t, r)
 
-	clock.waitTimers(t, 1)
+	waitTimers(t, clock, 1)
 	for range 2 { // t=3s, t=6s: failing, but within the lease
 		r.beat()
-		clock.advance(3 * time.Second)
-		clock.waitTimers(t, 1)
+		clock.Advance(3 * time.Second)
+		waitTimers(t, clock, 1)
 		require.Empty(t, lost, "a renewal that failed within the lease is tried again, not yet a lost lease")
 	}
 	require.False(t, r.silent.marked("fake"))
 
 	r.beat()
-	clock.advance(3 * time.Second) // t=9s: a whole TTL since the fault was injected
+	clock.Advance(3 * time.Second) // t=9s: a whole TTL since the fault was injected
 	err := <-lost
 	require.ErrorIs(t, err, ErrLeaseLost, "no renewal for a whole TTL is a lost lease")
 	require.ErrorIs(t, err, context.DeadlineExceeded, "the lost lease says the renewals timed out")
@@ -238,8 +169,8 @@ func TestEvaluationPastItsDeadlineIsStuck(t *testing.T) {
 		})
 	}()
 	<-started
-	clock.waitTimers(t, 1)
-	clock.advance(r.opts.EvalTimeout)
+	waitTimers(t, clock, 1)
+	clock.Advance(r.opts.EvalTimeout)
 	err := <-errc
 	require.ErrorIs(t, err, ErrEvaluationStuck)
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/internal/clock"
 	"github.com/chaos-run/chaos/plugins/sdk"
 	"github.com/chaos-run/chaos/safety"
 )
@@ -39,18 +40,13 @@ var (
 	ErrPluginNotAnswering = errors.New("plugin not answering")
 )
 
-// Clock tells the time. The engine asks it for the time and for timers, so
-// that tests of schedules can drive time themselves.
-type Clock interface {
-	Now() time.Time
-	NewTimer(d time.Duration) Timer
-}
+// Clock tells the time. The engine asks it for the time and for timers
+// (schedules, probe intervals, leases, maxDuration), so that tests drive
+// time themselves with clock.Fake; the engine never reads the wall clock.
+type Clock = clock.Clock
 
 // Timer is the part of *time.Timer the engine uses.
-type Timer interface {
-	C() <-chan time.Time
-	Stop() bool
-}
+type Timer = clock.Timer
 
 // Prober observes one probe once. It must return by the time ctx is done.
 type Prober interface {
@@ -136,9 +132,7 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.Clock == nil {
-		o.Clock = realClock{}
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -157,18 +151,6 @@ func (o *Options) defaults() {
 		o.EvalTimeout = min(time.Second, o.LeaseTTL/4)
 	}
 }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-func (realClock) NewTimer(d time.Duration) Timer {
-	return realTimer{time.NewTimer(d)}
-}
-
-type realTimer struct{ t *time.Timer }
-
-func (t realTimer) C() <-chan time.Time { return t.t.C }
-func (t realTimer) Stop() bool          { return t.t.Stop() }
 
 // ExecPlugins starts each plugin as its own process through plugins/sdk.
 type ExecPlugins struct {

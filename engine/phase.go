@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -55,10 +54,11 @@ func (r *run) faultPhase(ctx context.Context) {
 	// In polling mode (a comparison only) the budget is looked at on a
 	// ticker, as other tools do, instead of on every observation.
 	var poll <-chan time.Time
+	var pollTimer Timer
 	if r.opts.BudgetEvery > 0 {
-		t := time.NewTicker(r.opts.BudgetEvery)
-		defer t.Stop()
-		poll = t.C
+		pollTimer = r.opts.Clock.NewTimer(r.opts.BudgetEvery)
+		defer func() { pollTimer.Stop() }()
+		poll = pollTimer.C()
 	}
 	tripBudget := func(v safety.Violation) { r.budgetTripped(abort, v) }
 
@@ -75,20 +75,8 @@ func (r *run) faultPhase(ctx context.Context) {
 		})
 	}
 
-	// The schedule: one event per inject and per timed revert, in order.
-	type step struct {
-		at     time.Duration
-		f      *fault
-		inject bool
-	}
-	var steps []step
-	for _, f := range r.faults {
-		steps = append(steps, step{at: f.spec.After, f: f, inject: true})
-		if f.spec.For > 0 {
-			steps = append(steps, step{at: f.spec.After + f.spec.For, f: f})
-		}
-	}
-	sort.SliceStable(steps, func(i, j int) bool { return steps[i].at < steps[j].at })
+	// The schedule: one step per inject and per timed revert, in order.
+	plan := newSchedule(r.exp.Spec.Faults, r.exp.Spec.FaultPhase())
 	phaseStart := r.opts.Clock.Now()
 	spend := safety.NewSpend(r.exp.Spec.Budget.ErrorBudget, phaseStart)
 	if spend != nil {
@@ -102,31 +90,26 @@ func (r *run) faultPhase(ctx context.Context) {
 			r.mu.Unlock()
 		}()
 	}
-	end := r.exp.Spec.FaultPhase()
 
 	next := 0
 	for {
 		// Every turn is proof of progress for the lease keeper.
 		r.beat()
 		// Steps that are due now run before anything else.
-		for next < len(steps) && r.opts.Clock.Now().Sub(phaseStart) >= steps[next].at {
-			s := steps[next]
-			next++
+		var due []step
+		due, next = plan.due(next, r.opts.Clock.Now().Sub(phaseStart))
+		for _, s := range due {
 			if s.inject {
-				if err := r.inject(phaseCtx, s.f); err != nil {
+				if err := r.inject(phaseCtx, r.faults[s.fault]); err != nil {
 					return
 				}
 			} else {
-				r.revert(ctx, s.f)
+				r.revert(ctx, r.faults[s.fault])
 			}
 		}
-		elapsed := r.opts.Clock.Now().Sub(phaseStart)
-		if next == len(steps) && elapsed >= end {
+		wait, over := plan.wait(next, r.opts.Clock.Now().Sub(phaseStart))
+		if over {
 			return
-		}
-		wait := end - elapsed
-		if next < len(steps) {
-			wait = steps[next].at - elapsed
 		}
 		// Turn at least every beatEvery, so a quiet phase still beats.
 		wait = min(wait, r.beatEvery())
@@ -149,7 +132,7 @@ func (r *run) faultPhase(ctx context.Context) {
 				msg := fmt.Sprintf("the experiment spent %s of the error budget, more than its allowance of %s", spend.Spent().Round(time.Millisecond), spend.Allowance())
 				abort(fmt.Errorf("%w: %s", errBudget, msg))
 				r.event(reports.EventAbort, "errorBudget", false, msg, nil)
-				r.setVerdict(reports.Aborted, "the error budget stopped the run: "+msg+"; every fault was reverted")
+				r.setVerdictCause(reports.Aborted, causeErrorBudgetSpent, "the error budget stopped the run: "+msg+"; every fault was reverted")
 				return
 			}
 			v, tripped, err := r.checkBudget(phaseCtx)
@@ -167,6 +150,8 @@ func (r *run) faultPhase(ctx context.Context) {
 				}
 			}
 		case <-poll:
+			pollTimer = r.opts.Clock.NewTimer(r.opts.BudgetEvery)
+			poll = pollTimer.C()
 			v, tripped, err := r.checkBudget(phaseCtx)
 			if err != nil && phaseCtx.Err() == nil {
 				timer.Stop()
@@ -253,7 +238,7 @@ func (r *run) inject(ctx context.Context, f *fault) error {
 			return err
 		}
 		r.event(reports.EventError, f.spec.Plugin, false, fmt.Sprintf("inject %s failed: %v", h.what, err), nil)
-		r.setVerdict(reports.Error, fmt.Sprintf("could not inject %s: %v", h.what, err))
+		r.setVerdictCause(reports.Error, causeInjectFailed, fmt.Sprintf("could not inject %s: %v", h.what, err))
 		return err
 	}
 	f.held, f.injected = h, true
@@ -303,7 +288,7 @@ func (r *run) leftover(h *hold, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.verdict != reports.Error {
-		r.setVerdict(reports.Error, "a fault could not be confirmed reverted: "+msg)
+		r.setVerdictCause(reports.Error, causeNotReverted, "a fault could not be confirmed reverted: "+msg)
 	}
 }
 
@@ -412,6 +397,10 @@ const (
 	// causeLeaseLost: a hold's lease could not be renewed (the plugin
 	// reverted it by itself, or stopped answering).
 	causeLeaseLost reports.Cause = "lease-lost"
+	// causeInjectFailed: a plugin could not inject a fault.
+	causeInjectFailed reports.Cause = "inject-failed"
+	// causeErrorBudgetSpent: the run spent more error budget than it may.
+	causeErrorBudgetSpent reports.Cause = "error-budget-spent"
 )
 
 // pluginExited sets the verdict for a plugin process that died: said as

@@ -116,20 +116,7 @@ func newRun(exp *experiments.Experiment, opts Options) *run {
 	if id == "" {
 		id = newRunID(start)
 	}
-	rec := &reports.Record{
-		RunID: id,
-		Experiment: reports.Experiment{
-			Name:       exp.Metadata.Name,
-			File:       exp.File,
-			Hypothesis: strings.TrimSpace(exp.Spec.Hypothesis),
-			Owner: reports.Owner{
-				Team:    exp.Metadata.Owner.Team,
-				Email:   exp.Metadata.Owner.Email,
-				Webhook: exp.Metadata.Owner.Webhook.String(),
-			},
-		},
-		StartedAt: start,
-	}
+	rec := &reports.Record{RunID: id, Experiment: experimentOf(exp), StartedAt: start}
 	return &run{
 		exp:      exp,
 		opts:     opts,
@@ -161,7 +148,7 @@ func newRunID(t time.Time) string {
 // verdict and returns; the deferred cleanup reverts whatever was done.
 func (r *run) execute(parent context.Context) {
 	maxDur := r.exp.Spec.Safety.EffectiveMaxDuration()
-	ctx, cancel := context.WithTimeoutCause(parent, maxDur, fmt.Errorf("%w (%s)", ErrMaxDuration, maxDur))
+	ctx, cancel := r.deadline(parent, maxDur, fmt.Errorf("%w (%s)", ErrMaxDuration, maxDur))
 	defer cancel()
 	// Leases are renewed until the cleanup has released everything, so a
 	// slow revert does not race its own lease.
@@ -200,7 +187,7 @@ func (r *run) execute(parent context.Context) {
 		return
 	}
 	if !steady {
-		r.setVerdict(reports.Failed, "not steady before the experiment: "+r.firstBreach(reports.Before)+"; nothing was injected")
+		r.setVerdictCause(reports.Failed, causeNotSteadyBefore, "not steady before the experiment: "+r.firstBreach(reports.Before)+"; nothing was injected")
 		return
 	}
 
@@ -235,7 +222,7 @@ func (r *run) execute(parent context.Context) {
 		// worked and the hypothesis was not shown to hold (DESIGN.md).
 		r.setVerdictCause(reports.Failed, causeFaultUnobserved, "the hypothesis could not be checked: "+r.windows.unobserved())
 	default:
-		r.setVerdict(reports.Passed, r.passedReason())
+		r.setVerdictCause(reports.Passed, causeHypothesisHeld, r.passedReason())
 	}
 }
 
@@ -271,7 +258,7 @@ func (r *run) setUp(ctx context.Context) bool {
 				r.setVerdictCause(reports.Refused, cause, "refusing to start: "+msg+"; nothing was injected")
 				return false
 			}
-			r.setVerdict(reports.Error, msg)
+			r.setVerdictCause(reports.Error, causePrepareFailed, msg)
 			return false
 		}
 		if h.handle != "" {
@@ -293,7 +280,7 @@ func (r *run) check(ctx context.Context) bool {
 	for _, name := range sortedNames(spec.Probes) {
 		p, err := r.opts.NewProber(name, spec.Probes[name])
 		if err != nil {
-			r.setVerdict(reports.Invalid, err.Error())
+			r.setVerdictCause(reports.Invalid, causeInvalidProbe, err.Error())
 			return false
 		}
 		r.probers[name] = p
@@ -305,7 +292,7 @@ func (r *run) check(ctx context.Context) bool {
 		r.recordFault(fl)
 		pl, err := r.plugin(ctx, f.Plugin)
 		if err != nil {
-			r.setVerdict(reports.Error, fmt.Sprintf("start plugin %s: %v", f.Plugin, err))
+			r.setVerdictCause(reports.Error, causePluginStart, fmt.Sprintf("start plugin %s: %v", f.Plugin, err))
 			return false
 		}
 		fl.plugin = pl
@@ -316,7 +303,7 @@ func (r *run) check(ctx context.Context) bool {
 	for _, name := range sortedNames(byPlugin) {
 		probs, err := checkFaults(ctx, r.exp, r.plugins[name], r.descs[name], byPlugin[name])
 		if err != nil {
-			r.setVerdict(reports.Error, err.Error())
+			r.setVerdictCause(reports.Error, causePluginStart, err.Error())
 			return false
 		}
 		problems = append(problems, probs...)
@@ -324,11 +311,28 @@ func (r *run) check(ctx context.Context) bool {
 	if len(problems) > 0 {
 		experiments.SortProblems(problems)
 		fe := &experiments.FileError{File: r.exp.File, Problems: problems}
-		r.setVerdict(reports.Invalid, "the plugins refused these faults; nothing was injected: "+strings.ReplaceAll(fe.Error(), "\n", "; "))
+		r.setVerdictCause(reports.Invalid, causeInvalidParams, "the plugins refused these faults; nothing was injected: "+strings.ReplaceAll(fe.Error(), "\n", "; "))
 		return false
 	}
 	return true
 }
+
+// Causes of the other verdicts decided here: every way a run ends has one.
+const (
+	causeHypothesisHeld  reports.Cause = "hypothesis-held"
+	causeNotSteadyBefore reports.Cause = "not-steady-before"
+	causeInvalidProbe    reports.Cause = "invalid-probe"
+	causeInvalidParams   reports.Cause = "invalid-params"
+	causePluginStart     reports.Cause = "plugin-start"
+	causePrepareFailed   reports.Cause = "prepare-failed"
+	causeStateFailed     reports.Cause = "state-failed"
+	causeMaxDuration     reports.Cause = "max-duration"
+	causeInterrupted     reports.Cause = "interrupted"
+	causeKillSwitch      reports.Cause = "kill-switch"
+	causeStopped         reports.Cause = "stopped"
+	causeNoVerdict       reports.Cause = "no-verdict"
+	causeNotReverted     reports.Cause = "not-reverted"
+)
 
 // Causes of the refused verdict: the environment said no before anything
 // was touched. They are the stable words of report.json's "cause".
@@ -370,7 +374,7 @@ func (r *run) admit(ctx context.Context) bool {
 	// probes the run was given: admission is a query, not a probe.
 	pr, err := builtinProbers("budget.errorBudget.remaining", &experiments.Probe{Prometheus: eb.Remaining})
 	if err != nil {
-		r.setVerdict(reports.Invalid, "error budget admission: "+err.Error())
+		r.setVerdictCause(reports.Invalid, causeInvalidProbe, "error budget admission: "+err.Error())
 		return false
 	}
 	qctx, cancel := context.WithTimeout(ctx, admissionTimeout)
@@ -412,7 +416,7 @@ func (r *run) claimTargets() bool {
 			case refused:
 				r.setVerdictCause(reports.Refused, cause, "refusing to start: take the target locks: "+err.Error()+"; nothing was touched")
 			default:
-				r.setVerdict(reports.Error, "take the target locks: "+err.Error())
+				r.setVerdictCause(reports.Error, causeStateFailed, "take the target locks: "+err.Error())
 			}
 			return false
 		}
@@ -434,7 +438,7 @@ func (r *run) ledgerClear(keys []string) bool {
 		r.setVerdictCause(reports.Refused, causeLedgerUnreadable, "refusing to start: "+err.Error())
 		return false
 	case err != nil:
-		r.setVerdict(reports.Error, "read the ledger: "+err.Error())
+		r.setVerdictCause(reports.Error, causeStateFailed, "read the ledger: "+err.Error())
 		return false
 	case len(open) > 0:
 		var ids []string
@@ -716,11 +720,21 @@ func (r *run) passedReason() string {
 func (r *run) abortedBy(ctx context.Context) {
 	cause := context.Cause(ctx)
 	r.event(reports.EventAbort, "safety", false, "run stopped: "+cause.Error(), nil)
-	r.setVerdict(reports.Aborted, "the run was stopped: "+cause.Error()+"; every fault was reverted")
+	r.setVerdictCause(reports.Aborted, stopCause(cause), "the run was stopped: "+cause.Error()+"; every fault was reverted")
 }
 
-func (r *run) setVerdict(v reports.Verdict, reason string) {
-	r.setVerdictCause(v, "", reason)
+// stopCause names why the run's context ended: the cap, the operator, the
+// kill switch, or a caller's own reason.
+func stopCause(err error) reports.Cause {
+	switch {
+	case errors.Is(err, ErrMaxDuration):
+		return causeMaxDuration
+	case errors.Is(err, ErrInterrupted):
+		return causeInterrupted
+	case errors.Is(err, safety.ErrKillSwitch):
+		return causeKillSwitch
+	}
+	return causeStopped
 }
 
 // setVerdictCause sets the verdict with its typed cause. The first verdict
@@ -738,11 +752,11 @@ func (r *run) finish() *reports.Record {
 	defer r.mu.Unlock()
 	r.rec.EndedAt = r.opts.Clock.Now()
 	if r.verdict == "" {
-		r.verdict, r.reason = reports.Error, "the run ended without a verdict"
+		r.verdict, r.cause, r.reason = reports.Error, causeNoVerdict, "the run ended without a verdict"
 	}
 	if len(r.rec.Leftovers) > 0 && r.verdict != reports.Error {
 		r.reason = r.reason + "; but some faults could not be confirmed reverted"
-		r.verdict = reports.Error
+		r.verdict, r.cause = reports.Error, causeNotReverted
 	}
 	r.rec.Verdict, r.rec.Cause, r.rec.Reason = r.verdict, r.cause, r.reason
 	// Values from the file print secrets as ***, but a plugin's error or a
@@ -762,4 +776,27 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// deadline is context.WithTimeoutCause on the run's clock: maxDuration is
+// a schedule, so a test's fake clock must be able to reach it.
+func (r *run) deadline(parent context.Context, d time.Duration, cause error) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	t := r.opts.Clock.NewTimer(d)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-t.C():
+			cancel(cause)
+		case <-done:
+		case <-ctx.Done():
+		}
+	})
+	return ctx, func() {
+		t.Stop()
+		close(done)
+		wg.Wait()
+		cancel(nil)
+	}
 }

@@ -117,3 +117,21 @@ func syncDir(dir string) error {
 	}
 	return d.Close()
 }
+
+// WriteAll writes the record's reports into each directory given that is
+// not empty (a flag, the file's report.delivery.dir), and returns every
+// path written. It stops at the first directory that cannot be written.
+func WriteAll(r *Record, dirs ...string) ([]string, error) {
+	var all []string
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		paths, err := WriteFiles(dir, r)
+		all = append(all, paths...)
+		if err != nil {
+			return all, err
+		}
+	}
+	return all, nil
+}

@@ -182,11 +182,12 @@ func writeSteadyState(b *strings.Builder, r *Record) {
 
 func writeFirstBreak(b *strings.Builder, r *Record) {
 	b.WriteString("### What broke first\n\n")
-	e, ok := firstBreak(r)
-	if !ok {
+	sum := Summarize(r)
+	if sum.FirstBreak == nil {
 		b.WriteString("Nothing broke: the run recorded no deviation, abort or error.\n\n")
 		return
 	}
+	e := *sum.FirstBreak
 
 	what := map[EventKind]string{
 		EventDeviation: "the steady state deviated",
@@ -210,7 +211,7 @@ func writeFirstBreak(b *strings.Builder, r *Record) {
 		t.write(b)
 	}
 
-	live := liveFaults(r, e.At)
+	live := sum.LiveAtFirstBreak
 	if len(live) == 0 {
 		b.WriteString("No fault was live at that moment.\n\n")
 		return
@@ -222,64 +223,32 @@ func writeFirstBreak(b *strings.Builder, r *Record) {
 	b.WriteString("\n")
 }
 
-// probeStats is what the report says about one probe.
-type probeStats struct {
-	source       string
-	observations int
-	failed       int
-	firstFailure time.Duration
-	latencies    []time.Duration
-}
-
 func writeProbes(b *strings.Builder, r *Record) {
 	b.WriteString("### Probes\n\n")
-	bySource := map[string]*probeStats{}
-	for _, e := range r.Timeline {
-		if e.Kind != EventProbe {
-			continue
-		}
-		s := bySource[e.Source]
-		if s == nil {
-			s = &probeStats{source: e.Source}
-			bySource[e.Source] = s
-		}
-		s.observations++
-		if !e.OK {
-			if s.failed == 0 || e.At < s.firstFailure {
-				s.firstFailure = e.At
-			}
-			s.failed++
-		}
-		if d, ok := latencyOf(e.Values["latency"]); ok {
-			s.latencies = append(s.latencies, d)
-		}
-	}
-	addOmitted(r, bySource)
-	if len(bySource) == 0 {
+	probes := Summarize(r).Probes
+	if len(probes) == 0 {
 		b.WriteString("_No probe observations were recorded._\n\n")
 		return
 	}
 
 	t := table{header: []string{"Probe", "Observations", "Failed", "First failure", "Latency min / median / max"}}
-	for _, source := range sortedKeys(bySource) {
-		s := bySource[source]
+	for _, s := range probes {
 		name := "(unnamed)"
-		if s.source != "" {
-			name = code(s.source)
+		if s.Probe != "" {
+			name = code(s.Probe)
 		}
 		failed, first := "0", "—"
-		if s.failed > 0 {
-			failed = fmt.Sprintf("**%d** (%.1f%%)", s.failed, 100*float64(s.failed)/float64(s.observations))
-			first = formatOffset(s.firstFailure)
+		if s.Failed > 0 {
+			failed = fmt.Sprintf("**%d** (%.1f%%)", s.Failed, 100*float64(s.Failed)/float64(s.Observations))
+			first = formatOffset(s.FirstFailure)
 		}
 		latency := "—"
-		if len(s.latencies) > 0 {
-			slices.Sort(s.latencies)
-			latency = formatDuration(s.latencies[0]) + " / " +
-				formatDuration(median(s.latencies)) + " / " +
-				formatDuration(s.latencies[len(s.latencies)-1])
+		if n := len(s.Latencies); n > 0 {
+			latency = formatDuration(s.Latencies[0]) + " / " +
+				formatDuration(median(s.Latencies)) + " / " +
+				formatDuration(s.Latencies[n-1])
 		}
-		t.add(name, strconv.Itoa(s.observations), failed, first, latency)
+		t.add(name, strconv.Itoa(s.Observations), failed, first, latency)
 	}
 	t.write(b)
 	var skipped []string
@@ -378,7 +347,8 @@ func nextRefused(r *Record) []string {
 }
 
 func nextFailed(r *Record) []string {
-	at, what, found := firstBreach(r)
+	sum := Summarize(r)
+	at, what, found := breachClause(sum.FirstBreach)
 	anyInjected := slices.ContainsFunc(r.Faults, func(f Fault) bool { return !f.InjectedAt.IsZero() })
 	if !anyInjected {
 		p := []string{"No fault was injected: the steady state did not hold before the experiment, so the service was already unhealthy when the run began, or the steady-state expressions do not describe it."}
@@ -394,7 +364,7 @@ func nextFailed(r *Record) []string {
 		}
 	}
 	p := []string{fmt.Sprintf("Start with the first breach: at %s, %s.", formatOffset(at), what)}
-	if live := liveFaults(r, at); len(live) > 0 {
+	if live := sum.LiveAtFirstBreach; len(live) > 0 {
 		descs := make([]string, len(live))
 		for i, f := range live {
 			descs[i] = describeFault(f)
@@ -427,78 +397,27 @@ func nextAborted(r *Record) []string {
 		"Then decide which was wrong. If the service degrades faster than the budget allows, that is a finding in itself. If the budget is too tight for this fault, lower the fault intensity or shorten its window before running again.")
 }
 
-// firstBreak is the earliest event that says something went wrong: a
-// deviation, an abort or an error. Ties go to the earlier entry.
-func firstBreak(r *Record) (Event, bool) {
-	var first Event
-	found := false
-	for _, e := range r.Timeline {
-		switch e.Kind {
-		case EventDeviation, EventAbort, EventError:
-			if !found || e.At < first.At {
-				first, found = e, true
-			}
-		}
+// breachClause says the first breach as a clause: "`expr` stopped holding
+// (detail)".
+func breachClause(b *Breach) (time.Duration, string, bool) {
+	if b == nil {
+		return 0, "", false
 	}
-	return first, found
-}
-
-func firstOfKind(r *Record, kind EventKind) (Event, bool) {
-	var first Event
-	found := false
-	for _, e := range r.Timeline {
-		if e.Kind == kind && (!found || e.At < first.At) {
-			first, found = e, true
-		}
-	}
-	return first, found
-}
-
-// firstBreach finds where the hypothesis first stopped holding, preferring a
-// steady-state check (it names the expression) over a bare deviation event.
-// The description is a clause: "`expr` stopped holding (detail)".
-func firstBreach(r *Record) (time.Duration, string, bool) {
-	var best *Check
-	for i := range r.SteadyState {
-		c := &r.SteadyState[i]
-		if c.FirstBreach != nil && (best == nil || *c.FirstBreach < *best.FirstBreach) {
-			best = c
-		}
-	}
-	if best != nil {
-		what := code(best.Expression) + " stopped holding"
-		if d := oneLine(best.Detail); d != "" {
+	if b.Expression != "" {
+		what := code(b.Expression) + " stopped holding"
+		if d := oneLine(b.Detail); d != "" {
 			what += " (" + strings.TrimSuffix(d, ".") + ")"
 		}
-		return *best.FirstBreach, what, true
+		return b.At, what, true
 	}
-	if e, ok := firstOfKind(r, EventDeviation); ok {
-		what := "the steady state deviated"
-		if e.Source != "" {
-			what = code(e.Source) + " reported a deviation"
-		}
-		if msg := oneLine(e.Message); msg != "" {
-			what += " (" + strings.TrimSuffix(msg, ".") + ")"
-		}
-		return e.At, what, true
+	what := "the steady state deviated"
+	if b.Source != "" {
+		what = code(b.Source) + " reported a deviation"
 	}
-	return 0, "", false
-}
-
-// liveFaults are the faults that were injected and not yet reverted at the
-// offset at.
-func liveFaults(r *Record, at time.Duration) []Fault {
-	var live []Fault
-	for _, f := range r.Faults {
-		if f.InjectedAt.IsZero() || f.InjectedAt.Sub(r.StartedAt) > at {
-			continue
-		}
-		if !f.RevertedAt.IsZero() && f.RevertedAt.Sub(r.StartedAt) <= at {
-			continue
-		}
-		live = append(live, f)
+	if msg := oneLine(b.Message); msg != "" {
+		what += " (" + strings.TrimSuffix(msg, ".") + ")"
 	}
-	return live
+	return b.At, what, true
 }
 
 func describeFault(f Fault) string {

@@ -9,21 +9,16 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/chaos-run/chaos/engine"
-	"github.com/chaos-run/chaos/experiments"
 	"github.com/chaos-run/chaos/plugins/builtin"
 	"github.com/chaos-run/chaos/plugins/sdk"
 	"github.com/chaos-run/chaos/reports"
-	"github.com/chaos-run/chaos/safety"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -96,14 +91,6 @@ func setUsageError(cmds []*cli.Command) {
 	}
 }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, &exitError{code: reports.Invalid.ExitCode(), msg: fmt.Sprintf("--log-level %q: use debug, info, warn or error", level)}
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
-}
-
 func runCommand(stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "run",
@@ -119,84 +106,36 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			if c.NArg() != 1 {
 				return &exitError{code: reports.Invalid.ExitCode(), msg: "run takes exactly one experiment file"}
 			}
-			if _, err := newLogger(stderr, c.String("log-level")); err != nil {
-				return err
-			}
-			exp, err := experiments.Load(c.Args().First(), experiments.Options{Plugins: builtin.Names()})
-			if err != nil {
-				// A pipeline gate reads the report: an invalid file gets one
-				// too, so the gate never finds nothing.
-				if dir := c.String("report-dir"); dir != "" {
-					now := time.Now()
-					_, _ = reports.WriteFiles(dir, &reports.Record{
-						Experiment: reports.Experiment{Name: filepath.Base(c.Args().First()), File: c.Args().First()},
-						StartedAt:  now, EndedAt: now, Verdict: reports.Invalid,
-						Reason: "the experiment file is invalid; nothing was injected:\n" + err.Error(),
-					})
-				}
-				return &exitError{code: reports.Invalid.ExitCode(), msg: "invalid experiment; nothing was injected\n" + err.Error()}
-			}
-			// Everything the run and its plugins log passes the secrets
-			// filter: a plugin error may quote a parameter.
-			stderr := newRedactingWriter(stderr, exp.Secrets())
-			log, _ := newLogger(stderr, c.String("log-level"))
-			dir, err := stateDir(c)
+			level, err := logLevel(c.String("log-level"))
 			if err != nil {
 				return err
 			}
-			reason, engaged, err := safety.Engaged(dir)
-			switch {
-			case err != nil:
-				return &exitError{code: reports.Error.ExitCode(), msg: fmt.Sprintf("refusing to start: cannot tell whether the kill switch is engaged: %v", err)}
-			case engaged:
-				// Refused, not aborted: nothing was started, and a pipeline
-				// must be able to tell "try later" from "fix your file".
-				why := fmt.Sprintf("refusing to start: the kill switch is engaged (%s); nothing was touched; `chaos abort --clear` releases it", reason)
-				rec := refusedRecord(exp, causeKillSwitch, why)
-				_, _ = fmt.Fprintf(stdout, "%s: %s — %s\n", rec.Experiment.Name, rec.Verdict, rec.Reason)
-				if err := writeReports(stdout, stderr, rec, c.String("report-dir"), exp.Spec.Report.Delivery.Dir); err != nil {
-					return err
-				}
-				return &exitError{code: reports.Refused.ExitCode()}
-			}
-			ledger, err := safety.OpenLedger(dir, safety.WithRedact(func(s string) string { return experiments.Redact(s, exp.Secrets()) }))
-			if err != nil {
-				return &exitError{code: reports.Error.ExitCode(), msg: "open ledger: " + err.Error()}
+			path := c.Args().First()
+			var (
+				reportPaths []string
+				reportErr   error
+			)
+			runner := &engine.Runner{
+				StateDir:      c.String("state-dir"),
+				PluginCommand: selfPlugin,
+				PluginNames:   builtin.Names(),
+				NewProber:     newProber,
+				Log:           stderr,
+				LogLevel:      level,
+				ReportDir:     c.String("report-dir"),
+				Reported:      func(paths []string, err error) { reportPaths, reportErr = paths, err },
 			}
 			if c.Bool("dry-run") {
-				return dryRun(c.Context, exp, ledger, newRedactingWriter(stdout, exp.Secrets()), stderr)
+				return dryRun(c.Context, runner, path, stdout)
 			}
 			ctx, stop := interruptible(c.Context, stderr)
 			defer stop()
-			// The kill switch aborts this run the moment it is engaged.
-			killCtx, stopKill := context.WithCancel(ctx)
-			runCtx, abort := context.WithCancelCause(ctx)
-			var watch sync.WaitGroup
-			watch.Go(func() { _ = safety.Watch(killCtx, dir, abort) })
-			rec := engine.Run(runCtx, exp, engine.Options{
-				Plugins: engine.ExecPlugins{Command: selfPlugin, Log: stderr},
-				Log:     log,
-				Ledger:  ledger,
-				LockTargets: func(keys []string, runID string) (func() error, error) {
-					l, err := safety.LockTargets(dir, keys, runID)
-					if err != nil {
-						return nil, err
-					}
-					return l.Release, nil
-				},
-				NewProber: newProber,
-			})
-			stopKill()
-			watch.Wait()
-			abort(nil)
-			_, _ = fmt.Fprintf(stdout, "%s: %s — %s\n", rec.Experiment.Name, rec.Verdict, rec.Reason)
-			for _, l := range rec.Leftovers {
-				_, _ = fmt.Fprintf(stdout, "LEFT BEHIND: %s\n", l)
+			rec := runner.RunFile(ctx, path)
+			printRecord(stdout, stderr, rec, reportPaths)
+			if reportErr != nil {
+				_, _ = fmt.Fprintf(stderr, "chaos: write report: %v\n", reportErr)
+				return &exitError{code: reports.Error.ExitCode()}
 			}
-			if err := writeReports(stdout, stderr, rec, c.String("report-dir"), exp.Spec.Report.Delivery.Dir); err != nil {
-				return err
-			}
-			warnUnsupported(stderr, exp)
 			if code := rec.Verdict.ExitCode(); code != 0 {
 				return &exitError{code: code}
 			}
@@ -205,47 +144,31 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 	}
 }
 
-// causeKillSwitch is the cause of a run refused because `chaos abort`
-// engaged the kill switch before it started.
-const causeKillSwitch reports.Cause = "kill-switch"
-
-// refusedRecord is the record of a run the environment refused before the
-// engine was asked to start it.
-func refusedRecord(exp *experiments.Experiment, cause reports.Cause, reason string) *reports.Record {
-	now := time.Now()
-	// The planned faults, without their parameters: what the run would
-	// have done, which the owners read to judge when to try again.
-	var faults []reports.Fault
-	for i, f := range exp.Spec.Faults {
-		faults = append(faults, reports.Fault{Index: i, Plugin: f.Plugin, Target: f.Target, After: f.After, For: f.For, State: "planned"})
+// logLevel reads the --log-level flag.
+func logLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, &exitError{code: reports.Invalid.ExitCode(), msg: fmt.Sprintf("--log-level %q: use debug, info, warn or error", s)}
 	}
-	return &reports.Record{
-		Faults: faults,
-		Experiment: reports.Experiment{
-			Name: exp.Metadata.Name, File: exp.File, Hypothesis: strings.TrimSpace(exp.Spec.Hypothesis),
-			Owner: reports.Owner{Team: exp.Metadata.Owner.Team, Email: exp.Metadata.Owner.Email, Webhook: exp.Metadata.Owner.Webhook.String()},
-		},
-		StartedAt: now, EndedAt: now, Verdict: reports.Refused, Cause: cause, Reason: reason,
-	}
+	return l, nil
 }
 
-// writeReports writes the record's reports into each directory given (the
-// --report-dir flag, the file's report.delivery.dir) and says where.
-func writeReports(stdout, stderr io.Writer, rec *reports.Record, dirs ...string) error {
-	for _, dir := range dirs {
-		if dir == "" {
-			continue
-		}
-		paths, err := reports.WriteFiles(dir, rec)
-		if err != nil {
-			_, _ = fmt.Fprintf(stderr, "chaos: write report: %v\n", err)
-			return &exitError{code: reports.Error.ExitCode()}
-		}
-		for _, p := range paths {
-			_, _ = fmt.Fprintf(stdout, "report: %s\n", p)
-		}
+// printRecord says how a run ended. A run that never started for want of a
+// valid file or a usable state directory is said on stderr, as every bad
+// input is; a run that started gets its verdict line and its leftovers.
+func printRecord(stdout, stderr io.Writer, rec *reports.Record, reportPaths []string) {
+	switch rec.Cause {
+	case engine.CauseInvalidFile, engine.CauseUnsafeStateDir, engine.CauseStateDir:
+		_, _ = fmt.Fprintln(stderr, "chaos:", rec.Reason)
+		return
 	}
-	return nil
+	_, _ = fmt.Fprintf(stdout, "%s: %s — %s\n", rec.Experiment.Name, rec.Verdict, rec.Reason)
+	for _, l := range rec.Leftovers {
+		_, _ = fmt.Fprintf(stdout, "LEFT BEHIND: %s\n", l)
+	}
+	for _, p := range reportPaths {
+		_, _ = fmt.Fprintf(stdout, "report: %s\n", p)
+	}
 }
 
 // interruptible returns a context that the first SIGINT, SIGTERM, SIGHUP
@@ -352,54 +275,5 @@ func pluginServeCommand() *cli.Command {
 				return sdk.Serve(c.Context, mk())
 			},
 		}},
-	}
-}
-
-// redactingWriter replaces the experiment's secrets, in every form
-// experiments.Redact knows (escaped, quoted, cut short), in everything
-// written through it: what chaos writes never holds a secret (values print
-// as ***), but a plugin's log line or error may echo a parameter. Loggers,
-// and go-plugin relaying a plugin's stderr, write whole lines, so a secret
-// is never split.
-type redactingWriter struct {
-	w io.Writer
-	r *experiments.Redactor
-}
-
-func newRedactingWriter(w io.Writer, secrets []string) redactingWriter {
-	if len(secrets) == 0 {
-		return redactingWriter{w: w}
-	}
-	return redactingWriter{w: w, r: experiments.NewRedactor(secrets)}
-}
-
-func (r redactingWriter) Write(p []byte) (int, error) {
-	if r.r == nil {
-		return r.w.Write(p)
-	}
-	if _, err := io.WriteString(r.w, r.r.Redact(string(p))); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// warnUnsupported says which report settings of the file this version does
-// not act on yet, rather than let a user wait for a report that never comes.
-func warnUnsupported(w io.Writer, exp *experiments.Experiment) {
-	r := exp.Spec.Report
-	var not []string
-	for _, f := range r.Formats {
-		if f == experiments.FormatHTML || f == experiments.FormatJUnit {
-			not = append(not, "report format "+f)
-		}
-	}
-	if !r.Delivery.Webhook.IsZero() {
-		not = append(not, "webhook delivery")
-	}
-	if r.Delivery.Email != nil {
-		not = append(not, "e-mail delivery")
-	}
-	if len(not) > 0 {
-		_, _ = fmt.Fprintf(w, "chaos: warning: this version does not produce %s yet; only report.json and report.md are written\n", strings.Join(not, ", "))
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/chaos-run/chaos/internal/clock"
 	faultpb "github.com/chaos-run/chaos/plugins/sdk/proto"
 )
 
@@ -46,6 +47,8 @@ type Server struct {
 	// base is the context lease reverts run under: never cancelled by the
 	// host going away, since that is when they matter most.
 	base context.Context
+	// clock times the leases: the real clock, or a test's fake one.
+	clock clock.Clock
 
 	mu     sync.Mutex
 	active map[string]time.Time // handle → lease deadline; zero: no lease
@@ -70,9 +73,16 @@ type Server struct {
 // NewServer returns a server for f and starts its lease keeper. ctx is the
 // plugin's root context; Close must be called to stop the keeper.
 func NewServer(ctx context.Context, f Fault) *Server {
+	return NewServerClock(ctx, f, nil)
+}
+
+// NewServerClock is NewServer with the clock the leases run on; nil is the
+// real clock. Tests of lease expiry pass a clock.Fake.
+func NewServerClock(ctx context.Context, f Fault, c clock.Clock) *Server {
 	s := &Server{
 		fault:  f,
 		base:   context.WithoutCancel(ctx),
+		clock:  clock.Or(c),
 		active: map[string]time.Time{},
 		ids:    map[string]string{},
 		idOf:   map[string]string{},
@@ -106,8 +116,6 @@ func (s *Server) Close(ctx context.Context) error {
 // earliest deadline, or until a lease changes.
 func (s *Server) keepLeases() {
 	defer close(s.done)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	for {
 		s.mu.Lock()
 		var next time.Time
@@ -119,19 +127,21 @@ func (s *Server) keepLeases() {
 		s.mu.Unlock()
 		wait := time.Hour
 		if !next.IsZero() {
-			wait = max(time.Until(next), 0)
+			wait = max(next.Sub(s.clock.Now()), 0)
 		}
-		timer.Reset(wait)
+		timer := s.clock.NewTimer(wait)
 		select {
 		case <-s.stop:
+			timer.Stop()
 			return
 		case <-s.wake:
+			timer.Stop()
 			continue
-		case <-timer.C:
+		case <-timer.C():
 		}
 		s.mu.Lock()
 		var expired []string
-		now := time.Now()
+		now := s.clock.Now()
 		for h, d := range s.active {
 			if !d.IsZero() && !now.Before(d) {
 				expired = append(expired, h)
@@ -355,7 +365,7 @@ func (s *Server) track(handle string, ttl time.Duration) {
 	}
 	var deadline time.Time
 	if ttl > 0 {
-		deadline = time.Now().Add(ttl)
+		deadline = s.clock.Now().Add(ttl)
 	}
 	s.mu.Lock()
 	s.active[handle] = deadline
