@@ -1,7 +1,14 @@
 package cpustress
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -17,14 +24,14 @@ const period = 10 * time.Millisecond
 // maxCarry bounds what the loop carries from one period to the next, either
 // way: CPU time the machine did not give (it is forgiven, not paid back in a
 // burst later) and CPU time given beyond the target.
-const maxCarry = 2 * period
+const maxCarry = 5 * period
 
 // Priority steps: a worker that runs all the time and still falls short for
 // a whole window raises its priority (lower nice) one step, down to minNice;
 // one that has room again lowers it. Only where the plugin may (CAP_SYS_NICE
 // for nice below 0); elsewhere it takes what the scheduler gives.
 const (
-	window  = 50 // periods: half a second
+	window  = 20 // periods: a fifth of a second
 	minNice = -19
 )
 
@@ -52,9 +59,17 @@ func (p profile) owed(elapsed time.Duration) time.Duration {
 // hold runs one worker's feedback loop until ctx ends or the worker does.
 // It says on started once the worker runs (or, at a low ramp, is ready to).
 func hold(ctx context.Context, w *worker, p Params, start time.Time, started chan<- struct{}) {
+	// The loop must be let run when it asks to stop its worker, or a
+	// worker it raised above a busy machine runs on: its thread gets the
+	// highest priority the plugin may give (the thread goes back to how it
+	// was before it returns to Go's pool).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer raiseThread()()
 	prof := profile{load: float64(p.Load) / 100, ramp: p.Ramp}
 	c := controller{w: w, prof: prof}
 	c.base = w.cpu()
+	c.winStart = c.base
 	c.setRunning(c.prof.owed(period) > 0)
 	started <- struct{}{}
 	timer := time.NewTimer(0)
@@ -100,7 +115,7 @@ func hold(ctx context.Context, w *worker, p Params, start time.Time, started cha
 type controller struct {
 	w       *worker
 	prof    profile
-	base    time.Duration // the worker's CPU time at the start, less what was forgiven
+	base    time.Duration // the worker's CPU time at the start, less what was forgiven (more what was given beyond)
 	running bool
 	owe     time.Duration // what the worker owed at the last step
 	nice    int
@@ -109,6 +124,7 @@ type controller struct {
 	// period, and the time the worker was let run
 	short, n int
 	let      time.Duration
+	winStart time.Duration // the worker's CPU time when the window began
 }
 
 // step is the control law: the CPU time the worker owes the target by the
@@ -119,10 +135,10 @@ func (c *controller) step(elapsed, left time.Duration) time.Duration {
 	owe := c.prof.owed(elapsed) - used
 	switch {
 	case owe > maxCarry:
-		c.base += owe - maxCarry
+		c.base -= owe - maxCarry
 		owe = maxCarry
 	case owe < -maxCarry:
-		c.base += owe + maxCarry
+		c.base -= owe + maxCarry
 		owe = -maxCarry
 	}
 	c.owe = owe
@@ -131,8 +147,10 @@ func (c *controller) step(elapsed, left time.Duration) time.Duration {
 	return on
 }
 
-// adapt counts the window and moves the worker's priority a step when the
-// window shows it short while running all the time, or with room to spare.
+// adapt counts the window and moves the worker's priority when the window
+// shows it short while running all the time (as many steps as the share it
+// got while running says it needs, each step about 1.25 times the weight),
+// or one step back when it had room to spare.
 func (c *controller) adapt(full bool) {
 	c.n++
 	if full && c.owe > period {
@@ -141,14 +159,24 @@ func (c *controller) adapt(full bool) {
 	if c.n < window {
 		return
 	}
-	short, let := c.short, c.let
-	c.n, c.short, c.let = 0, 0, 0
+	short, let, got := c.short, c.let, c.w.cpu()-c.winStart
+	c.n, c.short, c.let, c.winStart = 0, 0, 0, c.w.cpu()
 	switch {
 	case short > window/2 && c.nice > minNice && !c.noNice:
-		c.renice(c.nice - 1)
-	case c.nice < 0 && float64(let) < 0.9*float64(window*period) && short == 0:
+		c.renice(max(minNice, c.nice-niceSteps(float64(got)/float64(max(let, 1)), c.prof.load)))
+	case c.nice < 0 && float64(let) < 0.8*float64(window*period) && short == 0:
 		c.renice(c.nice + 1)
 	}
+}
+
+// niceSteps is how many nice steps lower a worker that got share of a core
+// while it was let run needs to get want of it, if the others on its core
+// stay as they are: the odds share/(1-share) scale with the weight, and a
+// nice step is about 1.25 times the weight.
+func niceSteps(share, want float64) int {
+	odds := func(x float64) float64 { x = min(max(x, 0.02), 0.98); return x / (1 - x) }
+	steps := int(math.Ceil(math.Log(odds(want)/odds(share)) / math.Log(1.25)))
+	return min(max(steps, 1), 6)
 }
 
 func (c *controller) renice(n int) {
@@ -157,6 +185,25 @@ func (c *controller) renice(n int) {
 		return
 	}
 	c.nice = n
+}
+
+// raiseThread gives the calling thread nice -20 where the plugin may, and
+// returns what puts it back.
+func raiseThread() (restore func()) {
+	tid := unix.Gettid()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tid))
+	if err != nil {
+		return func() {}
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 17 {
+		return func() {}
+	}
+	was, err := strconv.Atoi(fields[16])
+	if err != nil || unix.Setpriority(unix.PRIO_PROCESS, tid, -20) != nil {
+		return func() {}
+	}
+	return func() { _ = unix.Setpriority(unix.PRIO_PROCESS, tid, was) }
 }
 
 // setRunning lets the worker run or stops it, through its pidfd.
