@@ -202,13 +202,15 @@ func TestCPUStressSlowsTheDemoInItsCgroup(t *testing.T) {
 	alone := cgroupProcs(t, dir)
 
 	before := medianLatency(t, front, 15)
-	exp := writeCPUExperiment(t, "cpustress-demo", front, fmt.Sprintf("{process: {pid: %d}}", demo.cmd.Process.Pid), "{load: 100, workers: 2}", "4s")
+	exp := writeCPUExperiment(t, "cpustress-demo", front, fmt.Sprintf("{process: {pid: %d}}", demo.cmd.Process.Pid), "{load: 100, workers: 2}", "6s")
 	stateDir, reportDir := t.TempDir(), t.TempDir()
 	run := start(t, built.chaos, "run", "--state-dir", stateDir, "--report-dir", reportDir, exp)
 	waitInjected(t, run, stateDir)
 	throttledAtInject := throttled(t, dir)
+	// Measure once the kernel has throttled the cgroup for a while: the
+	// workers have its quota, and have raised their priority in it.
+	require.True(t, poll(waitLimit, func() bool { return throttled(t, dir) >= throttledAtInject+10 }), "the workers eat the cgroup's quota: the kernel throttles it")
 	during := medianLatency(t, front, 15)
-	require.Greater(t, throttled(t, dir), throttledAtInject, "the workers eat the cgroup's quota: the kernel throttles it")
 	require.Equalf(t, 0, run.exitCode(t), "the run passes (the front answers 200, slowly)\nstderr:\n%s", run.stderr)
 	after := medianLatency(t, front, 15)
 	t.Logf("front median latency: before %s, during the fault %s, after the revert %s", before, during, after)
