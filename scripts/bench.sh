@@ -46,3 +46,11 @@ CHAOS_CRASH_POINTS="${CHAOS_CRASH_POINTS:-200}" go test -count=1 -run 'TestCrash
 # TTL + 1 s.
 echo
 CHAOS_BENCH="${CHAOS_BENCH:-100}" go test -count=1 -run 'TestPluginStopToFaultGone' -v ./e2e/ | grep '^plugin-stop-to-fault-gone'
+
+# CPU stress (issue 12): cpustress beside stress-ng --cpu-load (Debian; see
+# scripts/deps.sh), one worker at 25/50/80/100 %, alone, with the other core
+# busy, and with both cores saturated: MAE of 1-s samples, time to settle
+# within ±5 points, time from revert to the workers gone. A few seconds per
+# point (CHAOS_CPU_BENCH_SECONDS, 4 by default).
+echo
+CHAOS_CPU_BENCH=1 CHAOS_CPU_BENCH_SECONDS="${CHAOS_CPU_BENCH_SECONDS:-4}" go test -count=1 -run 'TestCPUStressBench' -v -timeout 20m ./plugins/cpustress/ | grep '^cpu-stress'

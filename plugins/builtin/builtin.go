@@ -6,6 +6,7 @@ package builtin
 import (
 	"sort"
 
+	"github.com/chaos-run/chaos/plugins/cpustress"
 	"github.com/chaos-run/chaos/plugins/latency"
 	"github.com/chaos-run/chaos/plugins/sdk"
 )
@@ -15,7 +16,8 @@ import (
 // behind another caller's back.
 func Faults() map[string]func() sdk.Fault {
 	return map[string]func() sdk.Fault{
-		"latency": func() sdk.Fault { return latency.New() },
+		"cpustress": func() sdk.Fault { return cpustress.New() },
+		"latency":   func() sdk.Fault { return latency.New() },
 	}
 }
 
