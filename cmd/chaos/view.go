@@ -287,7 +287,8 @@ func (v *liveView) Event(e reports.Event) {
 func (v *liveView) Budget(spent, allowance time.Duration) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.state != nil {
+	// A run without an error budget measures none: nothing to show.
+	if v.state != nil && allowance > 0 {
 		v.state.budget, v.state.spent, v.state.allowed = true, spent, allowance
 	}
 }
