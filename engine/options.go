@@ -129,6 +129,9 @@ type Options struct {
 	// LockTargets takes exclusive locks on the targets' keys for the run,
 	// so two runs never fault one target. Nil takes no locks.
 	LockTargets func(keys []string, runID string) (release func() error, err error)
+	// Progress, when set, is told every event as it happens (the live
+	// view); see Progress.
+	Progress Progress
 }
 
 func (o *Options) defaults() {

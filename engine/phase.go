@@ -125,6 +125,7 @@ func (r *run) faultPhase(ctx context.Context) {
 				return
 			}
 			spend.Observe(o.probe, o.at, o.obs)
+			r.progressBudget(spend.Spent(), spend.Allowance())
 			if spend.Exhausted() {
 				if violatedAt.IsZero() {
 					violatedAt = o.at
@@ -342,9 +343,11 @@ func (r *run) event(kind reports.EventKind, source string, ok bool, msg string, 
 func (r *run) eventAt(at time.Time, kind reports.EventKind, source string, ok bool, msg string, values map[string]any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.rec.AppendEvent(reports.Event{
-		At: at.Sub(r.start), Kind: kind, Source: source, OK: ok, Message: msg, Values: values,
-	})
+	e := reports.Event{At: at.Sub(r.start), Kind: kind, Source: source, OK: ok, Message: msg, Values: values}
+	r.rec.AppendEvent(e)
+	if r.opts.Progress != nil {
+		r.opts.Progress.Event(e)
+	}
 }
 
 func (r *run) recordFault(f *fault) {

@@ -53,6 +53,16 @@ type Runner struct {
 	// Reported, when set, is told the report files written for a record,
 	// and the error that stopped writing them.
 	Reported func(paths []string, err error)
+	// Deliverer, when set, sends every record whose file loaded to its
+	// owners once the report files are written; what it returns is the
+	// record's Deliveries, and the files are written again with them.
+	Deliverer Deliverer
+	// Progress, when set, is told how the run goes while it goes, with the
+	// file's secrets redacted.
+	Progress Progress
+	// LogFormat is "text" (the default) or "json": the slog handler of the
+	// run's log lines.
+	LogFormat string
 }
 
 // Causes of records the runner makes itself, before the engine runs.
@@ -78,7 +88,8 @@ type prepared struct {
 }
 
 // admit loads path and asks safety whether it may run. A nil record means
-// it may; otherwise the record is why not.
+// it may; otherwise the record is why not, and p, when the file loaded,
+// holds it (its owners are told of the refusal too).
 func (rn *Runner) admit(path string) (*prepared, *reports.Record) {
 	now := clock.Or(rn.Clock).Now()
 	exp, err := experiments.Load(path, experiments.Options{Plugins: rn.PluginNames})
@@ -95,7 +106,7 @@ func (rn *Runner) admit(path string) (*prepared, *reports.Record) {
 		if errors.Is(err, safety.ErrUnsafeStateDir) {
 			v, cause = reports.Refused, CauseUnsafeStateDir
 		}
-		return nil, stillborn(path, exp, now, v, cause, fmt.Sprintf("--state-dir %s: %v", p.dir, err))
+		return p, stillborn(path, exp, now, v, cause, fmt.Sprintf("--state-dir %s: %v", p.dir, err))
 	}
 	switch err := safety.CheckKillSwitch(p.dir); {
 	case errors.Is(err, safety.ErrKillSwitch):
@@ -105,14 +116,14 @@ func (rn *Runner) admit(path string) (*prepared, *reports.Record) {
 		if ke := (*safety.KillSwitchError)(nil); errors.As(err, &ke) {
 			reason = ke.Reason
 		}
-		return nil, stillborn(path, exp, now, reports.Refused, causeKillSwitch,
+		return p, stillborn(path, exp, now, reports.Refused, causeKillSwitch,
 			fmt.Sprintf("refusing to start: the kill switch is engaged (%s); nothing was touched; `chaos abort --clear` releases it", reason))
 	case err != nil:
-		return nil, stillborn(path, exp, now, reports.Error, causeKillSwitchUnknown, "refusing to start: "+err.Error())
+		return p, stillborn(path, exp, now, reports.Error, causeKillSwitchUnknown, "refusing to start: "+err.Error())
 	}
 	ledger, err := safety.OpenLedger(p.dir, safety.WithRedact(func(s string) string { return experiments.Redact(s, exp.Secrets()) }))
 	if err != nil {
-		return nil, stillborn(path, exp, now, reports.Error, CauseStateDir, "open ledger: "+err.Error())
+		return p, stillborn(path, exp, now, reports.Error, CauseStateDir, "open ledger: "+err.Error())
 	}
 	p.ledger = ledger
 	return p, nil
@@ -126,7 +137,11 @@ func (rn *Runner) admit(path string) (*prepared, *reports.Record) {
 func (rn *Runner) RunFile(ctx context.Context, path string) *reports.Record {
 	p, rec := rn.admit(path)
 	if rec != nil {
-		rn.report(rec, "")
+		var exp *experiments.Experiment
+		if p != nil {
+			exp = p.exp
+		}
+		rn.report(ctx, rec, exp, "")
 		return rec
 	}
 	runCtx, abort := context.WithCancelCause(ctx)
@@ -134,11 +149,15 @@ func (rn *Runner) RunFile(ctx context.Context, path string) *reports.Record {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var watch sync.WaitGroup
 	watch.Go(func() { _ = safety.Watch(watchCtx, p.dir, abort) })
-	rec = Run(runCtx, p.exp, rn.options(p))
+	opts := rn.options(p)
+	if opts.Progress = withProgress(rn.Progress, p.exp); opts.Progress != nil {
+		opts.Progress.Started(startOf(p.exp))
+	}
+	rec = Run(runCtx, p.exp, opts)
 	stopWatch()
 	watch.Wait()
-	rn.report(rec, p.exp.Spec.Report.Delivery.Dir)
-	warnUnsupported(p.log, p.exp)
+	rn.report(ctx, rec, p.exp, p.exp.Spec.Report.Delivery.Dir)
+	warnUnsupported(p.log, p.exp, rn.Deliverer != nil)
 	return rec
 }
 
@@ -165,10 +184,19 @@ func (rn *Runner) options(p *prepared) Options {
 		Plugins:     rn.plugins(p.log),
 		Clock:       rn.Clock,
 		NewProber:   rn.NewProber,
-		Log:         slog.New(slog.NewTextHandler(p.log, &slog.HandlerOptions{Level: rn.LogLevel})),
+		Log:         slog.New(rn.logHandler(p.log)),
 		Ledger:      p.ledger,
 		LockTargets: safety.TargetLocker(p.dir),
 	}
+}
+
+// logHandler is the slog handler of LogFormat writing to w.
+func (rn *Runner) logHandler(w io.Writer) slog.Handler {
+	o := &slog.HandlerOptions{Level: rn.LogLevel}
+	if rn.LogFormat == "json" {
+		return slog.NewJSONHandler(w, o)
+	}
+	return slog.NewTextHandler(w, o)
 }
 
 func (rn *Runner) plugins(log io.Writer) Plugins {
@@ -178,9 +206,19 @@ func (rn *Runner) plugins(log io.Writer) Plugins {
 	return ExecPlugins{Command: rn.PluginCommand, Log: log}
 }
 
-// report writes the record's reports once, into every directory it goes to.
-func (rn *Runner) report(rec *reports.Record, deliveryDir string) {
+// report writes the record's reports once, into every directory it goes
+// to, then delivers them to the owners exp names and writes them again
+// with the deliveries recorded. Delivery runs under a context the run's
+// stop does not cancel: the owners most want to hear of interrupted runs,
+// and the Deliverer bounds its own time.
+func (rn *Runner) report(ctx context.Context, rec *reports.Record, exp *experiments.Experiment, deliveryDir string) {
 	paths, err := reports.WriteAll(rec, rn.ReportDir, deliveryDir)
+	if rn.Deliverer != nil && exp != nil && err == nil {
+		rec.Deliveries = rn.Deliverer.Deliver(context.WithoutCancel(ctx), exp, rec, paths)
+		if len(rec.Deliveries) > 0 {
+			paths, err = reports.WriteAll(rec, rn.ReportDir, deliveryDir)
+		}
+	}
 	if rn.Reported != nil && (len(paths) > 0 || err != nil) {
 		rn.Reported(paths, err)
 	}
@@ -223,7 +261,7 @@ func experimentOf(exp *experiments.Experiment) reports.Experiment {
 
 // warnUnsupported says which report settings of the file this version does
 // not act on yet, rather than let a user wait for a report that never comes.
-func warnUnsupported(w io.Writer, exp *experiments.Experiment) {
+func warnUnsupported(w io.Writer, exp *experiments.Experiment, delivering bool) {
 	r := exp.Spec.Report
 	var not []string
 	for _, f := range r.Formats {
@@ -231,10 +269,10 @@ func warnUnsupported(w io.Writer, exp *experiments.Experiment) {
 			not = append(not, "report format "+f)
 		}
 	}
-	if !r.Delivery.Webhook.IsZero() {
+	if !r.Delivery.Webhook.IsZero() && !delivering {
 		not = append(not, "webhook delivery")
 	}
-	if r.Delivery.Email != nil {
+	if r.Delivery.Email != nil && !delivering {
 		not = append(not, "e-mail delivery")
 	}
 	if len(not) > 0 {

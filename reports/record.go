@@ -104,6 +104,10 @@ type Record struct {
 	// Leftovers names anything the run could not confirm as reverted. It is
 	// empty unless the verdict is error.
 	Leftovers []string `json:"leftovers,omitempty"`
+	// Deliveries says how the report reached its owners beyond the files:
+	// each webhook and e-mail, whether it got there, in how many attempts.
+	// A failed delivery never changes the verdict.
+	Deliveries []Delivery `json:"deliveries,omitempty"`
 }
 
 // Experiment is the part of the experiment file a reader needs to make sense

@@ -96,17 +96,25 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 		Name:      "run",
 		Usage:     "run one experiment: steady state, faults, verdict, report",
 		ArgsUsage: "FILE",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "report-dir", Usage: "write report.json and report.md into `DIR`"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print the plan; inject nothing"},
 			stateDirFlag,
-		},
+		}, outputFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return &exitError{code: reports.Invalid.ExitCode(), msg: "run takes exactly one experiment file"}
 			}
 			level, err := logLevel(c.String("log-level"))
+			if err != nil {
+				return err
+			}
+			deliverer, err := newDeliverer(c)
+			if err != nil {
+				return err
+			}
+			progress, logs, closeView, err := progressFor(stdout, stderr, c.String("log-format"), level)
 			if err != nil {
 				return err
 			}
@@ -120,18 +128,25 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 				PluginCommand: selfPlugin,
 				PluginNames:   builtin.Names(),
 				NewProber:     newProber,
-				Log:           stderr,
+				Log:           logs,
 				LogLevel:      level,
+				LogFormat:     c.String("log-format"),
+				Deliverer:     deliverer,
 				ReportDir:     c.String("report-dir"),
 				Reported:      func(paths []string, err error) { reportPaths, reportErr = paths, err },
 			}
 			if c.Bool("dry-run") {
+				closeView()
+				runner.Log = stderr
 				return dryRun(c.Context, runner, path, stdout)
 			}
-			ctx, stop := interruptible(c.Context, stderr)
+			runner.Progress = progress
+			ctx, stop := interruptible(c.Context, logs)
 			defer stop()
 			rec := runner.RunFile(ctx, path)
+			closeView()
 			printRecord(stdout, stderr, rec, reportPaths)
+			printDeliveries(stdout, stderr, rec.Deliveries)
 			if reportErr != nil {
 				_, _ = fmt.Fprintf(stderr, "chaos: write report: %v\n", reportErr)
 				return &exitError{code: reports.Error.ExitCode()}

@@ -39,6 +39,7 @@ func TestScripts(t *testing.T) {
 			// /no-home in a script).
 			env.Setenv("XDG_STATE_HOME", filepath.Join(env.WorkDir, ".state"))
 			env.Values[demoKey{}] = &demo{bin: filepath.Join(bin, "demo-shop")}
+			env.Values[smtpKey{}] = &smtpHolder{}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -51,6 +52,9 @@ func TestScripts(t *testing.T) {
 			"locktarget": cmdLockTarget,
 			"openentry":  cmdOpenEntry,
 			"nosecret":   cmdNoSecret,
+			"webhook":    cmdWebhook,
+			"smtpserver": cmdSMTPServer,
+			"mailbox":    cmdMailbox,
 		},
 	})
 }
