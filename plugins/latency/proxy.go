@@ -108,9 +108,9 @@ type pair struct {
 	// lot is drawn once per connection in [0, 1): the connection is
 	// affected while lot < Shape.Share, so a share keeps choosing the same
 	// connections across changes of the setting.
-	lot float64
-	done     chan struct{}
-	once     sync.Once
+	lot  float64
+	done chan struct{}
+	once sync.Once
 }
 
 // abort tears both sides down, which ends every read and write on them, and
@@ -277,6 +277,17 @@ func (p *Proxy) Delay() (delay, jitter time.Duration) {
 	return p.shape.Delay, p.shape.Jitter
 }
 
+// Drain ends the fault and stops taking connections, but lets the
+// connections it carries go on, with no delay (spliced by the kernel), until
+// their ends close them; their goroutines end with them. Intercept mode
+// drains on revert: the rules are gone, so new connections go straight to
+// the destination, while connections made through the rules stay bound to
+// the proxy by connection tracking and would break if it closed.
+func (p *Proxy) Drain() {
+	p.SetShape(Shape{})
+	_ = p.ln.Close()
+}
+
 // Stats returns counts: connections accepted, bytes forwarded each direction.
 func (p *Proxy) Stats() Stats {
 	return Stats{
@@ -331,6 +342,9 @@ func (p *Proxy) acceptLoop() {
 			case <-p.closing:
 				return
 			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return // Drain closed the listener
 			}
 			// Errors such as running out of file descriptors pass; back off
 			// like net/http does, but stay interruptible by Close.
