@@ -28,7 +28,7 @@ import (
 )
 
 // Version is the plugin's version.
-const Version = "0.1.0"
+const Version = "0.2.0"
 
 // paramsSchema is the JSON Schema of the `with` parameters, and the one
 // source of truth for them: parse checks the parameters against it with
