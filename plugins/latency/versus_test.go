@@ -261,7 +261,7 @@ func TestVersusToxiproxy(t *testing.T) {
 			for i, r := range rtts {
 				over[i] = r - 2*d
 			}
-			line += fmt.Sprintf(" %s overshoot p50 %s p99 %s cpu %.1f%%;", s.name, ms(pct(over, 50)), ms(pct(over, 99)), 100*cpu.Seconds()/wall.Seconds())
+			line += fmt.Sprintf(" %s overshoot p50 %s p99 %s cpu %.1f%% (%s in %s);", s.name, ms(pct(over, 50)), ms(pct(over, 99)), 100*cpu.Seconds()/wall.Seconds(), cpu, wall.Round(time.Millisecond))
 		}
 		report("%s", line)
 	}
