@@ -34,6 +34,10 @@ const (
 	// slow real link, instead of carrying one chunk per delay period. It also
 	// bounds the memory a stalled direction can take (queueChunks*chunkSize).
 	queueChunks = 64
+
+	// spliceSpan is how many bytes one splice call may move before the
+	// pass-through counts them and goes on.
+	spliceSpan = 4 << 20
 )
 
 // Stats are counters of a Proxy since Listen.
@@ -41,6 +45,8 @@ type Stats struct {
 	// Accepted counts client connections accepted.
 	Accepted int64
 	// BytesToUpstream counts bytes written to upstreams (client→upstream).
+	// Bytes the kernel splices (no delay) are counted when a splice
+	// returns: every spliceSpan bytes, at a setting change, or at the end.
 	BytesToUpstream int64
 	// BytesToClient counts bytes written to clients (upstream→client).
 	BytesToClient int64
@@ -580,9 +586,15 @@ func (p *Proxy) read(d *direction) error {
 		default:
 		}
 		if !p.delays(pr, d.dir) && d.pending.Load() == 0 {
-			n, err := d.dst.ReadFrom(src)
+			// In spans, so the byte counters move during a long stream
+			// (they are updated when a span, a setting change or the
+			// stream ends).
+			lr := &io.LimitedReader{R: src, N: spliceSpan}
+			n, err := d.dst.ReadFrom(lr)
 			d.written.Add(n)
 			switch {
+			case err == nil && lr.N == 0:
+				continue
 			case err == nil:
 				return io.EOF
 			case errors.Is(err, os.ErrDeadlineExceeded):
