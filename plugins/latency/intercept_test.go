@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -265,4 +266,17 @@ func TestInterceptParamsBelongToTheirMode(t *testing.T) {
 	require.Len(t, probs, 1)
 	require.Equal(t, "with.destination", probs[0].Param)
 	require.True(t, strings.Contains(probs[0].Message, "mode intercept"), "the message names the mode the parameter belongs to: %s", probs[0].Message)
+}
+
+// TestInterceptRefusedWithoutPrivilege: without CAP_NET_ADMIN, preparing an
+// intercept fault is refused (the run is refused before anything is
+// touched), saying what is missing. Run as a user other than root (the
+// suite as root skips it: root has the capability).
+func TestInterceptRefusedWithoutPrivilege(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("runs as a user without CAP_NET_ADMIN; root has it")
+	}
+	_, err := latency.New().Prepare(t.Context(), sdk.Request{Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"10ms","destination":"127.0.0.1:9"}`)})
+	require.ErrorIs(t, err, sdk.ErrRefused, "no privilege is the environment saying no")
+	require.ErrorIs(t, err, syscall.EPERM)
 }

@@ -338,7 +338,12 @@ func (f *Fault) Prepare(ctx context.Context, req sdk.Request) (string, error) {
 	}
 	if params.Mode != ModeProxy {
 		// Intercept and netem change nothing until the fault: the path
-		// is the same before it. The handle names nothing to undo.
+		// is the same before it. The handle names nothing to undo. What
+		// the environment will refuse is found out here, before the
+		// steady state is checked, so the run is refused untouched.
+		if err := f.canAct(params); err != nil {
+			return "", err
+		}
 		return noneHandle + params.Mode, nil
 	}
 	ep := req.Target.Endpoint
@@ -362,6 +367,32 @@ func (f *Fault) Prepare(ctx context.Context, req sdk.Request) (string, error) {
 	}
 	f.proxies[ep.Listen] = &held{proxy: p, listen: ep.Listen, upstream: ep.Upstream}
 	return handle, nil
+}
+
+// canAct says, without changing anything, whether intercept or netem can
+// act here: the namespace exists, the plugin may read (so also write) the
+// namespace's nftables (CAP_NET_ADMIN), the kernel has netem. A no is
+// ErrRefused.
+func (f *Fault) canAct(p Params) error {
+	if p.Mode == ModeNetem {
+		if err := f.netemSupport(); errors.Is(err, ErrNoNetem) {
+			return fmt.Errorf("%w: %w; use mode: intercept", sdk.ErrRefused, err)
+		}
+		if err := checkNamespace(p.Namespace); err != nil {
+			return fmt.Errorf("%w: %w", sdk.ErrRefused, err)
+		}
+		return nil
+	}
+	_, err := hasTable(p.Namespace, tablePrefix+"probe")
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNoNamespace):
+		return fmt.Errorf("%w: %w", sdk.ErrRefused, err)
+	case errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("%w: %w (intercept writes nftables rules, which needs CAP_NET_ADMIN: run chaos as root)", sdk.ErrRefused, err)
+	}
+	return err
 }
 
 // sameUpstream refuses a second target on a listen address the plugin
