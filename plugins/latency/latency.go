@@ -147,10 +147,6 @@ type wireParams struct {
 	MaxConnections        int           `json:"maxConnections"`
 	MaxBytesPerConnection int64         `json:"maxBytesPerConnection"`
 	MaxBytesInFlight      int64         `json:"maxBytesInFlight"`
-
-	// set records which optional parameters the file gave, for the
-	// per-mode checks.
-	set map[string]bool
 }
 
 // parse decodes the parameters against the schema (every bound the schema
