@@ -54,3 +54,14 @@ CHAOS_BENCH="${CHAOS_BENCH:-100}" go test -count=1 -run 'TestPluginStopToFaultGo
 # point (CHAOS_CPU_BENCH_SECONDS, 4 by default).
 echo
 CHAOS_CPU_BENCH=1 CHAOS_CPU_BENCH_SECONDS="${CHAOS_CPU_BENCH_SECONDS:-4}" go test -count=1 -run 'TestCPUStressBench' -v -timeout 20m ./plugins/cpustress/ | grep '^cpu-stress'
+
+# Latency proxy side by side with toxiproxy (issue 13): pinned v2.12.0
+# (`@latest` resolves to an older 2.5.0), installed once into .cache/bench
+# for this benchmark only. Both proxies as processes of their own on the
+# same echo and sink servers; figures and ratios in one run.
+echo
+toxi=.cache/bench/server
+if [ ! -x "$toxi" ] || ! go version -m "$toxi" | grep -q "Shopify/toxiproxy/v2[[:space:]]*v2.12.0"; then
+  GOBIN="$PWD/.cache/bench" go install github.com/Shopify/toxiproxy/v2/cmd/server@v2.12.0
+fi
+CHAOS_TOXIPROXY="$PWD/$toxi" go test -count=1 -run 'TestVersusToxiproxy' -v -timeout 20m ./plugins/latency/ | grep '^versus:'

@@ -2,7 +2,9 @@
 # `make demo`: starts the bundled demo service, runs every example experiment
 # written for it (experiments/examples/demo-*.yaml), prints each verdict and
 # where its report is, stops what it started, and exits 0 when every verdict
-# is the one the example expects (its `demo.expect` label).
+# is the one the example expects (its `demo.expect` label). The intercept
+# examples (demo-intercept*.yaml) write nftables rules, which needs root:
+# they run only as root, and are skipped with a note otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=reports-out
@@ -24,6 +26,20 @@ status=0
 for file in experiments/examples/demo-*.yaml; do
   name=$(basename "$file" .yaml)
   expect=$(sed -n 's/^ *demo.expect: *//p' "$file")
+  case "$name" in
+  demo-intercept*)
+    if [ "$(id -u)" != 0 ]; then
+      echo "== $name: skipped (intercept mode writes nftables rules, which needs root; run make demo as root to see it)"
+      echo
+      continue
+    fi
+    if ! command -v curl >/dev/null; then
+      echo "== $name: skipped (its probe runs curl, which is not installed)"
+      echo
+      continue
+    fi
+    ;;
+  esac
   echo "== $name (expected: $expect)"
   set +e
   bin/chaos run --log-level warn --report-dir "$out/$name" "$file"

@@ -1,6 +1,7 @@
 package latency_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -35,23 +36,24 @@ func TestConformance(t *testing.T) {
 	target := sdk.Target{Name: "link", Kind: sdk.KindEndpoint, Endpoint: &sdk.EndpointTarget{Listen: listenAddr, Upstream: upstream.addr()}}
 	params := func(s string) json.RawMessage { return json.RawMessage(s) }
 
-	sdktest.Run(t, latency.New(), sdktest.Case{
+	sdktest.Run(t, proxyMode{latency.New()}, sdktest.Case{
 		Request: func(*testing.T) sdk.Request {
 			return sdk.Request{RunID: "test", Target: target, Params: params(`{"delay":"1h"}`)}
 		},
 		Invalid: map[string]sdk.Request{
-			"no delay":        {Target: target, Params: params(`{}`)},
-			"bad delay":       {Target: target, Params: params(`{"delay":"soon"}`)},
-			"number delay":    {Target: target, Params: params(`{"delay":200}`)},
-			"unknown param":   {Target: target, Params: params(`{"delay":"1s","dealy":"1s"}`)},
-			"negative jitter": {Target: target, Params: params(`{"delay":"1s","jitter":"-1s"}`)},
-			"huge jitter":     {Target: target, Params: params(`{"delay":"1s","jitter":"1500000h"}`)},
-			"delay past 1h":   {Target: target, Params: params(`{"delay":"61m"}`)},
-			"no connections":  {Target: target, Params: params(`{"delay":"1s","maxConnections":0}`)},
-			"unknown mode":    {Target: target, Params: params(`{"delay":"1s","mode":"netem"}`)},
-			"wrong target":    {Target: sdk.Target{Name: "n", Kind: "host"}, Params: params(`{"delay":"1s"}`)},
+			"no delay":             {Target: target, Params: params(`{}`)},
+			"bad delay":            {Target: target, Params: params(`{"delay":"soon"}`)},
+			"number delay":         {Target: target, Params: params(`{"delay":200}`)},
+			"unknown param":        {Target: target, Params: params(`{"delay":"1s","dealy":"1s"}`)},
+			"negative jitter":      {Target: target, Params: params(`{"delay":"1s","jitter":"-1s"}`)},
+			"huge jitter":          {Target: target, Params: params(`{"delay":"1s","jitter":"1500000h"}`)},
+			"delay past 1h":        {Target: target, Params: params(`{"delay":"61m"}`)},
+			"no connections":       {Target: target, Params: params(`{"delay":"1s","maxConnections":0}`)},
+			"unknown mode":         {Target: target, Params: params(`{"delay":"1s","mode":"tc"}`)},
+			"netem on an endpoint": {Target: target, Params: params(`{"delay":"1s","mode":"netem","interface":"lo"}`)},
+			"wrong target":         {Target: sdk.Target{Name: "n", Kind: "host"}, Params: params(`{"delay":"1s"}`)},
 		},
-		Fresh: func() sdk.Fault { return latency.New() },
+		Fresh: func() sdk.Fault { return proxyMode{latency.New()} },
 		Check: func(t *testing.T, active bool) {
 			c := dial(t, listenAddr)
 			_, err := c.Write([]byte("ping"))
@@ -71,6 +73,40 @@ func TestConformance(t *testing.T) {
 			require.Equal(t, "ping", string(buf))
 		},
 	})
+}
+
+// proxyMode is the latency plugin as proxy mode alone sees it: without
+// RevertByID. The plugin has that ability for intercept and netem, whose
+// faults outlive the process; a proxy-mode fault lives in the process, so a
+// fresh process rightly finds nothing for its id (TestProxyFaultByIDInFreshPlugin),
+// which the suite would take for a failure of the ability.
+type proxyMode struct{ f *latency.Fault }
+
+func (p proxyMode) Describe() sdk.Description { return p.f.Describe() }
+func (p proxyMode) Validate(ctx context.Context, r sdk.Request) []sdk.ParamProblem {
+	return p.f.Validate(ctx, r)
+}
+func (p proxyMode) Inject(ctx context.Context, r sdk.Request) (string, error) {
+	return p.f.Inject(ctx, r)
+}
+func (p proxyMode) Revert(ctx context.Context, h string) (bool, error) { return p.f.Revert(ctx, h) }
+func (p proxyMode) Prepare(ctx context.Context, r sdk.Request) (string, error) {
+	return p.f.Prepare(ctx, r)
+}
+func (p proxyMode) Resolve(ctx context.Context, r sdk.Request) (sdk.Resolution, error) {
+	return p.f.Resolve(ctx, r)
+}
+func (p proxyMode) Status(ctx context.Context, h string) (sdk.Status, error) {
+	return p.f.Status(ctx, h)
+}
+
+// TestProxyFaultByIDInFreshPlugin: a fresh plugin asked to revert a proxy
+// fault by id finds nothing (the proxy died with the old process) and says
+// so without an error, which is what recover closes the entry on.
+func TestProxyFaultByIDInFreshPlugin(t *testing.T) {
+	was, err := latency.New().RevertByID(t.Context(), "run/fault-1")
+	require.NoError(t, err)
+	require.False(t, was)
 }
 
 // TestInjectWithoutPrepareOwnsItsProxy: a fault injected on a target that was

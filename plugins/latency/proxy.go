@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,6 +34,10 @@ const (
 	// slow real link, instead of carrying one chunk per delay period. It also
 	// bounds the memory a stalled direction can take (queueChunks*chunkSize).
 	queueChunks = 64
+
+	// spliceSpan is how many bytes one splice call may move before the
+	// pass-through counts them and goes on.
+	spliceSpan = 4 << 20
 )
 
 // Stats are counters of a Proxy since Listen.
@@ -40,6 +45,8 @@ type Stats struct {
 	// Accepted counts client connections accepted.
 	Accepted int64
 	// BytesToUpstream counts bytes written to upstreams (client→upstream).
+	// Bytes the kernel splices (no delay) are counted when a splice
+	// returns: every spliceSpan bytes, at a setting change, or at the end.
 	BytesToUpstream int64
 	// BytesToClient counts bytes written to clients (upstream→client).
 	BytesToClient int64
@@ -63,14 +70,17 @@ type Stats struct {
 type Proxy struct {
 	ln       net.Listener
 	upstream string
+	// route names the upstream of one client connection and dials it
+	// (intercept mode: the connection's original destination, from inside
+	// the network namespace, marked so the rules let it pass).
+	route Route
 	// guard is deferred first in every goroutine the proxy starts
 	// (sdk.Guard under a served plugin); it never is nil.
 	guard func()
 
 	mu      sync.Mutex
-	delay   time.Duration
-	jitter  time.Duration
-	changed chan struct{} // closed and replaced by SetDelay, wakes waiting writers
+	shape   Shape
+	changed chan struct{} // closed and replaced by SetShape, wakes waiting writers
 	closed  bool
 	pairs   map[*pair]struct{}
 	limits  Limits
@@ -101,8 +111,12 @@ type pair struct {
 	client   *net.TCPConn
 	upstream *net.TCPConn
 	held     atomic.Int64 // bytes of this pair read and not yet written
-	done     chan struct{}
-	once     sync.Once
+	// lot is drawn once per connection in [0, 1): the connection is
+	// affected while lot < Shape.Share, so a share keeps choosing the same
+	// connections across changes of the setting.
+	lot  float64
+	done chan struct{}
+	once sync.Once
 }
 
 // abort tears both sides down, which ends every read and write on them, and
@@ -111,6 +125,19 @@ func (pr *pair) abort() {
 	pr.once.Do(func() { close(pr.done) })
 	_ = pr.client.Close()
 	_ = pr.upstream.Close()
+}
+
+// direction is one way of one pair: src's bytes go to dst.
+type direction struct {
+	pr      *pair
+	src     *net.TCPConn
+	dst     *net.TCPConn
+	q       chan chunk
+	dir     Direction
+	written *atomic.Int64
+	// pending counts chunks queued and not yet written: the reader splices
+	// only when it is zero, so bytes never overtake each other.
+	pending atomic.Int64
 }
 
 // chunk is one read from one side, stamped with when it was read and when it
@@ -130,6 +157,17 @@ type Options struct {
 	// starts: sdk.Guard(ctx) turns a panic there into a revert of what the
 	// plugin holds instead of the end of the plugin process.
 	Guard func()
+	// Route, when set, names and dials the upstream of each client
+	// connection in place of the fixed upstream.
+	Route Route
+}
+
+// Route names the upstream of one client connection and dials it.
+type Route interface {
+	// Upstream is where client's traffic is going.
+	Upstream(client *net.TCPConn) (string, error)
+	// Dial connects to addr; ctx bounds it.
+	Dial(ctx context.Context, addr string) (*net.TCPConn, error)
 }
 
 // Listen starts a pass-through proxy (no delay) on listen that forwards to upstream, with default limits. It returns once the listener is bound.
@@ -149,6 +187,11 @@ func ListenOptions(listen, upstream string, o Options) (*Proxy, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("%w: upstream %s is the proxy's own listen address %s", ErrLoop, upstream, listen)
 	}
+	return serveOn(ln, upstream, o), nil
+}
+
+// serveOn runs a proxy on a listener it now owns.
+func serveOn(ln net.Listener, upstream string, o Options) *Proxy {
 	guard := o.Guard
 	if guard == nil {
 		guard = func() {}
@@ -162,9 +205,11 @@ func ListenOptions(listen, upstream string, o Options) (*Proxy, error) {
 		pairs:    make(map[*pair]struct{}),
 		closing:  make(chan struct{}),
 		limits:   o.Limits.orDefault(),
+		route:    o.Route,
+		shape:    Shape{Share: 1, Direction: DirBoth},
 	}
 	p.wg.Go(p.acceptLoop)
-	return p, nil
+	return p
 }
 
 // SetLimits changes the limits for what comes next: connections held now
@@ -188,29 +233,65 @@ func (p *Proxy) Limits() Limits {
 // Addr is the bound listen address (useful with port 0).
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// SetDelay sets the delay and jitter for chunks read from now on. Setting 0,0 ends the fault: chunks already waiting are delivered at once (a revert never waits out a sleep) and in order.
+// SetDelay sets a uniform delay and jitter on every connection in both
+// directions; SetDelay(0, 0) ends the fault. It is SetShape for the simple
+// case.
+func (p *Proxy) SetDelay(delay, jitter time.Duration) {
+	p.SetShape(Shape{Delay: delay, Jitter: jitter, Share: 1, Direction: DirBoth})
+}
+
+// SetShape sets the delay for chunks read from now on. A zero delay and
+// jitter ends the fault: chunks already waiting are delivered at once (a
+// revert never waits out a sleep) and in order, and each direction goes back
+// to the kernel's pass-through (splice) once it holds nothing.
 //
 // More generally, chunks already waiting keep their due time unless the new
 // setting would deliver them sooner: lowering the delay never makes a chunk
 // wait longer than the new setting allows. Negative values count as zero.
-func (p *Proxy) SetDelay(delay, jitter time.Duration) {
+func (p *Proxy) SetShape(sh Shape) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	// Clamped, whatever the caller checked: the arithmetic of sample and
 	// waitDue must never overflow (a jitter of 1,500,000h once did).
-	p.delay = min(max(delay, 0), MaxDelay)
-	p.jitter = min(max(jitter, 0), MaxDelay)
+	sh.Delay = min(max(sh.Delay, 0), MaxDelay)
+	sh.Jitter = min(max(sh.Jitter, 0), MaxDelay)
+	sh.Share = min(max(sh.Share, 0), 1)
+	if sh.Direction == "" {
+		sh.Direction = DirBoth
+	}
+	p.shape = sh
 	// Closing the channel wakes every writer that waits for a due time, so
 	// it can recompute the wait under the new setting.
 	close(p.changed)
 	p.changed = make(chan struct{})
+	// A read deadline in the past ends a blocked read (or splice) without
+	// losing a byte; the reader then looks at the new setting and goes on
+	// splicing or reading chunks. The reader clears the deadline before it
+	// looks, and this sets it after the setting changed, so no change is
+	// missed.
+	now := time.Now()
+	for pr := range p.pairs {
+		_ = pr.client.SetReadDeadline(now)
+		_ = pr.upstream.SetReadDeadline(now)
+	}
 }
 
-// Delay returns the current setting.
+// Delay returns the current delay and jitter.
 func (p *Proxy) Delay() (delay, jitter time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.delay, p.jitter
+	return p.shape.Delay, p.shape.Jitter
+}
+
+// Drain ends the fault and stops taking connections, but lets the
+// connections it carries go on, with no delay (spliced by the kernel), until
+// their ends close them; their goroutines end with them. Intercept mode
+// drains on revert: the rules are gone, so new connections go straight to
+// the destination, while connections made through the rules stay bound to
+// the proxy by connection tracking and would break if it closed.
+func (p *Proxy) Drain() {
+	p.SetShape(Shape{})
+	_ = p.ln.Close()
 }
 
 // Stats returns counts: connections accepted, bytes forwarded each direction.
@@ -268,6 +349,9 @@ func (p *Proxy) acceptLoop() {
 				return
 			default:
 			}
+			if errors.Is(err, net.ErrClosed) {
+				return // Drain closed the listener
+			}
 			// Errors such as running out of file descriptors pass; back off
 			// like net/http does, but stay interruptible by Close.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
@@ -321,13 +405,13 @@ func (p *Proxy) leave() {
 // serve dials the upstream for one client and runs both directions until
 // they are done.
 func (p *Proxy) serve(client *net.TCPConn) {
-	up, err := p.dial()
+	up, err := p.dialFor(client)
 	if err != nil {
 		// The client must not hang on a proxy that has nowhere to send it.
 		_ = client.Close()
 		return
 	}
-	pr := &pair{client: client, upstream: up, done: make(chan struct{})}
+	pr := &pair{client: client, upstream: up, done: make(chan struct{}), lot: rand.Float64()}
 
 	p.mu.Lock()
 	if p.closed {
@@ -339,8 +423,8 @@ func (p *Proxy) serve(client *net.TCPConn) {
 	p.mu.Unlock()
 
 	var wg sync.WaitGroup
-	p.pipe(&wg, pr, client, up, &p.toUp)
-	p.pipe(&wg, pr, up, client, &p.toClient)
+	p.pipe(&wg, pr, client, up, &p.toUp, DirToUpstream)
+	p.pipe(&wg, pr, up, client, &p.toClient, DirToClient)
 	wg.Wait()
 
 	p.mu.Lock()
@@ -349,8 +433,27 @@ func (p *Proxy) serve(client *net.TCPConn) {
 	pr.abort()
 }
 
-// dial connects to the upstream with a bounded timeout that Close also cuts short.
-func (p *Proxy) dial() (*net.TCPConn, error) {
+// dialFor connects to the upstream of client: the fixed one, or the one its
+// route names.
+func (p *Proxy) dialFor(client *net.TCPConn) (*net.TCPConn, error) {
+	if p.route == nil {
+		return p.dial(p.upstream, nil)
+	}
+	addr, err := p.route.Upstream(client)
+	if err != nil {
+		return nil, err
+	}
+	if ap, err := netip.ParseAddrPort(addr); err == nil && coversAddr(p.ln.Addr(), ap) {
+		// Someone connected to the proxy's own port, not through a rule:
+		// forwarding would connect the proxy to itself.
+		p.loops.Add(1)
+		return nil, fmt.Errorf("%w: connection to %s did not come through a rule", ErrLoop, addr)
+	}
+	return p.dial(addr, p.route)
+}
+
+// dial connects to upstream with a bounded timeout that Close also cuts short.
+func (p *Proxy) dial(upstream string, route Route) (*net.TCPConn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
 	var watch sync.WaitGroup
@@ -364,14 +467,20 @@ func (p *Proxy) dial() (*net.TCPConn, error) {
 	// Control sees the address after resolution, just before connect: a
 	// hostname that resolves to the proxy's own address is caught here
 	// even if it did not at validation.
+	if route != nil {
+		c, err := route.Dial(ctx, upstream)
+		cancel()
+		watch.Wait()
+		return c, err
+	}
 	d := net.Dialer{Control: func(_, address string, _ syscall.RawConn) error {
 		if ap, err := netip.ParseAddrPort(address); err == nil && coversAddr(p.ln.Addr(), ap) {
 			p.loops.Add(1)
-			return fmt.Errorf("%w: upstream %s resolved to %s, the proxy's own listen address", ErrLoop, p.upstream, address)
+			return fmt.Errorf("%w: upstream %s resolved to %s, the proxy's own listen address", ErrLoop, upstream, address)
 		}
 		return nil
 	}}
-	c, err := d.DialContext(ctx, "tcp", p.upstream)
+	c, err := d.DialContext(ctx, "tcp", upstream)
 	cancel()
 	watch.Wait()
 	if err != nil {
@@ -382,15 +491,16 @@ func (p *Proxy) dial() (*net.TCPConn, error) {
 
 // pipe starts one direction, src to dst: a reader that stamps chunks and a
 // writer that delivers them when due. Both are added to wg.
-func (p *Proxy) pipe(wg *sync.WaitGroup, pr *pair, src, dst *net.TCPConn, written *atomic.Int64) {
-	q := make(chan chunk, queueChunks)
+func (p *Proxy) pipe(wg *sync.WaitGroup, pr *pair, src, dst *net.TCPConn, written *atomic.Int64, dir Direction) {
+	d := &direction{pr: pr, src: src, dst: dst, q: make(chan chunk, queueChunks), dir: dir, written: written}
+	q := d.q
 	var readErr error // set before q is closed, so the writer may read it after
 	wg.Go(func() {
 		defer p.guard()
 		// Deferred so that a panic (recovered by the guard) still ends
 		// the writer's loop.
 		defer close(q)
-		readErr = p.read(pr, src, q)
+		readErr = p.read(d)
 	})
 	wg.Go(func() {
 		defer p.guard()
@@ -406,14 +516,15 @@ func (p *Proxy) pipe(wg *sync.WaitGroup, pr *pair, src, dst *net.TCPConn, writte
 				p.release(pr, int64(len(c.data)))
 			}
 		}()
-		p.deliver(pr, dst, q, written, func() error { return readErr })
+		p.deliver(d, func() error { return readErr })
 		finished = true
 	})
 }
 
 // deliver writes the chunks of q to dst as they fall due, then passes on
 // how src ended (readErr is read only once q is closed).
-func (p *Proxy) deliver(pr *pair, dst *net.TCPConn, q <-chan chunk, written *atomic.Int64, readErr func() error) {
+func (p *Proxy) deliver(d *direction, readErr func() error) {
+	pr, dst, q, written := d.pr, d.dst, d.q, d.written
 	broken := false
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -430,6 +541,7 @@ func (p *Proxy) deliver(pr *pair, dst *net.TCPConn, q <-chan chunk, written *ato
 			}
 		}
 		p.release(pr, int64(len(c.data)))
+		d.pending.Add(-1)
 	}
 	if broken {
 		return
@@ -450,22 +562,57 @@ func (p *Proxy) deliver(pr *pair, dst *net.TCPConn, q <-chan chunk, written *ato
 	pr.abort()
 }
 
-// read reads chunks from src into q until src fails or ends. Before each
-// read it waits for room: a peer that does not read what it is sent holds
-// at most its connection's share (plus this one buffer), and all
-// connections together at most the proxy's; past that, src is simply not
-// read, and TCP tells the sender to slow down.
-func (p *Proxy) read(pr *pair, src *net.TCPConn, q chan<- chunk) error {
-	buf := make([]byte, chunkSize)
+// read moves src's bytes towards dst until src fails or ends. While this
+// direction of this connection has no delay and nothing is queued, the
+// kernel moves them (dst.ReadFrom(src) splices on Linux, no copy through
+// user space); a change of setting interrupts the splice with a read
+// deadline, without losing a byte, and the reader goes on in chunks: each
+// read is stamped with its release time (arrival plus the sampled delay),
+// so delays never stack. Before each chunked read it waits for room: a peer
+// that does not read what it is sent holds at most its connection's share
+// (plus this one buffer), and all connections together at most the proxy's;
+// past that, src is simply not read, and TCP tells the sender to slow down.
+func (p *Proxy) read(d *direction) error {
+	pr, src, q := d.pr, d.src, d.q
+	var buf []byte
 	var prevDue time.Time
 	for {
+		// Cleared before the setting is looked at; SetShape sets it after
+		// changing the setting (see there).
+		_ = src.SetReadDeadline(time.Time{})
+		select {
+		case <-p.closing:
+			return errPairDone
+		default:
+		}
+		if !p.delays(pr, d.dir) && d.pending.Load() == 0 {
+			// In spans, so the byte counters move during a long stream
+			// (they are updated when a span, a setting change or the
+			// stream ends).
+			lr := &io.LimitedReader{R: src, N: spliceSpan}
+			n, err := d.dst.ReadFrom(lr)
+			d.written.Add(n)
+			switch {
+			case err == nil && lr.N == 0:
+				continue
+			case err == nil:
+				return io.EOF
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				continue
+			default:
+				return err
+			}
+		}
 		if err := p.waitRoom(pr); err != nil {
 			return err
+		}
+		if buf == nil {
+			buf = make([]byte, chunkSize)
 		}
 		n, err := src.Read(buf)
 		if n > 0 {
 			now := time.Now()
-			due := now.Add(p.sample())
+			due := now.Add(p.sample(pr, d.dir))
 			// Never write a chunk before the one read ahead of it.
 			if due.Before(prevDue) {
 				due = prevDue
@@ -473,9 +620,13 @@ func (p *Proxy) read(pr *pair, src *net.TCPConn, q chan<- chunk) error {
 			prevDue = due
 			p.held.Add(int64(n))
 			pr.held.Add(int64(n))
+			d.pending.Add(1)
 			q <- chunk{data: bytes.Clone(buf[:n]), read: now, due: due}
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
 			return err
 		}
 	}
@@ -531,26 +682,40 @@ func (p *Proxy) release(pr *pair, n int64) {
 	p.mu.Unlock()
 }
 
-// sample draws delay+jitter for one chunk: delay plus uniform jitter in
-// [-jitter, +jitter], never below zero.
-func (p *Proxy) sample() time.Duration {
+// delays reports whether chunks of this direction of pr are delayed now.
+func (p *Proxy) delays(pr *pair, dir Direction) bool {
 	p.mu.Lock()
-	delay, jitter := p.delay, p.jitter
+	sh := p.shape
 	p.mu.Unlock()
-	d := delay
-	if jitter > 0 {
-		d += time.Duration(rand.Int64N(2*int64(jitter)+1)) - jitter
-	}
-	return max(d, 0)
+	return sh.affects(pr.lot, dir)
 }
 
-// waitDue blocks until c is due. It wakes on every SetDelay to recompute the
+// sample draws the delay of one chunk of this direction of pr (zero when
+// the setting does not affect it).
+func (p *Proxy) sample(pr *pair, dir Direction) time.Duration {
+	p.mu.Lock()
+	sh := p.shape
+	p.mu.Unlock()
+	if !sh.affects(pr.lot, dir) {
+		return 0
+	}
+	return sh.Sample(rand.Float64, rand.NormFloat64)
+}
+
+// waitDue blocks until c is due. It wakes on every SetShape to recompute the
 // due time, and returns at once when the proxy closes, so neither a revert nor
 // a Close ever waits out a delay.
+//
+// The runtime's timers wake a parked goroutine with millisecond granularity
+// (the poller's timeout is in milliseconds), which alone overshoots a due
+// time by up to a millisecond. So the timer is set finelead short of the due
+// time, and the rest is slept in one nanosleep, which the kernel's
+// high-resolution timers end within microseconds. The last stretch is not
+// interruptible, which costs a revert at most finelead.
 func (p *Proxy) waitDue(c chunk, timer *time.Timer) {
 	for {
 		p.mu.Lock()
-		delay, jitter, changed := p.delay, p.jitter, p.changed
+		delay, jitter, changed := p.shape.Delay, p.shape.Jitter, p.changed
 		p.mu.Unlock()
 
 		due := c.due
@@ -562,15 +727,36 @@ func (p *Proxy) waitDue(c chunk, timer *time.Timer) {
 		if wait <= 0 {
 			return
 		}
-		timer.Reset(wait)
+		if wait <= finelead {
+			sleepPrecise(wait)
+			return
+		}
+		timer.Reset(wait - finelead)
 		select {
 		case <-timer.C:
-			return
 		case <-changed:
 			timer.Stop()
 		case <-p.closing:
 			timer.Stop()
 			return
 		}
+	}
+}
+
+// finelead is how long before a due time the writer stops trusting the
+// runtime's timer and sleeps precisely.
+const finelead = 1500 * time.Microsecond
+
+// sleepPrecise sleeps d in the kernel (clock_nanosleep through nanosleep),
+// blocking this goroutine's thread; the runtime hands its processor on.
+func sleepPrecise(d time.Duration) {
+	ts := syscall.NsecToTimespec(int64(d))
+	for {
+		var rem syscall.Timespec
+		err := syscall.Nanosleep(&ts, &rem)
+		if err != syscall.EINTR {
+			return
+		}
+		ts = rem
 	}
 }

@@ -15,13 +15,34 @@ import (
 // wildcard listener (0.0.0.0:P, [::]:P, :P) binds every local address on
 // its port: it is one thing, keyed by the wildcard, that covers the key of
 // each local address on P, so it collides with a run on any one of them.
-// Resolve changes nothing; it only reads the machine's addresses.
+// Resolve changes nothing; it only reads the machine's addresses. In
+// intercept mode the thing is the traffic to the destination in its
+// namespace, in netem mode the interface in its namespace.
 func (f *Fault) Resolve(ctx context.Context, req sdk.Request) (sdk.Resolution, error) {
 	if err := ctx.Err(); err != nil {
 		return sdk.Resolution{}, err
 	}
-	if probs := checkTarget(req.Target); probs != nil {
+	params, probs := parse(req.Params)
+	if probs := checkTarget(req.Target, params.Mode); probs != nil {
 		return sdk.Resolution{}, fmt.Errorf("%w: %s", sdk.ErrInvalidParams, probs[0].Message)
+	}
+	switch {
+	case len(probs) > 0 && params.Mode != ModeProxy:
+		// A proxy is resolved from its target alone (as before modes);
+		// the others need their parameters.
+		return sdk.Resolution{}, fmt.Errorf("%w: %s: %s", sdk.ErrInvalidParams, probs[0].Param, probs[0].Message)
+	case params.Mode == ModeIntercept:
+		// One thing: the traffic to the destination in that namespace
+		// (from the source, if given); two runs on it would stack
+		// redirects.
+		where := params.Namespace
+		name := "traffic to " + params.Destination.String()
+		if params.Source.IsValid() {
+			name += " from " + params.Source.String()
+		}
+		return sdk.Resolution{Things: []sdk.Resolved{{Key: "tcp:" + where + "/" + params.Destination.String(), Kind: sdk.KindEndpoint, Name: name + " in " + nsLabel(where)}}}, nil
+	case params.Mode == ModeNetem:
+		return sdk.Resolution{Things: []sdk.Resolved{{Key: "netdev:" + params.Namespace + "/" + params.Interface, Kind: "interface", Name: "interface " + params.Interface + " in " + nsLabel(params.Namespace)}}}, nil
 	}
 	listen := req.Target.Endpoint.Listen
 	host, port, err := net.SplitHostPort(listen)

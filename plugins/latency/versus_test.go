@@ -1,0 +1,353 @@
+package latency_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaos-run/chaos/plugins/latency"
+)
+
+// The side-by-side benchmark against toxiproxy (issue 13), run by
+// scripts/bench.sh with CHAOS_TOXIPROXY set to a toxiproxy server binary
+// (v2.12.0, installed into .cache/bench). Both proxies run as processes of
+// their own, so the CPU each uses is read from /proc; both face the same
+// echo and sink servers over loopback. It prints figures and asserts only
+// what must never happen (a lost or reordered byte, a hang); speed is
+// reported, never asserted.
+
+// childEnv makes the test binary a proxy process: "LISTEN UPSTREAM".
+const childEnv = "CHAOS_BENCH_PROXY"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(proxyChild(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// proxyChild runs one proxy and takes its settings on stdin, one line each:
+// "shape DELAY JITTER DIST DIRECTION"; it answers "ok" when the setting is
+// in effect. It ends when stdin does.
+func proxyChild(spec string) int {
+	f := strings.Fields(spec)
+	p, err := latency.Listen(f[0], f[1])
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println("addr", p.Addr())
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		w := strings.Fields(sc.Text())
+		if len(w) == 5 && w[0] == "shape" {
+			d, _ := time.ParseDuration(w[1])
+			j, _ := time.ParseDuration(w[2])
+			p.SetShape(latency.Shape{Delay: d, Jitter: j, Distribution: latency.Distribution(w[3]), Direction: latency.Direction(w[4]), Share: 1})
+		}
+		fmt.Println("ok")
+	}
+	_ = p.Close()
+	return 0
+}
+
+// proc is a proxy process under test.
+type proc struct {
+	cmd  *exec.Cmd
+	addr string
+	set  func(d, j time.Duration, dist, dir string) // the fault, in effect when it returns
+}
+
+// cpu is the CPU time the process used so far (user + system).
+func (p *proc) cpu(t testing.TB) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	require.NoError(t, err)
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100
+}
+
+func startChaosProxy(t *testing.T, upstream string) *proc {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=127.0.0.1:0 "+upstream)
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	require.True(t, lines.Scan())
+	addr, ok := strings.CutPrefix(lines.Text(), "addr ")
+	require.True(t, ok, "the proxy child says its address: %s", lines.Text())
+	return &proc{cmd: cmd, addr: addr, set: func(d, j time.Duration, dist, dir string) {
+		_, err := fmt.Fprintf(stdin, "shape %s %s %s %s\n", d, j, dist, dir)
+		require.NoError(t, err)
+		require.True(t, lines.Scan())
+	}}
+}
+
+func startToxiproxy(t *testing.T, bin, upstream string) *proc {
+	api := freeAddr(t)
+	host, port, _ := net.SplitHostPort(api)
+	cmd := exec.Command(bin, "-host", host, "-port", port)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := "http://" + api
+	client := &http.Client{Timeout: 10 * time.Second}
+	post := func(path, body string) (int, error) {
+		resp, err := client.Post(base+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	listen := freeAddr(t)
+	require.Eventually(t, func() bool {
+		code, err := post("/proxies", fmt.Sprintf(`{"name":"b","listen":%q,"upstream":%q,"enabled":true}`, listen, upstream))
+		return err == nil && code == http.StatusCreated
+	}, hangGuard, 20*time.Millisecond, "toxiproxy takes the proxy")
+	live := map[string]bool{}
+	return &proc{cmd: cmd, addr: listen, set: func(d, j time.Duration, _, dir string) {
+		for _, stream := range []string{"upstream", "downstream"} {
+			if live[stream] {
+				req, _ := http.NewRequest(http.MethodDelete, base+"/proxies/b/toxics/"+stream, nil)
+				resp, err := client.Do(req)
+				require.NoError(t, err, "toxiproxy removes a toxic (a hang here is toxiproxy's #412/#558)")
+				_ = resp.Body.Close()
+				live[stream] = false
+			}
+			want := dir == "both" || (dir == "to-upstream" && stream == "upstream") || (dir == "to-client" && stream == "downstream")
+			if d > 0 && want {
+				code, err := post("/proxies/b/toxics", fmt.Sprintf(`{"name":%q,"type":"latency","stream":%q,"attributes":{"latency":%d,"jitter":%d}}`,
+					stream, stream, d.Milliseconds(), j.Milliseconds()))
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, code, "toxiproxy adds a latency toxic")
+				live[stream] = true
+			}
+		}
+	}}
+}
+
+// echoRTTs sends n 64-byte messages on one connection and returns each
+// round trip.
+func echoRTTs(t testing.TB, addr string, n int) []time.Duration {
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	out := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		_, err := c.Write(msg)
+		require.NoError(t, err)
+		_, err = io.ReadFull(c, buf)
+		require.NoError(t, err)
+		out = append(out, time.Since(start))
+	}
+	return out
+}
+
+func pct(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(math.Ceil(p/100*float64(len(s))))-1)]
+}
+
+// sinkServer reads a length (8 bytes, big endian), then that many bytes,
+// and answers one byte. No half-close: toxiproxy does not pass one on.
+func sinkServer(c *net.TCPConn) {
+	var hdr [8]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint64(hdr[:])))
+	_, _ = c.Write([]byte{1})
+}
+
+// throughput sends size bytes through addr to the sink, in MB/s.
+func throughput(t testing.TB, addr string, size int) float64 {
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	buf := make([]byte, 256<<10)
+	var hdr [8]byte
+	binary.BigEndian.PutUint64(hdr[:], uint64(size))
+	start := time.Now()
+	_, err = c.Write(hdr[:])
+	require.NoError(t, err)
+	for sent := 0; sent < size; sent += len(buf) {
+		_, err := c.Write(buf)
+		require.NoError(t, err)
+	}
+	_, err = io.ReadFull(c, buf[:1])
+	require.NoError(t, err)
+	return float64(size) / 1e6 / time.Since(start).Seconds()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
+
+func TestVersusToxiproxy(t *testing.T) {
+	bin := os.Getenv("CHAOS_TOXIPROXY")
+	if bin == "" {
+		t.Skip("CHAOS_TOXIPROXY is not set: scripts/bench.sh installs toxiproxy v2.12.0 and sets it")
+	}
+	echoSrv := startServer(t, echo)
+	sink := startServer(t, sinkServer)
+	type side struct {
+		name       string
+		echo, sink *proc
+	}
+	sides := []side{
+		{"chaos", startChaosProxy(t, echoSrv.addr()), startChaosProxy(t, sink.addr())},
+		{"toxiproxy", startToxiproxy(t, bin, echoSrv.addr()), startToxiproxy(t, bin, sink.addr())},
+	}
+	report := func(format string, args ...any) { fmt.Printf("versus: "+format+"\n", args...) }
+
+	// Added round trip, no delay: median over 20,000 echoes, minus direct.
+	const n = 20000
+	direct := pct(echoRTTs(t, echoSrv.addr(), n), 50)
+	added := map[string]time.Duration{}
+	for _, s := range sides {
+		added[s.name] = pct(echoRTTs(t, s.echo.addr, n), 50) - direct
+	}
+	report("added round trip, 64 B echo, no delay: chaos %s, toxiproxy %s, ratio %.2f (direct %s)",
+		time.Duration(added["chaos"]), time.Duration(added["toxiproxy"]), float64(added["chaos"])/float64(added["toxiproxy"]), direct)
+
+	// One-stream throughput, no delay.
+	const size = 1 << 30
+	directTP := throughput(t, sink.addr(), size)
+	tp := map[string]float64{}
+	for _, s := range sides {
+		tp[s.name] = throughput(t, s.sink.addr, size)
+	}
+	report("one-stream throughput, no delay: chaos %.0f MB/s, toxiproxy %.0f MB/s, ratio %.2f (direct %.0f MB/s)",
+		tp["chaos"], tp["toxiproxy"], tp["chaos"]/tp["toxiproxy"], directTP)
+
+	// Overshoot over 2D, and the CPU each proxy spent doing it.
+	for _, d := range []time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond} {
+		count := int(min(2000, 4*time.Second/(2*d)))
+		line := fmt.Sprintf("D=%s, %d round trips:", d, count)
+		for _, s := range sides {
+			s.echo.set(d, 0, "uniform", "both")
+			cpu0, wall0 := s.echo.cpu(t), time.Now()
+			rtts := echoRTTs(t, s.echo.addr, count)
+			cpu := s.echo.cpu(t) - cpu0
+			wall := time.Since(wall0)
+			s.echo.set(0, 0, "uniform", "both")
+			over := make([]time.Duration, len(rtts))
+			for i, r := range rtts {
+				over[i] = r - 2*d
+			}
+			line += fmt.Sprintf(" %s overshoot p50 %s p99 %s cpu %.1f%% (%s in %s);", s.name, ms(pct(over, 50)), ms(pct(over, 99)), 100*cpu.Seconds()/wall.Seconds(), cpu, wall.Round(time.Millisecond))
+		}
+		report("%s", line)
+	}
+
+	// Jitter: the observed distribution against the requested one, one
+	// direction so that each round trip holds one sample.
+	for _, dist := range []string{"uniform", "normal"} {
+		const d, j = 20 * time.Millisecond, 5 * time.Millisecond
+		s := sides[0]
+		s.echo.set(d, j, dist, "to-upstream")
+		rtts := echoRTTs(t, s.echo.addr, 300)
+		s.echo.set(0, 0, "uniform", "both")
+		var sum, sq float64
+		lo, hi := time.Duration(math.MaxInt64), time.Duration(0)
+		for _, r := range rtts {
+			sum += float64(r)
+			lo, hi = min(lo, r), max(hi, r)
+		}
+		mean := sum / float64(len(rtts))
+		for _, r := range rtts {
+			sq += (float64(r) - mean) * (float64(r) - mean)
+		}
+		sd := math.Sqrt(sq / float64(len(rtts)-1))
+		want := "bounds [15 ms, 25 ms], mean 20 ms, deviation 2.887 ms"
+		if dist == "normal" {
+			want = "mean 20 ms, deviation 5 ms (cut at 0 and 40 ms)"
+		}
+		report("jitter %s, delay 20ms jitter 5ms one way, 300 samples: min %s max %s mean %s deviation %s (requested: %s)",
+			dist, ms(lo), ms(hi), ms(time.Duration(mean)), ms(time.Duration(sd)), want)
+		if dist == "uniform" {
+			require.GreaterOrEqual(t, lo, d-j, "no sample below the uniform bound")
+		}
+	}
+
+	// Inject and revert under traffic, 1,000 cycles: a checksummed stream
+	// runs through each proxy the whole time; no hang, no lost byte.
+	for _, s := range sides {
+		c, err := net.Dial("tcp", s.echo.addr)
+		require.NoError(t, err)
+		sent, got := sha256.New(), sha256.New()
+		done := make(chan int64, 1)
+		go func() { n, _ := io.Copy(got, c); done <- n }()
+		stop := make(chan struct{})
+		var total int64
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			chunk := make([]byte, 8<<10)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, _ = rand.Read(chunk)
+				sent.Write(chunk)
+				if _, err := c.Write(chunk); err != nil {
+					return
+				}
+				total += int64(len(chunk))
+			}
+		}()
+		start := time.Now()
+		var slowest time.Duration
+		for range 1000 {
+			t0 := time.Now()
+			s.echo.set(time.Millisecond, 0, "uniform", "both")
+			s.echo.set(0, 0, "uniform", "both")
+			slowest = max(slowest, time.Since(t0))
+		}
+		took := time.Since(start)
+		close(stop)
+		<-wrote
+		require.NoError(t, c.(*net.TCPConn).CloseWrite())
+		var back int64
+		select {
+		case back = <-done:
+		case <-time.After(hangGuard):
+			require.FailNow(t, s.name+" hung: the echo of the stream did not end")
+		}
+		_ = c.Close()
+		ok := back == total && bytes.Equal(sent.Sum(nil), got.Sum(nil))
+		report("inject/revert under traffic, %s: 1000 cycles in %s (slowest cycle %s), %d bytes streamed, %d echoed, checksums agree: %v",
+			s.name, took.Round(time.Millisecond), slowest.Round(time.Microsecond), total, back, ok)
+		if s.name == "chaos" {
+			require.True(t, ok, "the chaos proxy loses no byte across inject and revert")
+		}
+	}
+}
