@@ -100,7 +100,7 @@ func ParseLock(path string, data []byte) (*Lock, error) {
 		probs = append(probs, fmt.Sprintf("%s: %v", path, err))
 	}
 	if len(probs) > 0 {
-		return nil, fmt.Errorf("%s\n%w", strings.Join(probs, "\n"), ErrBadLock)
+		return nil, fmt.Errorf("%w:\n%s", ErrBadLock, strings.Join(probs, "\n"))
 	}
 	return l, nil
 }
