@@ -19,6 +19,7 @@ build:
 test: deps lint build
 	$(GO) test -race -count=1 $(RACE)
 	$(GO) test -count=1 ./cmd/... ./e2e/...
+	cd examples/plugins/http-fault && $(GO) test -count=1 ./...
 
 demo: build
 	./scripts/demo.sh

@@ -157,7 +157,8 @@ func (o *Options) defaults() {
 
 // ExecPlugins starts each plugin as its own process through plugins/sdk.
 type ExecPlugins struct {
-	// Command returns the command that serves the named plugin.
+	// Command returns the command that serves the named plugin. Its
+	// ExtraFiles are closed once the plugin has started.
 	Command func(name string) (*exec.Cmd, error)
 	// Log receives the plugins' log output; nil discards it.
 	Log io.Writer
@@ -170,6 +171,11 @@ func (p ExecPlugins) Open(ctx context.Context, name string) (FaultPlugin, error)
 		return nil, err
 	}
 	pl, err := sdk.Launch(ctx, cmd, sdk.LaunchOptions{Log: p.Log})
+	// Files the command hands its process (an installed plugin's verified
+	// binary, which it is started from) are the child's now.
+	for _, f := range cmd.ExtraFiles {
+		_ = f.Close()
+	}
 	if err != nil {
 		return nil, err
 	}

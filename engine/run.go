@@ -291,6 +291,10 @@ func (r *run) check(ctx context.Context) bool {
 		r.faults = append(r.faults, fl)
 		r.recordFault(fl)
 		pl, err := r.plugin(ctx, f.Plugin)
+		if v, cause, ok := pluginRefusal(err); ok {
+			r.setVerdictCause(v, cause, fmt.Sprintf("refusing to start plugin %s: %v; nothing was touched", f.Plugin, err))
+			return false
+		}
 		if err != nil {
 			r.setVerdictCause(reports.Error, causePluginStart, fmt.Sprintf("start plugin %s: %v", f.Plugin, err))
 			return false

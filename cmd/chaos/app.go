@@ -7,11 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
-	"strings"
 	"syscall"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -101,6 +98,7 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print the plan; inject nothing"},
 			stateDirFlag,
+			pluginDirFlag, pluginLockFlag, allowUnpinnedFlag,
 		}, outputFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -125,8 +123,8 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			)
 			runner := &engine.Runner{
 				StateDir:      c.String("state-dir"),
-				PluginCommand: selfPlugin,
-				PluginNames:   builtin.Names(),
+				PluginCommand: pluginSource(c, path).Command,
+				PluginNames:   pluginSource(c, path).Names(),
 				NewProber:     newProber,
 				Log:           logs,
 				LogLevel:      level,
@@ -235,39 +233,6 @@ func signalName(s os.Signal) string {
 		return "SIGQUIT"
 	}
 	return s.String()
-}
-
-// selfPlugin runs a built-in plugin in a new process of this same binary.
-func selfPlugin(name string) (*exec.Cmd, error) {
-	if _, ok := builtin.Faults()[name]; !ok {
-		return nil, fmt.Errorf("no plugin named %q (built-in: %s)", name, strings.Join(builtin.Names(), ", "))
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find own executable: %w", err)
-	}
-	return exec.Command(self, "plugin", "serve", name), nil
-}
-
-func pluginsCommand(stdout io.Writer) *cli.Command {
-	return &cli.Command{
-		Name:  "plugins",
-		Usage: "inspect fault plugins",
-		Subcommands: []*cli.Command{{
-			Name:  "list",
-			Usage: "list the available fault plugins with their versions",
-			Action: func(*cli.Context) error {
-				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-				_, _ = fmt.Fprintln(tw, "NAME\tVERSION\tTARGETS\tSOURCE\tSUMMARY")
-				faults := builtin.Faults()
-				for _, name := range builtin.Names() {
-					d := faults[name]().Describe()
-					_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\tbuilt-in\t%s\n", d.Name, d.Version, strings.Join(d.TargetKinds, ","), d.Summary)
-				}
-				return tw.Flush()
-			},
-		}},
-	}
 }
 
 // pluginServeCommand is how the binary serves a built-in plugin to itself.

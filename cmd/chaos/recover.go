@@ -48,6 +48,7 @@ func recoverCommand(stdout io.Writer) *cli.Command {
 			&cli.StringSliceFlag{Name: "discard", Usage: "set aside an unreadable ledger `FILE` (after checking it by hand) instead of recovering"},
 			&cli.DurationFlag{Name: "call-timeout", Value: engine.DefaultRecoverCallTimeout, Usage: "deadline of each call to a plugin"},
 			&cli.DurationFlag{Name: "grace", Value: engine.DefaultRecoverGrace, Usage: "how long an orphaned plugin gets after SIGTERM before SIGKILL"},
+			pluginDirFlag, pluginLockFlag, allowUnpinnedFlag,
 		},
 		Action: func(c *cli.Context) error {
 			dir, err := stateDir(c)
@@ -65,7 +66,10 @@ func recoverCommand(stdout io.Writer) *cli.Command {
 			if files := c.StringSlice("discard"); len(files) > 0 {
 				return discardAll(ledger, files, stdout)
 			}
-			runner := &engine.Runner{StateDir: dir, PluginCommand: selfPlugin, Log: os.Stderr}
+			// Installed plugins are found as a run finds them; the lock file is
+			// --plugin-lock's or the plugin directory's (recover has no
+			// experiment file to look beside).
+			runner := &engine.Runner{StateDir: dir, PluginCommand: pluginSource(c, "").Command, Log: os.Stderr}
 			res, err := runner.Recover(c.Context, engine.RecoverOptions{
 				Ledger: ledger, Force: c.Bool("force"), CallTimeout: c.Duration("call-timeout"), Grace: c.Duration("grace"), Out: stdout,
 			})

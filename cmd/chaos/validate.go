@@ -11,7 +11,7 @@ import (
 
 	"github.com/chaos-run/chaos/engine"
 	"github.com/chaos-run/chaos/experiments"
-	"github.com/chaos-run/chaos/plugins/builtin"
+	"github.com/chaos-run/chaos/plugins/plugindir"
 	"github.com/chaos-run/chaos/plugins/sdk"
 	"github.com/chaos-run/chaos/reports"
 )
@@ -28,6 +28,7 @@ func validateCommand(stdout io.Writer) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "`FORMAT` of the problems: text (file:line:col: message (hint)) or json (an array of {file, line, col, path, message, hint})"},
 			&cli.BoolFlag{Name: "offline", Usage: "start no plugin and read no secret: the faults' `with` parameters are not checked, and an unset ${env:NAME} is a note, not a problem"},
+			pluginDirFlag, pluginLockFlag, allowUnpinnedFlag,
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -39,12 +40,17 @@ func validateCommand(stdout io.Writer) *cli.Command {
 			}
 			var plugins *pluginPool
 			if !c.Bool("offline") {
-				plugins = &pluginPool{plugins: engine.ExecPlugins{Command: selfPlugin}, open: map[string]*sharedPlugin{}}
+				plugins = &pluginPool{open: map[string]*sharedPlugin{}}
 				defer plugins.closeAll()
 			}
-			results, err := validateFiles(c.Context, c.Args().Slice(), plugins)
+			source := func(file string) plugindir.Source { return pluginSource(c, file) }
+			results, err := validateFiles(c.Context, c.Args().Slice(), plugins, source)
 			if err != nil {
-				return &exitError{code: reports.Error.ExitCode(), msg: err.Error() + " (--offline skips the plugins)"}
+				// A plugin chaos refused to start exits as a run would be
+				// (refused, or invalid for a bad lock file).
+				ee := pluginExit(err).(*exitError)
+				ee.msg += " (--offline skips the plugins)"
+				return ee
 			}
 			bad := false
 			for _, r := range results {
@@ -76,13 +82,15 @@ type fileResult struct {
 }
 
 // validateFiles checks each file; plugins is nil offline, where secrets
-// need not be set. The error is for a plugin that could not be started or
-// did not answer.
-func validateFiles(ctx context.Context, paths []string, plugins *pluginPool) ([]fileResult, error) {
+// need not be set. source gives the plugins of a file (its lock file is
+// found next to it). The error is for a plugin that could not be started
+// or did not answer.
+func validateFiles(ctx context.Context, paths []string, plugins *pluginPool, source func(file string) plugindir.Source) ([]fileResult, error) {
 	results := make([]fileResult, 0, len(paths))
 	for _, path := range paths {
 		r := fileResult{file: path}
-		opts := experiments.Options{Plugins: builtin.Names(), AllowUnsetSecrets: plugins == nil,
+		src := source(path)
+		opts := experiments.Options{Plugins: src.Names(), AllowUnsetSecrets: plugins == nil,
 			Notes: func(p experiments.Problem) { r.notes = append(r.notes, p) }}
 		exp, err := experiments.Load(path, opts)
 		var fe *experiments.FileError
@@ -92,7 +100,7 @@ func validateFiles(ctx context.Context, paths []string, plugins *pluginPool) ([]
 		case err != nil:
 			r.problems = []experiments.Problem{{Message: err.Error()}}
 		case plugins != nil:
-			probs, err := engine.ValidateFaults(ctx, exp, plugins)
+			probs, err := engine.ValidateFaults(ctx, exp, plugins.forSource(src))
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
@@ -153,24 +161,37 @@ func writeProblemsJSON(w io.Writer, results []fileResult) error {
 	return enc.Encode(out)
 }
 
-// pluginPool opens each plugin once for every file validate checks, asks
-// it to describe itself once, and closes them all at the end.
+// pluginPool opens each plugin once for every file validate checks (once
+// per lock file: files in different directories may pin different
+// binaries), asks it to describe itself once, and closes them all at the
+// end.
 type pluginPool struct {
-	plugins engine.Plugins
-	open    map[string]*sharedPlugin
+	open map[string]*sharedPlugin
+}
+
+// forSource is the pool as the engine.Plugins of files whose plugins src
+// resolves.
+func (p *pluginPool) forSource(src plugindir.Source) engine.Plugins {
+	return poolView{pool: p, src: src}
+}
+
+type poolView struct {
+	pool *pluginPool
+	src  plugindir.Source
 }
 
 // Open implements engine.Plugins; closing what it returns does nothing.
-func (p *pluginPool) Open(ctx context.Context, name string) (engine.FaultPlugin, error) {
-	if pl, ok := p.open[name]; ok {
+func (v poolView) Open(ctx context.Context, name string) (engine.FaultPlugin, error) {
+	key := v.src.LockPath + "\x00" + name
+	if pl, ok := v.pool.open[key]; ok {
 		return pl, nil
 	}
-	pl, err := p.plugins.Open(ctx, name)
+	pl, err := engine.ExecPlugins{Command: v.src.Command}.Open(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	sp := &sharedPlugin{FaultPlugin: pl}
-	p.open[name] = sp
+	v.pool.open[key] = sp
 	return sp, nil
 }
 

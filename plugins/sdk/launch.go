@@ -96,16 +96,25 @@ func Launch(ctx context.Context, cmd *exec.Cmd, opts LaunchOptions) (*Plugin, er
 		}
 		started <- err
 	}()
+	// argv[0] names the plugin for people: an installed plugin is started
+	// from a descriptor (/proc/self/fd/N), whose path says nothing.
+	name := cmd.Path
+	if len(cmd.Args) > 0 && cmd.Args[0] != "" {
+		name = cmd.Args[0]
+	}
 	select {
 	case err := <-started:
 		if err != nil {
 			client.Kill()
-			return nil, fmt.Errorf("start plugin %s: %w", cmd.Path, err)
+			if pe := protocolError(name, err); pe != nil {
+				return nil, pe
+			}
+			return nil, fmt.Errorf("start plugin %s: %w", name, err)
 		}
 	case <-ctx.Done():
 		client.Kill()
 		<-started
-		return nil, fmt.Errorf("start plugin %s: %w", cmd.Path, context.Cause(ctx))
+		return nil, fmt.Errorf("start plugin %s: %w", name, context.Cause(ctx))
 	}
 	fc := raw.(*Client)
 	fc.exited = client.Exited

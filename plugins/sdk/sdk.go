@@ -1,12 +1,3 @@
-// Package sdk is the whole contract between the chaos runner and a fault
-// plugin: the handshake, the Fault interface a plugin implements, the gRPC
-// adapters on both sides, Serve for a plugin's main, and Launch for the host.
-//
-// A plugin is a separate process (hashicorp/go-plugin over gRPC with
-// AutoMTLS), so a plugin that crashes cannot take the runner down, and the
-// runner that crashes leaves a plugin that reverts what it injected. This
-// package must never import the engine or any fault: it is the contract and
-// nothing else.
 package sdk
 
 import (
