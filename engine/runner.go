@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,14 @@ type Runner struct {
 	// Reported, when set, is told the report files written for a record,
 	// and the error that stopped writing them.
 	Reported func(paths []string, err error)
+	// ReportFormats are written besides report.json, report.md and the
+	// file's report.formats (`chaos run --gate` adds junit), also for
+	// records of files that never loaded.
+	ReportFormats []reports.Format
+	// HistoryDir, when set, receives a copy of every record as
+	// HistoryDir/<run>/report.json, one directory per run, for `chaos
+	// gate --history`.
+	HistoryDir string
 }
 
 // Causes of records the runner makes itself, before the engine runs.
@@ -126,7 +135,7 @@ func (rn *Runner) admit(path string) (*prepared, *reports.Record) {
 func (rn *Runner) RunFile(ctx context.Context, path string) *reports.Record {
 	p, rec := rn.admit(path)
 	if rec != nil {
-		rn.report(rec, "")
+		rn.report(rec, "", nil)
 		return rec
 	}
 	runCtx, abort := context.WithCancelCause(ctx)
@@ -137,7 +146,7 @@ func (rn *Runner) RunFile(ctx context.Context, path string) *reports.Record {
 	rec = Run(runCtx, p.exp, rn.options(p))
 	stopWatch()
 	watch.Wait()
-	rn.report(rec, p.exp.Spec.Report.Delivery.Dir)
+	rn.report(rec, p.exp.Spec.Report.Delivery.Dir, p.exp.Spec.Report.Formats)
 	warnUnsupported(p.log, p.exp)
 	return rec
 }
@@ -178,9 +187,19 @@ func (rn *Runner) plugins(log io.Writer) Plugins {
 	return ExecPlugins{Command: rn.PluginCommand, Log: log}
 }
 
-// report writes the record's reports once, into every directory it goes to.
-func (rn *Runner) report(rec *reports.Record, deliveryDir string) {
-	paths, err := reports.WriteAll(rec, rn.ReportDir, deliveryDir)
+// report writes the record's reports once, into every directory it goes to,
+// in the formats the file asks for and those the runner adds.
+func (rn *Runner) report(rec *reports.Record, deliveryDir string, fileFormats []string) {
+	formats := slices.Clone(rn.ReportFormats)
+	for _, f := range fileFormats {
+		formats = append(formats, reports.Format(f))
+	}
+	paths, err := reports.WriteAllFormats(rec, formats, rn.ReportDir, deliveryDir)
+	if err == nil && rn.HistoryDir != "" {
+		var p []string
+		p, err = reports.WriteFormats(filepath.Join(rn.HistoryDir, reports.HistoryName(rec)), rec, []reports.Format{reports.FormatJSON})
+		paths = append(paths, p...)
+	}
 	if rn.Reported != nil && (len(paths) > 0 || err != nil) {
 		rn.Reported(paths, err)
 	}
@@ -226,11 +245,6 @@ func experimentOf(exp *experiments.Experiment) reports.Experiment {
 func warnUnsupported(w io.Writer, exp *experiments.Experiment) {
 	r := exp.Spec.Report
 	var not []string
-	for _, f := range r.Formats {
-		if f == experiments.FormatHTML || f == experiments.FormatJUnit {
-			not = append(not, "report format "+f)
-		}
-	}
 	if !r.Delivery.Webhook.IsZero() {
 		not = append(not, "webhook delivery")
 	}
