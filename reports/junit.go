@@ -185,22 +185,41 @@ func junitChecks(r *Record, suite string) []junitCase {
 func checkBody(r *Record, c Check, msg string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\nexpression: %s\nphase: %s\n", msg, c.Expression, c.Phase)
-	if c.FirstBreach != nil {
-		for _, e := range r.Timeline {
-			if e.Kind == EventDeviation && e.At == *c.FirstBreach && len(e.Values) > 0 {
-				b.WriteString("observed:\n")
-				writeValues(&b, e.Values)
-				break
-			}
-		}
+	if e, ok := breachEvent(r, c); ok {
+		b.WriteString("observed:\n")
+		writeValues(&b, "", e.Values)
 	}
 	fmt.Fprintf(&b, "verdict: %s — %s\n", r.Verdict, oneLine(r.Reason))
 	return b.String()
 }
 
-func writeValues(b *strings.Builder, v map[string]any) {
+// breachEvent is the deviation the check's first breach recorded: the
+// first one with values, at or after the breach, that names the expression
+// (the engine's message starts with it), or is at the breach exactly.
+func breachEvent(r *Record, c Check) (Event, bool) {
+	if c.FirstBreach == nil {
+		return Event{}, false
+	}
+	for _, e := range r.Timeline {
+		if e.Kind != EventDeviation || len(e.Values) == 0 || e.At < *c.FirstBreach {
+			continue
+		}
+		if e.At == *c.FirstBreach || strings.HasPrefix(e.Message, c.Expression+" ") {
+			return e, true
+		}
+	}
+	return Event{}, false
+}
+
+// writeValues writes observed values one a line, a probe's fields as
+// probe.field, the way expressions name them.
+func writeValues(b *strings.Builder, prefix string, v map[string]any) {
 	for _, k := range sortedKeys(v) {
-		fmt.Fprintf(b, "  %s = %s\n", k, formatValue(v[k]))
+		if m, ok := v[k].(map[string]any); ok {
+			writeValues(b, prefix+k+".", m)
+			continue
+		}
+		fmt.Fprintf(b, "  %s%s = %s\n", prefix, k, formatValue(v[k]))
 	}
 }
 

@@ -98,14 +98,17 @@ func gateCommand(stdout, stderr io.Writer) *cli.Command {
 		Description: "Exit 0: every experiment matching --require has a passed run that started within --within and no later failed or aborted run.\n" +
 			"Exit 1: something required is missing, stale or failing (each is named). Exit 3: a bad flag. Exit 4: the history cannot be read.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "history", Required: true, Usage: "`DIR` of past runs' records (chaos run --history DIR), read recursively"},
-			&cli.StringSliceFlag{Name: "require", Required: true, Usage: "a `GLOB` on experiment names (checkout-*); repeat for more"},
+			&cli.StringFlag{Name: "history", Usage: "`DIR` of past runs' records (chaos run --history DIR), read recursively"},
+			&cli.StringSliceFlag{Name: "require", Usage: "a `GLOB` on experiment names (checkout-*); repeat for more"},
 			&cli.StringFlag{Name: "within", Value: "7d", Usage: "how recent a passed run must be: 7d, 36h, 1d12h"},
 			&cli.TimestampFlag{Name: "at", Layout: time.RFC3339, Usage: "decide as of `TIME` (RFC 3339) instead of now, to replay a past decision"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return &exitError{code: gateBadUsage, msg: fmt.Sprintf("gate takes no arguments (got %q); use --history and --require", c.Args().First())}
+			}
+			if c.String("history") == "" || len(c.StringSlice("require")) == 0 {
+				return &exitError{code: gateBadUsage, msg: "gate needs --history DIR and at least one --require GLOB"}
 			}
 			within, err := reports.ParseWithin(c.String("within"))
 			if err != nil {
