@@ -21,6 +21,7 @@ func TestHTMLIsSelfContained(t *testing.T) {
 		require.NotContains(t, strings.ToLower(page), "<script", "%s: the report must not need JavaScript", c.name)
 		require.Nil(t, external.FindStringIndex(page), "%s: the report must not fetch anything: %q", c.name, external.FindString(page))
 		require.NotContains(t, page, "hooks.example.com", "%s: a webhook URL usually carries a credential", c.name)
+		require.NotContains(t, page, "ZgotmplZ", "%s: html/template refused a value in an attribute or style: a colour or width is drawn wrong", c.name)
 	}
 }
 
