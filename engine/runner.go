@@ -49,7 +49,8 @@ type Runner struct {
 	// LogLevel is the level of the run's log lines.
 	LogLevel slog.Level
 	// ReportDir, when set, receives report.json and report.md of every
-	// record, as does the file's own report.delivery.dir.
+	// record and the formats the file's report.formats and ReportFormats
+	// add, as does the file's own report.delivery.dir.
 	ReportDir string
 	// Reported, when set, is told the report files written for a record,
 	// and the error that stopped writing them.
