@@ -251,7 +251,7 @@ func htmlBudgetOf(r *Record) *htmlBudget {
 		}
 	}
 	for _, c := range r.Budget {
-		hc := htmlCondition{Expression: c.Expression, Tripped: c.Tripped, Outcome: "did not hold: the run went on"}
+		hc := htmlCondition{Expression: c.Expression, Tripped: c.Tripped, Outcome: "never held: the run went on"}
 		if c.Tripped {
 			hc.Outcome = "held and stopped the run"
 			if c.At != nil {
