@@ -116,7 +116,7 @@ func newRun(exp *experiments.Experiment, opts Options) *run {
 	if id == "" {
 		id = newRunID(start)
 	}
-	rec := &reports.Record{RunID: id, Experiment: experimentOf(exp), StartedAt: start}
+	rec := &reports.Record{RunID: id, Experiment: experimentOf(exp), StartedAt: start, Budget: budgetConditions(exp)}
 	return &run{
 		exp:      exp,
 		opts:     opts,

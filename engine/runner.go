@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,7 +49,8 @@ type Runner struct {
 	// LogLevel is the level of the run's log lines.
 	LogLevel slog.Level
 	// ReportDir, when set, receives report.json and report.md of every
-	// record, as does the file's own report.delivery.dir.
+	// record and the formats the file's report.formats and ReportFormats
+	// add, as does the file's own report.delivery.dir.
 	ReportDir string
 	// Reported, when set, is told the report files written for a record,
 	// and the error that stopped writing them.
@@ -63,6 +65,14 @@ type Runner struct {
 	// LogFormat is "text" (the default) or "json": the slog handler of the
 	// run's log lines.
 	LogFormat string
+	// ReportFormats are written besides report.json, report.md and the
+	// file's report.formats (`chaos run --gate` adds junit), also for
+	// records of files that never loaded.
+	ReportFormats []reports.Format
+	// HistoryDir, when set, receives a copy of every record as
+	// HistoryDir/<run>/report.json, one directory per run, for `chaos
+	// gate --history`.
+	HistoryDir string
 }
 
 // Causes of records the runner makes itself, before the engine runs.
@@ -141,7 +151,7 @@ func (rn *Runner) RunFile(ctx context.Context, path string) *reports.Record {
 		if p != nil {
 			exp = p.exp
 		}
-		rn.report(ctx, rec, exp, "")
+		rn.report(ctx, rec, exp, "", nil)
 		return rec
 	}
 	runCtx, abort := context.WithCancelCause(ctx)
@@ -156,7 +166,7 @@ func (rn *Runner) RunFile(ctx context.Context, path string) *reports.Record {
 	rec = Run(runCtx, p.exp, opts)
 	stopWatch()
 	watch.Wait()
-	rn.report(ctx, rec, p.exp, p.exp.Spec.Report.Delivery.Dir)
+	rn.report(ctx, rec, p.exp, p.exp.Spec.Report.Delivery.Dir, p.exp.Spec.Report.Formats)
 	warnUnsupported(p.log, p.exp, rn.Deliverer != nil)
 	return rec
 }
@@ -207,17 +217,28 @@ func (rn *Runner) plugins(log io.Writer) Plugins {
 }
 
 // report writes the record's reports once, into every directory it goes
-// to, then delivers them to the owners exp names and writes them again
-// with the deliveries recorded. Delivery runs under a context the run's
-// stop does not cancel: the owners most want to hear of interrupted runs,
-// and the Deliverer bounds its own time.
-func (rn *Runner) report(ctx context.Context, rec *reports.Record, exp *experiments.Experiment, deliveryDir string) {
-	paths, err := reports.WriteAll(rec, rn.ReportDir, deliveryDir)
+// to, in the formats the file asks for and those the runner adds, then
+// delivers them to the owners exp names and writes them again with the
+// deliveries recorded. Delivery runs under a context the run's stop does
+// not cancel: the owners most want to hear of interrupted runs, and the
+// Deliverer bounds its own time.
+func (rn *Runner) report(ctx context.Context, rec *reports.Record, exp *experiments.Experiment, deliveryDir string, fileFormats []string) {
+	formats := slices.Clone(rn.ReportFormats)
+	for _, f := range fileFormats {
+		formats = append(formats, reports.Format(f))
+	}
+	write := func() ([]string, error) { return reports.WriteAllFormats(rec, formats, rn.ReportDir, deliveryDir) }
+	paths, err := write()
 	if rn.Deliverer != nil && exp != nil && err == nil {
 		rec.Deliveries = rn.Deliverer.Deliver(context.WithoutCancel(ctx), exp, rec, paths)
 		if len(rec.Deliveries) > 0 {
-			paths, err = reports.WriteAll(rec, rn.ReportDir, deliveryDir)
+			paths, err = write()
 		}
+	}
+	if err == nil && rn.HistoryDir != "" {
+		var p []string
+		p, err = reports.WriteFormats(filepath.Join(rn.HistoryDir, reports.HistoryName(rec)), rec, []reports.Format{reports.FormatJSON})
+		paths = append(paths, p...)
 	}
 	if rn.Reported != nil && (len(paths) > 0 || err != nil) {
 		rn.Reported(paths, err)
@@ -264,11 +285,6 @@ func experimentOf(exp *experiments.Experiment) reports.Experiment {
 func warnUnsupported(w io.Writer, exp *experiments.Experiment, delivering bool) {
 	r := exp.Spec.Report
 	var not []string
-	for _, f := range r.Formats {
-		if f == experiments.FormatHTML || f == experiments.FormatJUnit {
-			not = append(not, "report format "+f)
-		}
-	}
 	if !r.Delivery.Webhook.IsZero() && !delivering {
 		not = append(not, "webhook delivery")
 	}

@@ -34,6 +34,7 @@ func (r *run) budgetTripped(abort context.CancelCauseFunc, v safety.Violation) {
 	}
 	abort(fmt.Errorf("%w: %s", errBudget, v.Condition.Source))
 	r.event(reports.EventAbort, "budget", false, "abortWhen held: "+v.Condition.Source, v.Values)
+	r.recordTripped(v.Condition.Source, describeValues(v.Values))
 	r.setVerdictCause(reports.Aborted, causeBudget, fmt.Sprintf("the budget stopped the run: %s held (%s); every fault was reverted", v.Condition.Source, describeValues(v.Values)))
 }
 

@@ -8,7 +8,7 @@ import (
 	"runtime"
 )
 
-// The names of the files WriteFiles writes.
+// The names of the files WriteFiles writes (see also Formats).
 const (
 	JSONFile     = "report.json"
 	MarkdownFile = "report.md"
@@ -16,30 +16,43 @@ const (
 
 // WriteFiles creates dir if needed and writes the record into it as
 // report.json and report.md. It returns the paths it wrote, in that order.
+// It is WriteFormats with no format asked for beyond those always written.
+func WriteFiles(dir string, r *Record) ([]string, error) {
+	return WriteFormats(dir, r, nil)
+}
+
+// WriteFormats creates dir if needed and writes the record into it in the
+// formats always written (AlwaysWritten) and those asked for, each in its
+// file of the table of formats (Formats), in the table's order. It returns
+// the paths it wrote.
 //
 // Each file is written atomically: the report is written to a temporary file
 // in dir, synced to disk and renamed over the final name, so a reader (or a
 // crash) never sees half a report, and an older report stays whole until the
-// new one replaces it. Both reports are rendered before anything is written,
+// new one replaces it. Every report is rendered before anything is written,
 // so a record that cannot be rendered leaves dir untouched. An empty dir means
 // the current directory.
 //
 // On error the returned paths are the files already in place.
-func WriteFiles(dir string, r *Record) ([]string, error) {
+func WriteFormats(dir string, r *Record, formats []Format) ([]string, error) {
 	if r == nil {
 		return nil, ErrNilRecord
 	}
 	if dir == "" {
 		dir = "."
 	}
+	table, err := selectFormats(formats)
+	if err != nil {
+		return nil, err
+	}
 
-	files := []struct {
+	files := make([]struct {
 		name     string
 		renderer Renderer
 		data     []byte
-	}{
-		{name: JSONFile, renderer: JSON{}},
-		{name: MarkdownFile, renderer: Markdown{}},
+	}, len(table))
+	for i, f := range table {
+		files[i].name, files[i].renderer = f.File, f.Renderer
 	}
 	for i := range files {
 		var buf bytes.Buffer
@@ -128,6 +141,23 @@ func WriteAll(r *Record, dirs ...string) ([]string, error) {
 			continue
 		}
 		paths, err := WriteFiles(dir, r)
+		all = append(all, paths...)
+		if err != nil {
+			return all, err
+		}
+	}
+	return all, nil
+}
+
+// WriteAllFormats is WriteAll with the formats asked for besides those
+// always written (see WriteFormats).
+func WriteAllFormats(r *Record, formats []Format, dirs ...string) ([]string, error) {
+	var all []string
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		paths, err := WriteFormats(dir, r, formats)
 		all = append(all, paths...)
 		if err != nil {
 			return all, err

@@ -278,6 +278,13 @@ func writeLeftovers(b *strings.Builder, r *Record) {
 
 func writeNext(b *strings.Builder, r *Record) {
 	b.WriteString("### What to look at next\n\n")
+	b.WriteString(strings.Join(nextSteps(r), "\n\n") + "\n")
+}
+
+// nextSteps are the paragraphs of "what to look at next", in Markdown
+// (code spans and bold): the Markdown report prints them as they are, the
+// HTML report turns their code spans into <code>.
+func nextSteps(r *Record) []string {
 	var p []string
 	switch r.Verdict {
 	case Passed:
@@ -312,7 +319,7 @@ func writeNext(b *strings.Builder, r *Record) {
 		p = append(p, "This verdict is about the runner or a plugin, not a finding about your service: the error is under What broke first. "+
 			again+", and tell whoever runs chaos for you if the error repeats.")
 	}
-	b.WriteString(strings.Join(p, "\n\n") + "\n")
+	return p
 }
 
 // refusalAdvice says what clears a refusal of this cause; "" for a cause

@@ -90,6 +90,10 @@ type Record struct {
 	// keeps the first and the last TimelineKeep (see AppendEvent); nil
 	// when nothing was left out.
 	TimelineOmitted *TimelineGap `json:"timelineOmitted,omitempty"`
+	// Budget lists the file's budget.abortWhen conditions, each with
+	// whether it stopped the run, so a report can account for every one
+	// (JUnit: a test case each).
+	Budget []BudgetCondition `json:"budget,omitempty"`
 	// ErrorBudget is what the run spent of its SLO error budget, when the
 	// file sets one.
 	ErrorBudget *BudgetSpend `json:"errorBudget,omitempty"`
@@ -198,6 +202,16 @@ type Event struct {
 	OK      bool           `json:"ok"`
 	Message string         `json:"message,omitempty"`
 	Values  map[string]any `json:"values,omitempty"`
+}
+
+// BudgetCondition is one budget.abortWhen expression and its fate.
+type BudgetCondition struct {
+	Expression string `json:"expression"`
+	// Tripped says the condition held and stopped the run; At is the
+	// offset from the start of the run, and Detail the values it held on.
+	Tripped bool           `json:"tripped,omitempty"`
+	At      *time.Duration `json:"at,omitempty"`
+	Detail  string         `json:"detail,omitempty"`
 }
 
 // BudgetSpend is the error budget an experiment was allowed and spent.

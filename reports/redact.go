@@ -23,6 +23,10 @@ func (r *Record) Redact(f func(string) string) {
 		r.SteadyState[i].Expression = f(r.SteadyState[i].Expression)
 		r.SteadyState[i].Detail = f(r.SteadyState[i].Detail)
 	}
+	for i := range r.Budget {
+		r.Budget[i].Expression = f(r.Budget[i].Expression)
+		r.Budget[i].Detail = f(r.Budget[i].Detail)
+	}
 	for i := range r.Timeline {
 		e := &r.Timeline[i]
 		e.Message = f(e.Message)

@@ -233,12 +233,18 @@ func abortedRecord() *reports.Record {
 	f := latencyFault(10*time.Second+4*ms, 18*time.Second+610*ms)
 	f.Params["delay"] = "800ms"
 	return &reports.Record{
-		RunID:        "run-20250314-093000-c0de",
-		Experiment:   checkoutExperiment(),
-		StartedAt:    t0,
-		EndedAt:      at(28*time.Second + 700*ms),
-		Verdict:      reports.Aborted,
-		Reason:       `The budget ` + budgetExpr + ` tripped at +18.5s with a failure ratio of 0.24.`,
+		RunID:      "run-20250314-093000-c0de",
+		Experiment: checkoutExperiment(),
+		StartedAt:  t0,
+		EndedAt:    at(28*time.Second + 700*ms),
+		Verdict:    reports.Aborted,
+		Cause:      "budget",
+		Reason:     `The budget ` + budgetExpr + ` tripped at +18.5s with a failure ratio of 0.24.`,
+		Budget: []reports.BudgetCondition{
+			{Expression: budgetExpr, Tripped: true, At: breach(18*time.Second + 500*ms), Detail: "observed checkout{failureRatio=0.24}"},
+			{Expression: `checkout.latency > duration("2s")`},
+		},
+		ErrorBudget:  &reports.BudgetSpend{Allowance: 51*time.Second + 840*ms, Spent: 8*time.Second + 400*ms},
 		TimeToSafety: func() *time.Duration { d := 3*ms + 200*time.Microsecond; return &d }(),
 		Faults:       []reports.Fault{f},
 		SteadyState: []reports.Check{
@@ -713,4 +719,20 @@ func ExampleMarkdown() {
 	// The service took these faults the way its owners expected. An experiment that always passes stops teaching anything: next time, raise the fault intensity (a longer delay, a longer window, more targets) or add a fault this service has not met yet.
 	//
 	// Running the experiment on a schedule (`chaos schedule`) turns this result into a regression check.
+}
+
+func TestHTMLGolden(t *testing.T) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			checkGolden(t, c.name+".html.golden", render(t, reports.HTML{}, c.record()))
+		})
+	}
+}
+
+func TestJUnitGolden(t *testing.T) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			checkGolden(t, c.name+".junit.xml.golden", render(t, reports.JUnit{}, c.record()))
+		})
+	}
 }

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use, idempotently: a real
-# Prometheus for the prometheus probe's tests, and stress-ng, which `make
-# bench` runs beside the cpustress plugin (issue 12). Nothing is started here: each
+# Prometheus for the prometheus probe's tests, stress-ng, which `make bench`
+# runs beside the cpustress plugin (issue 12), tmux (a real terminal for the
+# live view's test) and Chromium, which the HTML report's test uses to
+# screenshot the report headless. Nothing is started here: each
 # test starts what it needs on a free loopback port and stops it.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v stress-ng >/dev/null 2>&1 || need+=(stress-ng)
-command -v tmux >/dev/null 2>&1 || need+=(tmux)   # a real terminal for the live view's test
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "missing: ${need[*]} (Debian packages); tests that need them will say so and skip" >&2

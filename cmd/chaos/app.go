@@ -47,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			pluginsCommand(stdout),
 			recoverCommand(stdout),
 			abortCommand(stdout),
+			reportCommand(stdout),
+			gateCommand(stdout, stderr),
 			pluginServeCommand(),
 		},
 		OnUsageError: usageError,
@@ -94,12 +96,12 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 		Usage:     "run one experiment: steady state, faults, verdict, report",
 		ArgsUsage: "FILE",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "report-dir", Usage: "write report.json and report.md into `DIR`"},
+			&cli.StringFlag{Name: "report-dir", Usage: "write report.json and report.md (and the file's report.formats) into `DIR`"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print the plan; inject nothing"},
 			stateDirFlag,
 			pluginDirFlag, pluginLockFlag, allowUnpinnedFlag,
-		}, outputFlags()...),
+		}, append(outputFlags(), gateFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return &exitError{code: reports.Invalid.ExitCode(), msg: "run takes exactly one experiment file"}
@@ -132,6 +134,13 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 				Deliverer:     deliverer,
 				ReportDir:     c.String("report-dir"),
 				Reported:      func(paths []string, err error) { reportPaths, reportErr = paths, err },
+				HistoryDir:    c.String("history"),
+			}
+			if c.Bool("gate") {
+				// A pipeline: no terminal view, one summary line.
+				closeView()
+				runner.Log = stderr
+				return gateRun(c, runner, path, stdout, stderr)
 			}
 			if c.Bool("dry-run") {
 				closeView()
