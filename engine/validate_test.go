@@ -11,11 +11,11 @@ import (
 
 	"github.com/chaos-run/chaos/engine"
 	"github.com/chaos-run/chaos/experiments"
-	"github.com/chaos-run/chaos/plugins/latency"
+	"github.com/chaos-run/chaos/plugins/builtin"
 	"github.com/chaos-run/chaos/plugins/sdk"
 )
 
-// inProcess serves the real latency plugin's Describe and Validate without a
+// inProcess serves a real built-in plugin's Describe and Validate without a
 // process: what is tested here is how its answers are placed in the file.
 // The methods a validation never calls are left to the embedded nil
 // interface, so calling one fails the test loudly.
@@ -40,11 +40,12 @@ func (ps *plugins) Open(_ context.Context, name string) (engine.FaultPlugin, err
 	if ps.err != nil {
 		return nil, ps.err
 	}
-	if name != "latency" {
+	mk, ok := builtin.Faults()[name]
+	if !ok {
 		return nil, errors.New("no such plugin")
 	}
 	ps.opened++
-	return inProcess{fault: latency.New(), closed: &ps.closed}, nil
+	return inProcess{fault: mk(), closed: &ps.closed}, nil
 }
 
 // validExperiment is a file Load accepts, with the given faults (line 12
@@ -104,7 +105,7 @@ func TestValidateFaultsChecksTheTargetKind(t *testing.T) {
 	require.Len(t, probs, 1)
 	require.Equal(t, "spec.faults[0].target", probs[0].Path)
 	require.Equal(t, experiments.Pos{Line: 12, Col: 33}, probs[0].Pos)
-	require.Equal(t, "plugin latency cannot act on node, a host target", probs[0].Message)
+	require.Contains(t, probs[0].Message, "node is a host target", "the plugin says which kinds of target its mode takes")
 	require.Equal(t, 1, ps.opened, "one plugin, opened once for both faults")
 	require.Equal(t, 1, ps.closed)
 }
@@ -141,7 +142,7 @@ func TestExamplesPassTheirPlugins(t *testing.T) {
 	require.NotEmpty(t, files)
 	env := func(string) (string, bool) { return "example-value", true }
 	for _, f := range files {
-		exp, err := experiments.Load(f, experiments.Options{Plugins: []string{"latency"}, LookupEnv: env})
+		exp, err := experiments.Load(f, experiments.Options{Plugins: builtin.Names(), LookupEnv: env})
 		require.NoError(t, err, f)
 		probs, err := engine.ValidateFaults(t.Context(), exp, &plugins{})
 		require.NoError(t, err, f)
