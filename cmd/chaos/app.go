@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			pluginsCommand(stdout),
 			recoverCommand(stdout),
 			abortCommand(stdout),
+			scheduleCommand(stdout, stderr),
 			pluginServeCommand(),
 		},
 		OnUsageError: usageError,

@@ -137,7 +137,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time.Time) {
 	e := plan.entries[i].e
 	clk := clock.Or(s.Clock)
-	freezes, ferr := s.freezeFile(plan.entries[i].loc)
+	freezes, ferr := s.freezeFile()
 	f := plan.judge(i, at, freezes)
 	switch {
 	case f.Skip != "":
@@ -271,12 +271,14 @@ func (s *Scheduler) files(e *experiments.ScheduleEntry) []string {
 // freezeFile reads the freezes the release process wrote. A missing file
 // is no freeze; one that cannot be read or parsed is an error, and the run
 // is skipped: a freeze is never guessed away.
-func (s *Scheduler) freezeFile(loc *time.Location) ([]experiments.Period, error) {
+func (s *Scheduler) freezeFile() ([]experiments.Period, error) {
 	path := s.Schedule.FreezeFilePath()
 	if path == "" {
 		return nil, nil
 	}
-	return ReadFreezeFile(path, loc)
+	// Its dates are in the schedule's zone, the zone of an entry without
+	// one of its own.
+	return ReadFreezeFile(path, s.Schedule.Location(&experiments.ScheduleEntry{}))
 }
 
 // ReadFreezeFile reads a freeze file; a missing one is no freeze.
