@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			recoverCommand(stdout),
 			abortCommand(stdout),
 			scheduleCommand(stdout, stderr),
+			gamedayCommand(os.Stdin, stdout, stderr),
 			pluginServeCommand(),
 		},
 		OnUsageError: usageError,
