@@ -138,3 +138,38 @@ func httpGet(t *testing.T, url string) string {
 	require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s: %s", url, b)
 	return string(b)
 }
+
+// TestGameDayOnDemo runs a game day with the real binary: an experiment,
+// a checkpoint confirmed by `chaos gameday continue`, another experiment;
+// the combined report lists both verdicts and the note.
+func TestGameDayOnDemo(t *testing.T) {
+	tg := startTarget(t)
+	one := writeExperiment(t, tg, experimentOpts{name: "one", faultFor: "1s"})
+	two := writeExperiment(t, tg, experimentOpts{name: "two", faultFor: "1s"})
+	day := filepath.Join(t.TempDir(), "day.yaml")
+	require.NoError(t, os.WriteFile(day, []byte(fmt.Sprintf(`apiVersion: chaos/v1
+kind: GameDay
+metadata: {name: q3-e2e}
+spec:
+  steps:
+    - experiment: %q
+    - checkpoint: Dashboards green?
+    - experiment: %q
+`, one.File, two.File)), 0o644))
+	state, dir := t.TempDir(), t.TempDir()
+
+	run := start(t, built.chaos, "gameday", "run", "--state-dir", state, "--report-dir", dir, "--note", "on-call: Ana", day)
+	run.waitLine(t, run.stderr, "msg=checkpoint")
+	cont := start(t, built.chaos, "gameday", "continue", "--state-dir", state, "q3-e2e")
+	require.Equal(t, 0, cont.exitCode(t), "continue confirms the checkpoint\nstderr:\n%s\ngame day stderr:\n%s", cont.stderr, run.stderr)
+	require.Contains(t, cont.stdout.String(), "confirmed step 2: Dashboards green?")
+	require.Equal(t, 0, run.exitCode(t), "stdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+
+	md := readFile(t, dir, "gameday.md")
+	require.Contains(t, md, "To: e2e-team")
+	require.Contains(t, md, "- on-call: Ana")
+	require.Contains(t, md, "**one** (owner e2e-team): **passed**")
+	require.Contains(t, md, "**two** (owner e2e-team): **passed**")
+	require.Contains(t, md, "Checkpoint: Dashboards green? (confirmed at")
+	requireNothingLeft(t, two)
+}

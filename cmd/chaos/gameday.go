@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/chaos-run/chaos/engine"
 	"github.com/chaos-run/chaos/engine/scheduler"
@@ -134,13 +135,16 @@ func gamedayDir(stateDir, name string) string {
 	return filepath.Join(stateDir, "gamedays", filepath.Base(name))
 }
 
+// isTerminal reports whether r is a terminal (not merely a character
+// device: /dev/null is one, and a game day run from a script must wait for
+// `chaos gameday continue`, not read an empty stdin as a confirmation).
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	if !ok {
 		return false
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // terminalConfirm asks at the terminal. The read cannot be interrupted,

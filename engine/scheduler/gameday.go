@@ -92,7 +92,6 @@ func (g *GameDay) Run(ctx context.Context) ([]StepResult, error) {
 		}
 		r := StepResult{Step: st}
 		if st.Checkpoint != "" {
-			g.Log.Info("checkpoint", "gameday", g.Day.Metadata.Name, "step", i, "message", st.Checkpoint)
 			if err = g.checkpoint(ctx, i, st.Checkpoint); err != nil {
 				break
 			}
@@ -132,6 +131,9 @@ func (g *GameDay) checkpoint(ctx context.Context, i int, message string) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	defer func() { _ = os.Remove(filepath.Join(g.Dir, "waiting")) }()
+	// Said once the waiting file is there: whoever reads this line can
+	// confirm at once.
+	g.Log.Info("checkpoint", "gameday", g.Day.Metadata.Name, "step", i, "message", message)
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	confirmed := make(chan error, 1)
