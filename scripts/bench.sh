@@ -54,3 +54,11 @@ CHAOS_BENCH="${CHAOS_BENCH:-100}" go test -count=1 -run 'TestPluginStopToFaultGo
 # point (CHAOS_CPU_BENCH_SECONDS, 4 by default).
 echo
 CHAOS_CPU_BENCH=1 CHAOS_CPU_BENCH_SECONDS="${CHAOS_CPU_BENCH_SECONDS:-4}" go test -count=1 -run 'TestCPUStressBench' -v -timeout 20m ./plugins/cpustress/ | grep '^cpu-stress'
+
+# Scheduler (issue 15): 10,000 schedule entries (each its own experiment
+# file, cron spread over the minute, ~167 fires a second, runs that do
+# nothing) on the real clock for CHAOS_SCHED_BENCH_SECONDS (30 by default):
+# resident memory and fire jitter (due → run started); goals <= 100 MB and
+# p99 <= 10 ms.
+echo
+CHAOS_SCHED_BENCH=1 CHAOS_SCHED_BENCH_SECONDS="${CHAOS_SCHED_BENCH_SECONDS:-30}" go test -count=1 -run 'TestScheduleBench10k' -v ./engine/scheduler/ | grep '^schedule-10k'

@@ -1,7 +1,10 @@
 package scheduler
 
 import (
+	"os"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/chaos-run/chaos/experiments"
 )
@@ -78,13 +81,58 @@ func overlaps(a, b []string) bool {
 // Kubernetes namespace and selector, the host, the process. Two files that
 // name one thing differently are still kept apart by the target locks
 // (the later run is refused); these keys let the policy decide first.
-func conflictKeys(files []string) []string {
+func conflictKeys(files []string, cache *keyCache) []string {
 	var keys []string
 	for _, f := range files {
 		keys = append(keys, "file:"+f)
+		keys = append(keys, cache.keys(f)...)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// keyCache keeps each file's target keys while the file is unchanged (same
+// size and modification time): loading an experiment costs far more than
+// a fire may wait.
+type keyCache struct {
+	mu    sync.Mutex
+	files map[string]cachedKeys
+}
+
+type cachedKeys struct {
+	mod  time.Time
+	size int64
+	keys []string
+}
+
+func (c *keyCache) keys(f string) []string {
+	st, err := os.Stat(f)
+	if err != nil {
+		return nil // the run itself will say the file is missing
+	}
+	c.mu.Lock()
+	if k, ok := c.files[f]; ok && k.mod.Equal(st.ModTime()) && k.size == st.Size() {
+		c.mu.Unlock()
+		return k.keys
+	}
+	c.mu.Unlock()
+	keys := targetKeys(f)
+	c.mu.Lock()
+	if c.files == nil {
+		c.files = map[string]cachedKeys{}
+	}
+	c.files[f] = cachedKeys{mod: st.ModTime(), size: st.Size(), keys: keys}
+	c.mu.Unlock()
+	return keys
+}
+
+// targetKeys are the keys of the targets of one experiment file.
+func targetKeys(f string) []string {
+	var keys []string
+	{
 		exp, err := experiments.Load(f, experiments.Options{AllowUnsetSecrets: true})
 		if err != nil {
-			continue // the run itself will say it is invalid
+			return nil // the run itself will say it is invalid
 		}
 		for _, t := range exp.Spec.Targets {
 			switch {
@@ -99,6 +147,5 @@ func conflictKeys(files []string) []string {
 			}
 		}
 	}
-	slices.Sort(keys)
-	return slices.Compact(keys)
+	return keys
 }

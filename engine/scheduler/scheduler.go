@@ -51,6 +51,7 @@ type Scheduler struct {
 	// Fired, when set, is told every fire's outcome (tests wait on it).
 	Fired func(Outcome)
 
+	keys    keyCache
 	mu      sync.Mutex
 	running []*live
 	changed chan struct{} // closed and replaced when running changes
@@ -92,6 +93,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		fires.Wait()
 	}()
 
+	// Read every experiment's targets once before the first fire, so that
+	// a fire only checks the file is unchanged (the cache) rather than
+	// load it while it is due.
+	for _, pe := range plan.entries {
+		for _, f := range s.files(pe.e) {
+			s.keys.keys(f)
+		}
+	}
 	q := newQueue(plan, clk.Now())
 	for _, it := range q.items {
 		s.Metrics.nextRun(plan.entries[it.i].e.Name, it.at)
@@ -154,7 +163,7 @@ func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time
 		return
 	}
 	files := s.files(e)
-	keys := conflictKeys(files)
+	keys := conflictKeys(files, &s.keys)
 	l, skip := s.admit(ctx, e, keys, at)
 	if skip != "" {
 		f.Skip, f.Detail = skip, "a conflicting run was live"
