@@ -65,3 +65,11 @@ if [ ! -x "$toxi" ] || ! go version -m "$toxi" | grep -q "Shopify/toxiproxy/v2[[
   GOBIN="$PWD/.cache/bench" go install github.com/Shopify/toxiproxy/v2/cmd/server@v2.12.0
 fi
 CHAOS_TOXIPROXY="$PWD/$toxi" go test -count=1 -run 'TestVersusToxiproxy' -v -timeout 20m ./plugins/latency/ | grep '^versus:'
+
+# Scheduler (issue 15): 10,000 schedule entries (each its own experiment
+# file, cron spread over the minute, ~167 fires a second, runs that do
+# nothing) on the real clock for CHAOS_SCHED_BENCH_SECONDS (30 by default):
+# resident memory and fire jitter (due → run started); goals <= 100 MB and
+# p99 <= 10 ms.
+echo
+CHAOS_SCHED_BENCH=1 CHAOS_SCHED_BENCH_SECONDS="${CHAOS_SCHED_BENCH_SECONDS:-30}" go test -count=1 -run 'TestScheduleBench10k' -v ./engine/scheduler/ | grep '^schedule-10k'

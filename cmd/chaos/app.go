@@ -49,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			abortCommand(stdout),
 			reportCommand(stdout),
 			gateCommand(stdout, stderr),
+			scheduleCommand(stdout, stderr),
+			gamedayCommand(os.Stdin, stdout, stderr),
 			pluginServeCommand(),
 		},
 		OnUsageError: usageError,

@@ -87,7 +87,18 @@ type fileResult struct {
 // or did not answer.
 func validateFiles(ctx context.Context, paths []string, plugins *pluginPool, source func(file string) plugindir.Source) ([]fileResult, error) {
 	results := make([]fileResult, 0, len(paths))
-	for _, path := range paths {
+	paths = append([]string(nil), paths...)
+	for i := 0; i < len(paths); i++ {
+		path := paths[i]
+		if rs, ok := validateList(path); ok {
+			// A schedule or game day: its own problems, and then the
+			// experiment files it names, checked as experiments.
+			results = append(results, rs[0])
+			for _, r := range rs[1:] {
+				paths = append(paths, r.file)
+			}
+			continue
+		}
 		r := fileResult{file: path}
 		src := source(path)
 		opts := experiments.Options{Plugins: src.Names(), AllowUnsetSecrets: plugins == nil,

@@ -25,8 +25,15 @@ const viewEvery = 250 * time.Millisecond
 // isTerminal reports whether w is a terminal that can redraw in place:
 // not a pipe, a file or a CI log, and not TERM=dumb.
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok || os.Getenv("TERM") == "dumb" {
+	return os.Getenv("TERM") != "dumb" && fileIsTerminal(w)
+}
+
+// fileIsTerminal reports whether v, a reader or a writer, is a terminal:
+// not merely a character device (/dev/null is one), but a file the
+// terminal ioctl answers for.
+func fileIsTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	if !ok {
 		return false
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)

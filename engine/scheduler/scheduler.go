@@ -1,0 +1,386 @@
+package scheduler
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/internal/clock"
+	"github.com/chaos-run/chaos/reports"
+)
+
+// ErrStopped is the cause the runs of a stopping scheduler are cancelled
+// with, unless the caller's context says another.
+var ErrStopped = errors.New("the scheduler is stopping")
+
+// RunFunc runs one experiment file and returns its record, having written
+// its reports into reportDir. engine.Runner's RunFile, with ReportDir set,
+// is the real one.
+type RunFunc func(ctx context.Context, path, reportDir string) *reports.Record
+
+// Alerts says whether alerts matching labels are firing. An error means it
+// could not be asked: the run is skipped, never guessed.
+type Alerts interface {
+	Firing(ctx context.Context, labels map[string]string) ([]string, error)
+}
+
+// Scheduler runs a schedule's entries. Schedule and RunFile are required;
+// every other zero value has the default its comment gives.
+type Scheduler struct {
+	Schedule *experiments.Schedule
+	RunFile  RunFunc
+	// Clock defaults to the real clock.
+	Clock clock.Clock
+	// ReportDir receives a folder per run: ENTRY/TIME-EXPERIMENT.
+	ReportDir string
+	// Alerts is asked before every run of an entry with alerts; nil and an
+	// entry with alerts skips the run (alertmanager-unknown).
+	Alerts Alerts
+	// Metrics, when set, is kept up to date.
+	Metrics *Metrics
+	// Log defaults to discarding.
+	Log *slog.Logger
+	// Fired, when set, is told every fire's outcome (tests wait on it).
+	Fired func(Outcome)
+
+	keys    keyCache
+	mu      sync.Mutex
+	running []*live
+	changed chan struct{} // closed and replaced when running changes
+}
+
+// Outcome is how one fire ended: a run with its record, or a skip.
+type Outcome struct {
+	Fire
+	// Started is when the run started (zero for a skip).
+	Started time.Time
+	// Records are the runs' records, one per experiment file.
+	Records []*reports.Record
+}
+
+// Run schedules until ctx ends; then it cancels every live run (each
+// aborts and reverts its faults), waits for them to end and returns
+// context.Cause(ctx).
+func (s *Scheduler) Run(ctx context.Context) error {
+	plan, err := Compile(s.Schedule)
+	if err != nil {
+		return err
+	}
+	clk := clock.Or(s.Clock)
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
+	s.mu.Lock()
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+
+	runCtx, stopRuns := context.WithCancelCause(context.WithoutCancel(ctx))
+	var fires sync.WaitGroup
+	defer func() {
+		cause := context.Cause(ctx)
+		if cause == nil || errors.Is(cause, context.Canceled) {
+			cause = ErrStopped
+		}
+		stopRuns(cause)
+		fires.Wait()
+	}()
+
+	// Read every experiment's targets once before the first fire, so that
+	// a fire only checks the file is unchanged (the cache) rather than
+	// load it while it is due.
+	for _, pe := range plan.entries {
+		for _, f := range s.files(pe.e) {
+			s.keys.keys(f)
+		}
+	}
+	q := newQueue(plan, clk.Now())
+	for _, it := range q.items {
+		s.Metrics.nextRun(plan.entries[it.i].e.Name, it.at)
+	}
+	for {
+		at := q.items[0].at
+		if at.IsZero() {
+			<-ctx.Done()
+			return context.Cause(ctx)
+		}
+		t := clk.NewTimer(at.Sub(clk.Now()))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		case <-t.C():
+		}
+		now := clk.Now()
+		// Every entry due by now fires, in time order; each is judged
+		// against the time it was due, and a fire the loop reaches later
+		// than its starting deadline (the process was stopped, the machine
+		// slept) is skipped as missed rather than run late.
+		for len(q.items) > 0 && !q.items[0].at.IsZero() && !q.items[0].at.After(now) {
+			it := q.items[0]
+			fire := it.at
+			it.at = plan.next(it.i, fire)
+			heap.Fix(q, 0)
+			s.Metrics.nextRun(plan.entries[it.i].e.Name, it.at)
+			if e := plan.entries[it.i].e; Missed(fire, now, e.StartingDeadline) {
+				// Said here, not in a goroutine of its own: after a long
+				// stop an entry may have missed thousands of fires.
+				s.skipped(Fire{Entry: e.Name, At: fire, Skip: SkipMissed,
+					Detail: fmt.Sprintf("due at %s, past its starting deadline of %s", fire.Format(time.RFC3339), e.StartingDeadline)})
+				continue
+			}
+			fires.Go(func() { s.fire(ctx, runCtx, plan, it.i, fire) })
+		}
+	}
+}
+
+// fire handles one fire of entry i due at at: judged, then checked for
+// incidents, then given to the concurrency policy, then run.
+func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time.Time) {
+	e := plan.entries[i].e
+	clk := clock.Or(s.Clock)
+	freezes, ferr := s.freezeFile()
+	f := plan.judge(i, at, freezes)
+	switch {
+	case f.Skip != "":
+	case ferr != nil:
+		f.Skip, f.Detail = SkipFreezeUnknown, ferr.Error()
+	case Missed(at, clk.Now(), e.StartingDeadline):
+		f.Skip, f.Detail = SkipMissed, fmt.Sprintf("due at %s, past its starting deadline of %s", at.Format(time.RFC3339), e.StartingDeadline)
+	}
+	if f.Skip == "" && len(e.Alerts) > 0 {
+		f.Skip, f.Detail = s.incident(ctx, e)
+	}
+	if f.Skip != "" {
+		s.skipped(f)
+		return
+	}
+	files := s.files(e)
+	keys := conflictKeys(files, &s.keys)
+	l, skip := s.admit(ctx, e, keys, at)
+	if skip != "" {
+		f.Skip, f.Detail = skip, "a conflicting run was live"
+		if skip == SkipMissed {
+			f.Detail = fmt.Sprintf("waited for a conflicting run past the starting deadline of %s", e.StartingDeadline)
+		}
+		if skip == SkipStopping {
+			f.Detail = "the scheduler stopped first"
+		}
+		s.skipped(f)
+		return
+	}
+	ctxRun, cancel := context.WithCancelCause(runCtx)
+	l.cancel = cancel
+	o := Outcome{Fire: f, Started: clk.Now()}
+	s.Log.Info("run", "entry", e.Name, "due", at, "files", len(files))
+	for _, file := range files {
+		if ctxRun.Err() != nil {
+			break // replaced or stopping: the rest of the entry's files do not start
+		}
+		dir := ""
+		if s.ReportDir != "" {
+			dir = filepath.Join(s.ReportDir, e.Name, at.UTC().Format("20060102T150405Z")+"-"+strings.TrimSuffix(filepath.Base(file), filepath.Ext(file)))
+		}
+		rec := s.RunFile(ctxRun, file, dir)
+		o.Records = append(o.Records, rec)
+		s.Metrics.ran(e.Name, rec)
+		s.Log.Info("ran", "entry", e.Name, "file", file, "verdict", rec.Verdict, "cause", rec.Cause, "reportDir", dir)
+	}
+	cancel(nil)
+	s.release(l)
+	if s.Fired != nil {
+		s.Fired(o)
+	}
+}
+
+// admit registers the fire as live once the policy lets it run; it waits
+// as the policy says, up to the starting deadline.
+func (s *Scheduler) admit(ctx context.Context, e *experiments.ScheduleEntry, keys []string, at time.Time) (*live, SkipReason) {
+	clk := clock.Or(s.Clock)
+	for {
+		s.mu.Lock()
+		d := decide(e.ConcurrencyPolicy, e.Name, keys, s.running)
+		if d.act == actRun {
+			l := &live{entry: e.Name, keys: keys, done: make(chan struct{})}
+			s.running = append(s.running, l)
+			s.changedLocked()
+			s.mu.Unlock()
+			return l, ""
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if d.act == actSkip {
+			return nil, SkipConcurrency
+		}
+		for _, c := range d.cancel {
+			c.cancel(fmt.Errorf("%w: replaced by the run due at %s", ErrReplaced, at.Format(time.RFC3339)))
+		}
+		left := e.StartingDeadline - clk.Now().Sub(at)
+		if left <= 0 {
+			return nil, SkipMissed
+		}
+		t := clk.NewTimer(left)
+		select {
+		case <-changed:
+			t.Stop()
+		case <-t.C():
+			return nil, SkipMissed
+		case <-ctx.Done():
+			t.Stop()
+			return nil, SkipStopping
+		}
+	}
+}
+
+// ErrReplaced is the cause a run replaced by the next fire of its entry is
+// aborted with.
+var ErrReplaced = errors.New("replaced by the next run of its entry (concurrencyPolicy: Replace)")
+
+func (s *Scheduler) release(l *live) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, x := range s.running {
+		if x == l {
+			s.running = append(s.running[:i], s.running[i+1:]...)
+			break
+		}
+	}
+	close(l.done)
+	s.changedLocked()
+}
+
+func (s *Scheduler) changedLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Live is the number of runs in progress.
+func (s *Scheduler) Live() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.running)
+}
+
+func (s *Scheduler) files(e *experiments.ScheduleEntry) []string {
+	var out []string
+	for _, pat := range e.Experiments {
+		fs, _ := experiments.ExpandExperiments(s.Schedule.File, pat)
+		out = append(out, fs...)
+	}
+	return out
+}
+
+// freezeFile reads the freezes the release process wrote. A missing file
+// is no freeze; one that cannot be read or parsed is an error, and the run
+// is skipped: a freeze is never guessed away.
+func (s *Scheduler) freezeFile() ([]experiments.Period, error) {
+	path := s.Schedule.FreezeFilePath()
+	if path == "" {
+		return nil, nil
+	}
+	// Its dates are in the schedule's zone, the zone of an entry without
+	// one of its own.
+	return ReadFreezeFile(path, s.Schedule.Location(&experiments.ScheduleEntry{}))
+}
+
+// ReadFreezeFile reads a freeze file; a missing one is no freeze.
+func ReadFreezeFile(path string, loc *time.Location) ([]experiments.Period, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("freeze file: %w", err)
+	}
+	ps, err := experiments.ParseFreezeList(path, data, loc)
+	if err != nil {
+		return nil, fmt.Errorf("freeze file: %w", err)
+	}
+	return ps, nil
+}
+
+func (s *Scheduler) incident(ctx context.Context, e *experiments.ScheduleEntry) (SkipReason, string) {
+	if s.Alerts == nil {
+		return SkipAlertsUnknown, "no Alertmanager to ask"
+	}
+	names, err := s.Alerts.Firing(ctx, e.Alerts)
+	if err != nil {
+		return SkipAlertsUnknown, err.Error()
+	}
+	if len(names) > 0 {
+		return SkipIncident, "firing: " + strings.Join(names, ", ")
+	}
+	return "", ""
+}
+
+// skipped logs, counts and tells a skipped fire. Skips that the
+// environment decided (an incident, a freeze, an Alertmanager that did not
+// answer) also get a refused record in the report folder, so the owners
+// see why their experiment did not run.
+func (s *Scheduler) skipped(f Fire) {
+	s.Log.Info("skip", "entry", f.Entry, "due", f.At, "reason", f.Skip, "detail", f.Detail)
+	s.Metrics.skipped(f.Entry, f.Skip)
+	o := Outcome{Fire: f}
+	switch f.Skip {
+	case SkipIncident, SkipAlertsUnknown, SkipFreeze, SkipFreezeUnknown:
+		if s.ReportDir != "" {
+			rec := &reports.Record{
+				Experiment: reports.Experiment{Name: f.Entry, File: s.Schedule.File},
+				StartedAt:  f.At, EndedAt: f.At, Verdict: reports.Refused, Cause: f.Skip,
+				Reason: "the scheduled run was skipped before anything was touched: " + f.Detail,
+			}
+			dir := filepath.Join(s.ReportDir, f.Entry, f.At.UTC().Format("20060102T150405Z")+"-skipped")
+			if _, err := reports.WriteAll(rec, dir); err != nil {
+				s.Log.Warn("write skip record", "entry", f.Entry, "err", err)
+			}
+			o.Records = []*reports.Record{rec}
+		}
+	}
+	if s.Fired != nil {
+		s.Fired(o)
+	}
+}
+
+// queue is the entries ordered by their next fire; an entry that never
+// fires again (zero time) sorts last.
+type queue struct{ items []*queued }
+
+type queued struct {
+	i  int
+	at time.Time
+}
+
+func newQueue(p *Plan, now time.Time) *queue {
+	q := &queue{}
+	for i := range p.entries {
+		q.items = append(q.items, &queued{i: i, at: p.next(i, now)})
+	}
+	heap.Init(q)
+	return q
+}
+
+func (q *queue) Len() int { return len(q.items) }
+func (q *queue) Less(a, b int) bool {
+	x, y := q.items[a], q.items[b]
+	if x.at.IsZero() != y.at.IsZero() {
+		return y.at.IsZero()
+	}
+	if !x.at.Equal(y.at) {
+		return x.at.Before(y.at)
+	}
+	return x.i < y.i
+}
+func (q *queue) Swap(a, b int) { q.items[a], q.items[b] = q.items[b], q.items[a] }
+func (q *queue) Push(x any)    { q.items = append(q.items, x.(*queued)) }
+func (q *queue) Pop() any {
+	it := q.items[len(q.items)-1]
+	q.items = q.items[:len(q.items)-1]
+	return it
+}
