@@ -19,14 +19,4 @@ func budgetConditions(exp *experiments.Experiment) []reports.BudgetCondition {
 
 // recordTripped marks the condition whose source is expr as the one that
 // stopped the run.
-func (r *run) recordTripped(expr string, detail string) {
-	at := r.opts.Clock.Now().Sub(r.start)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := range r.rec.Budget {
-		if c := &r.rec.Budget[i]; c.Expression == expr && !c.Tripped {
-			c.Tripped, c.At, c.Detail = true, &at, detail
-			return
-		}
-	}
-}
+func (r *run) recordTripped(expr string, detail string) { r.tripped(expr, detail) }

@@ -78,7 +78,7 @@ func (r *run) acquire(ctx context.Context, h *hold) error {
 		// it resolved to.
 		things, keys := r.resolvedKeys(h.name, h.req.Target)
 		err := r.opts.Ledger.Intend(safety.Entry{
-			ID: h.id, RunID: r.rec.RunID, Plugin: h.name, TargetKey: strings.Join(things, ","), Keys: keys,
+			ID: h.id, RunID: r.runID(), Plugin: h.name, TargetKey: strings.Join(things, ","), Keys: keys,
 			Prepared: h.prepared, RunnerPID: os.Getpid(), PluginPID: h.plugin.Pid(), LeaseTTL: r.opts.LeaseTTL,
 			Experiment: r.exp.Metadata.Name, File: r.exp.File,
 		})

@@ -42,11 +42,7 @@ func (r *run) faultPhase(ctx context.Context) {
 	var violatedAt time.Time
 	defer func() {
 		if !violatedAt.IsZero() {
-			tts := r.opts.Clock.Now().Sub(violatedAt)
-			r.mu.Lock()
-			r.rec.TimeToSafety = &tts
-			r.mu.Unlock()
-			r.reason += fmt.Sprintf(", %s after the violating observation", tts.Round(10*time.Microsecond))
+			r.timeToSafety(r.opts.Clock.Now().Sub(violatedAt))
 		}
 	}()
 	defer r.revertAll(ctx)
@@ -60,7 +56,6 @@ func (r *run) faultPhase(ctx context.Context) {
 		defer func() { pollTimer.Stop() }()
 		poll = pollTimer.C()
 	}
-	tripBudget := func(v safety.Violation) { r.budgetTripped(abort, v) }
 
 	// A plugin that dies mid-fault is noticed at once, not at the next
 	// renewal: the report must say what it left.
@@ -81,13 +76,7 @@ func (r *run) faultPhase(ctx context.Context) {
 	spend := safety.NewSpend(r.exp.Spec.Budget.ErrorBudget, phaseStart)
 	if spend != nil {
 		defer func() {
-			spent, allowance := spend.Spent(), spend.Allowance()
-			r.mu.Lock()
-			if r.rec.ErrorBudget == nil {
-				r.rec.ErrorBudget = &reports.BudgetSpend{}
-			}
-			r.rec.ErrorBudget.Allowance, r.rec.ErrorBudget.Spent = allowance, spent
-			r.mu.Unlock()
+			r.spent(spend.Allowance(), spend.Spent())
 		}()
 	}
 
@@ -118,37 +107,12 @@ func (r *run) faultPhase(ctx context.Context) {
 		case <-timer.C():
 		case o := <-obs:
 			timer.Stop()
-			r.recordObservation(o)
-			r.evaluateSteady(phaseCtx, reports.During)
-			if r.stuck != nil && phaseCtx.Err() == nil {
-				r.evaluationFailed(abort, r.stuck)
-				return
+			violated, stop := r.judge(phaseCtx, abort, o, spend, poll != nil)
+			if violated && violatedAt.IsZero() {
+				violatedAt = o.at
 			}
-			spend.Observe(o.probe, o.at, o.obs)
-			r.progressBudget(spend.Spent(), spend.Allowance())
-			if spend.Exhausted() {
-				if violatedAt.IsZero() {
-					violatedAt = o.at
-				}
-				msg := fmt.Sprintf("the experiment spent %s of the error budget, more than its allowance of %s", spend.Spent().Round(time.Millisecond), spend.Allowance())
-				abort(fmt.Errorf("%w: %s", errBudget, msg))
-				r.event(reports.EventAbort, "errorBudget", false, msg, nil)
-				r.setVerdictCause(reports.Aborted, causeErrorBudgetSpent, "the error budget stopped the run: "+msg+"; every fault was reverted")
+			if stop {
 				return
-			}
-			v, tripped, err := r.checkBudget(phaseCtx)
-			if err != nil && phaseCtx.Err() == nil {
-				r.evaluationFailed(abort, err)
-				return
-			}
-			if tripped {
-				if violatedAt.IsZero() {
-					violatedAt = o.at
-				}
-				if poll == nil {
-					tripBudget(v)
-					return
-				}
 			}
 		case <-poll:
 			pollTimer = r.opts.Clock.NewTimer(r.opts.BudgetEvery)
@@ -161,7 +125,7 @@ func (r *run) faultPhase(ctx context.Context) {
 			}
 			if tripped {
 				timer.Stop()
-				tripBudget(v)
+				r.budgetTripped(abort, v)
 				return
 			}
 		case name := <-died:
@@ -180,6 +144,41 @@ func (r *run) faultPhase(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// judge is the evaluator's step for one observation while faults are live:
+// it records the observation, checks the steady state (a breach is
+// recorded, it does not stop the run), spends the error budget and checks
+// the abortWhen conditions. violated says the budget was violated by this
+// observation (time to safety counts from it); stop says the run must stop
+// now, with its verdict set. In polling mode (a comparison only) a tripped
+// condition is left for the poll to act on.
+func (r *run) judge(ctx context.Context, abort context.CancelCauseFunc, o observation, spend *safety.Spend, polling bool) (violated, stop bool) {
+	r.recordObservation(o)
+	r.evaluateSteady(ctx, reports.During)
+	if r.stuck != nil && ctx.Err() == nil {
+		r.evaluationFailed(abort, r.stuck)
+		return false, true
+	}
+	spend.Observe(o.probe, o.at, o.obs)
+	r.progressBudget(spend.Spent(), spend.Allowance())
+	if spend.Exhausted() {
+		msg := fmt.Sprintf("the experiment spent %s of the error budget, more than its allowance of %s", spend.Spent().Round(time.Millisecond), spend.Allowance())
+		abort(fmt.Errorf("%w: %s", errBudget, msg))
+		r.event(reports.EventAbort, "errorBudget", false, msg, nil)
+		r.setVerdictCause(reports.Aborted, causeErrorBudgetSpent, "the error budget stopped the run: "+msg+"; every fault was reverted")
+		return true, true
+	}
+	v, tripped, err := r.checkBudget(ctx)
+	if err != nil && ctx.Err() == nil {
+		r.evaluationFailed(abort, err)
+		return false, true
+	}
+	if !tripped || polling {
+		return tripped, false
+	}
+	r.budgetTripped(abort, v)
+	return true, true
 }
 
 // probeLoop observes one probe on its interval until ctx ends. A probe
@@ -203,12 +202,7 @@ func (r *run) probeLoop(ctx context.Context, name string, p Prober, out chan<- o
 		// counted, never queued.
 		elapsed := r.opts.Clock.Now().Sub(start)
 		if missed := int(elapsed / every); missed > 0 {
-			r.mu.Lock()
-			if r.rec.SkippedTicks == nil {
-				r.rec.SkippedTicks = map[string]int{}
-			}
-			r.rec.SkippedTicks[name] += missed
-			r.mu.Unlock()
+			r.skipped(name, missed)
 		}
 		wait := every - elapsed%every
 		t := r.opts.Clock.NewTimer(wait)
@@ -226,7 +220,7 @@ func (r *run) probeLoop(ctx context.Context, name string, p Prober, out chan<- o
 func (r *run) inject(ctx context.Context, f *fault) error {
 	r.log.Info("inject", "plugin", f.spec.Plugin, "target", f.spec.Target)
 	h := &hold{
-		id: fmt.Sprintf("%s/fault-%d", r.rec.RunID, f.index), plugin: f.plugin, name: f.spec.Plugin,
+		id: fmt.Sprintf("%s/fault-%d", r.runID(), f.index), plugin: f.plugin, name: f.spec.Plugin,
 		req: f.req, what: fmt.Sprintf("%s on %s", f.spec.Plugin, f.spec.Target),
 	}
 	if err := r.acquire(ctx, h); err != nil {
@@ -280,17 +274,11 @@ func (r *run) leftover(h *hold, err error) {
 	case errors.Is(err, sdk.ErrPluginExited):
 		msg = fmt.Sprintf("%s (handle %s): the plugin process exited before the revert; what it held in its own process ended with it, anything it changed outside may remain: run `chaos recover`", h.what, h.handle)
 	}
-	r.mu.Lock()
-	r.rec.Leftovers = append(r.rec.Leftovers, msg)
-	r.mu.Unlock()
+	r.recorder.leftover(msg)
 	r.event(reports.EventError, h.name, false, msg, nil)
-	// Reverts run concurrently; and an error already found (a lost lease,
-	// a dead plugin) is the cause, of which this leftover is a consequence.
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.verdict != reports.Error {
-		r.setVerdictCause(reports.Error, causeNotReverted, "a fault could not be confirmed reverted: "+msg)
-	}
+	// An error already found (a lost lease, a dead plugin) is the cause, of
+	// which this leftover is a consequence.
+	r.decideUnlessError(causeNotReverted, "a fault could not be confirmed reverted: "+msg)
 }
 
 // revertAll reverts every fault still in effect, concurrently, so that the
@@ -335,62 +323,24 @@ func (r *run) cleanup(ctx context.Context) {
 	}
 }
 
-// event appends an event stamped now.
-func (r *run) event(kind reports.EventKind, source string, ok bool, msg string, values map[string]any) {
-	r.eventAt(r.opts.Clock.Now(), kind, source, ok, msg, values)
-}
-
-func (r *run) eventAt(at time.Time, kind reports.EventKind, source string, ok bool, msg string, values map[string]any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e := reports.Event{At: at.Sub(r.start), Kind: kind, Source: source, OK: ok, Message: msg, Values: values}
-	r.rec.AppendEvent(e)
-	if r.opts.Progress != nil {
-		r.opts.Progress.Event(e)
-	}
-}
-
 func (r *run) recordFault(f *fault) {
 	params := map[string]string{}
 	for k, v := range f.spec.With {
 		params[k] = fmt.Sprint(v)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.rec.Faults = append(r.rec.Faults, reports.Fault{
+	r.addFault(reports.Fault{
 		Index: f.index, Plugin: f.spec.Plugin, Target: f.spec.Target, Params: params,
 		After: f.spec.After, For: f.spec.For, State: "planned",
 	})
 }
 
 func (r *run) updateFault(f *fault, update func(*reports.Fault)) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	update(&r.rec.Faults[f.index])
+	r.recorder.updateFault(f.index, update)
 }
 
 // recordCheck counts one evaluation of a steady-state expression.
 func (r *run) recordCheck(phase reports.Phase, i int, x *experiments.Expression, held bool, detail string) {
-	now := r.opts.Clock.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	key := checkKey{phase: phase, index: i}
-	idx, ok := r.checks[key]
-	if !ok {
-		idx = len(r.rec.SteadyState)
-		r.checks[key] = idx
-		r.rec.SteadyState = append(r.rec.SteadyState, reports.Check{Phase: phase, Expression: x.Source})
-	}
-	c := &r.rec.SteadyState[idx]
-	c.Evaluated++
-	if held {
-		c.Held++
-		return
-	}
-	if c.FirstBreach == nil {
-		at := now.Sub(r.start)
-		c.FirstBreach, c.Detail = &at, detail
-	}
+	r.addCheck(phase, i, x.Source, held, detail)
 }
 
 // Causes of runs that end because a plugin broke.

@@ -44,7 +44,8 @@ func DryRun(ctx context.Context, exp *experiments.Experiment, opts Options, w io
 		ok = r.ledgerClear(r.targetKeys())
 	}
 	if !ok {
-		return &PlanError{Verdict: r.verdict, Cause: r.cause, Reason: experiments.Redact(r.reason, exp.Secrets())}
+		v, cause, reason := r.decided()
+		return &PlanError{Verdict: v, Cause: cause, Reason: experiments.Redact(reason, exp.Secrets())}
 	}
 	var b strings.Builder
 	writePlan(&b, exp, opts, r.resolved)

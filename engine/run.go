@@ -61,8 +61,8 @@ type run struct {
 	log   interface{ Info(string, ...any) }
 	start time.Time
 
-	mu  sync.Mutex // guards rec
-	rec *reports.Record
+	// recorder owns the record and the verdict (recorder.go).
+	*recorder
 
 	budget   *safety.Budget
 	probers  map[string]Prober
@@ -92,22 +92,11 @@ type run struct {
 	// history the budget functions (failureRatio, ...) read.
 	latest  map[string]experiments.Observation
 	history *experiments.History
-	// checks index: phase + expression index → record.SteadyState index.
-	checks map[checkKey]int
 	// breached tracks expressions currently not holding during the fault
 	// phase, so the timeline records each breach once, not every tick.
 	breached map[int]bool
 	// windows are the faults' windows and what observed them (window.go).
 	windows *windows
-
-	verdict reports.Verdict
-	cause   reports.Cause
-	reason  string
-}
-
-type checkKey struct {
-	phase reports.Phase
-	index int
 }
 
 func newRun(exp *experiments.Experiment, opts Options) *run {
@@ -122,7 +111,7 @@ func newRun(exp *experiments.Experiment, opts Options) *run {
 		opts:     opts,
 		log:      opts.Log.With("run", id, "experiment", exp.Metadata.Name),
 		start:    start,
-		rec:      rec,
+		recorder: newRecorder(opts.Clock, rec, opts.Progress),
 		budget:   safety.NewBudget(exp.Spec.Budget),
 		probers:  map[string]Prober{},
 		plugins:  map[string]FaultPlugin{},
@@ -130,7 +119,6 @@ func newRun(exp *experiments.Experiment, opts Options) *run {
 		prepared: map[string]*hold{},
 		latest:   map[string]experiments.Observation{},
 		history:  exp.NewHistory(),
-		checks:   map[checkKey]int{},
 		breached: map[int]bool{},
 		windows:  newWindows(exp.SteadyStateProbes()),
 		// One report per hold at most: a fault and a preparation per fault.
@@ -168,8 +156,8 @@ func (r *run) execute(parent context.Context) {
 	if !r.setUp(ctx) {
 		// A plugin that could not start because the operator stopped the
 		// run is the stop, not a broken runner.
-		if ctx.Err() != nil && r.verdict == reports.Error {
-			r.verdict = ""
+		if v, _, _ := r.decided(); ctx.Err() != nil && v == reports.Error {
+			r.undecide()
 			r.abortedBy(ctx)
 		}
 		return
@@ -195,11 +183,11 @@ func (r *run) execute(parent context.Context) {
 	r.faultPhase(ctx)
 	r.recordWindows()
 
-	if ctx.Err() != nil || r.verdict == reports.Error || r.stuck != nil {
+	if v, _, _ := r.decided(); ctx.Err() != nil || v == reports.Error || r.stuck != nil {
 		// Interrupted, out of time, broken, or unable to evaluate: the
 		// operator wants out and the faults are already reverted. Do not
 		// spend more time probing.
-		if r.verdict == "" {
+		if v == "" {
 			r.abortedBy(ctx)
 		}
 		return
@@ -207,10 +195,11 @@ func (r *run) execute(parent context.Context) {
 	r.event(reports.EventPhase, "", true, "steady state after the faults", nil)
 	r.busyFor(r.evalTimeoutFor())
 	holdsAfter := r.steadyState(ctx, reports.After)
+	v, _, _ := r.decided()
 	switch {
 	case r.stuck != nil && ctx.Err() == nil:
 		r.evaluationFailed(nil, r.stuck)
-	case r.verdict != "":
+	case v != "":
 		// An abort during the phase stands; the after check is recorded.
 	case r.anyBreach(reports.During):
 		r.setVerdictCause(reports.Failed, causeSteadyStateBroke, "the steady state broke while faults were live: "+r.firstBreach(reports.During))
@@ -245,7 +234,7 @@ func (r *run) setUp(ctx context.Context) bool {
 			continue
 		}
 		h := &hold{
-			id: r.rec.RunID + "/prepared-" + fl.spec.Plugin + "-" + fl.spec.Target, plugin: fl.plugin, name: fl.spec.Plugin,
+			id: r.runID() + "/prepared-" + fl.spec.Plugin + "-" + fl.spec.Target, plugin: fl.plugin, name: fl.spec.Plugin,
 			req: fl.req, prepared: true, what: fmt.Sprintf("%s's preparation of %s", fl.spec.Plugin, fl.spec.Target),
 		}
 		if err := r.acquire(ctx, h); err != nil {
@@ -394,9 +383,7 @@ func (r *run) admit(ctx context.Context) bool {
 		return false
 	}
 	left := o.Value * 100
-	r.mu.Lock()
-	r.rec.ErrorBudget = &reports.BudgetSpend{Allowance: eb.Allowance(), RemainingAtStart: &left}
-	r.mu.Unlock()
+	r.admitted(reports.BudgetSpend{Allowance: eb.Allowance(), RemainingAtStart: &left})
 	if left < float64(eb.MaxSpend) {
 		r.setVerdictCause(reports.Refused, causeErrorBudget, fmt.Sprintf("refusing to start: %.2f%% of the error budget is left, less than the %v%% this experiment may spend; nothing was injected", left, float64(eb.MaxSpend)))
 		return false
@@ -411,7 +398,7 @@ func (r *run) claimTargets() bool {
 	// The blast radius was decided on the resolved things (resolveTargets).
 	keys := r.targetKeys()
 	if r.opts.LockTargets != nil {
-		unlock, err := r.opts.LockTargets(keys, r.rec.RunID)
+		unlock, err := r.opts.LockTargets(keys, r.runID())
 		if err != nil {
 			cause, refused := refusal(err)
 			switch {
@@ -502,7 +489,7 @@ func (r *run) request(f *experiments.Fault) sdk.Request {
 		// object is what a plugin expects for no parameters.
 		params = []byte("{}")
 	}
-	return sdk.Request{RunID: r.rec.RunID, Target: pluginTarget(f.Target, r.exp.Spec.Targets[f.Target]), Params: params}
+	return sdk.Request{RunID: r.runID(), Target: pluginTarget(f.Target, r.exp.Spec.Targets[f.Target]), Params: params}
 }
 
 // steadyState observes every probe once, concurrently, and evaluates the
@@ -682,37 +669,6 @@ func describeValues(v map[string]any) string {
 	return "observed " + strings.Join(parts, ", ")
 }
 
-// firstBreach describes the first expression that did not hold in phase.
-func (r *run) firstBreach(phase reports.Phase) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var best *reports.Check
-	for i := range r.rec.SteadyState {
-		c := &r.rec.SteadyState[i]
-		if c.Phase != phase || c.FirstBreach == nil {
-			continue
-		}
-		if best == nil || *c.FirstBreach < *best.FirstBreach {
-			best = c
-		}
-	}
-	if best == nil {
-		return "no breach recorded"
-	}
-	return fmt.Sprintf("%s did not hold (%s)", best.Expression, best.Detail)
-}
-
-func (r *run) anyBreach(phase reports.Phase) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.rec.SteadyState {
-		if c.Phase == phase && c.Held < c.Evaluated {
-			return true
-		}
-	}
-	return false
-}
-
 // passedReason counts only the checks on observations made while a fault
 // was certainly live (window.go): those are the ones that tested the
 // hypothesis.
@@ -741,36 +697,20 @@ func stopCause(err error) reports.Cause {
 	return causeStopped
 }
 
-// setVerdictCause sets the verdict with its typed cause. The first verdict
-// stands, except that error overrides every other.
+// setVerdictCause sets the verdict with its typed cause (recorder.decide).
 func (r *run) setVerdictCause(v reports.Verdict, cause reports.Cause, reason string) {
-	if r.verdict != "" && v != reports.Error {
-		return
-	}
-	r.verdict, r.cause, r.reason = v, cause, reason
+	r.decide(v, cause, reason)
 }
 
-// finish seals the record.
+// finish seals the record. Values from the file print secrets as ***, but
+// a plugin's error or a client library's message may echo one, escaped or
+// cut short: none may reach a report.
 func (r *run) finish() *reports.Record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.rec.EndedAt = r.opts.Clock.Now()
-	if r.verdict == "" {
-		r.verdict, r.cause, r.reason = reports.Error, causeNoVerdict, "the run ended without a verdict"
-	}
-	if len(r.rec.Leftovers) > 0 && r.verdict != reports.Error {
-		r.reason = r.reason + "; but some faults could not be confirmed reverted"
-		r.verdict, r.cause = reports.Error, causeNotReverted
-	}
-	r.rec.Verdict, r.rec.Cause, r.rec.Reason = r.verdict, r.cause, r.reason
-	// Values from the file print secrets as ***, but a plugin's error or a
-	// client library's message may echo one, escaped or cut short. None
-	// may reach a report.
+	var redact func(string) string
 	if secrets := r.exp.Secrets(); len(secrets) > 0 {
-		r.rec.Redact(experiments.NewRedactor(secrets).Redact)
+		redact = experiments.NewRedactor(secrets).Redact
 	}
-	sort.SliceStable(r.rec.Timeline, func(i, j int) bool { return r.rec.Timeline[i].At < r.rec.Timeline[j].At })
-	return r.rec
+	return r.seal(redact)
 }
 
 func sortedNames[V any](m map[string]V) []string {
