@@ -152,7 +152,7 @@ func TestInstalledPluginThroughLockFile(t *testing.T) {
 	list := start(t, built.chaos, "plugins", "list", "--plugin-dir", pdir, "--plugin-lock", lock)
 	require.Equalf(t, 0, list.exitCode(t), "plugins list\nstderr:\n%s", list.stderr)
 	require.Regexp(t, `(?m)^http-fault\s+0\.1\.0\s+endpoint\s+\S+chaos-plugin-http-fault\s+`+sum+`\s+yes\s`, list.stdout.String(), "list shows the installed plugin's version, targets, sum and that it is pinned")
-	require.Regexp(t, `(?m)^latency\s+\S+\s+endpoint\s+built-in`, list.stdout.String(), "list still shows the built-in plugins")
+	require.Regexp(t, `(?m)^latency\s+\S+\s+endpoint,host\s+built-in`, list.stdout.String(), "list still shows the built-in plugins")
 
 	// validate asks the installed plugin about `with`, as for a built-in.
 	bad := pluginExperiment(t, expDir, "http-fault", "{status: 200}", target{front: front, backend: backend, proxy: proxy})
