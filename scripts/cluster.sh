@@ -48,7 +48,7 @@ if ! built "$bin/kwok" "$bin/.kwok.version" "$KWOK" || [ ! -d "$bin/kwok-stages"
   rm -rf "$tmp"
   rm -rf "$bin/kwok-stages" && mkdir -p "$bin/kwok-stages"
   for f in node/fast/node-initialize node/heartbeat/node-heartbeat \
-           pod/general/pod-ready pod/general/pod-complete pod/general/pod-delete; do
+           pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
     cp "$dir/kustomize/stage/$f.yaml" "$bin/kwok-stages/"
   done
   chmod -R u+w "$bin/kwok-stages"
