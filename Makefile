@@ -6,7 +6,7 @@ PKGS    := ./...
 # Packages whose tests also run under the race detector (STYLE.md).
 RACE    := ./engine/... ./safety/... ./plugins/... ./reports/... ./experiments/... ./probes/... ./internal/...
 
-.PHONY: all build test deps demo lint bench generate tools clean
+.PHONY: all build test deps demo lint bench generate tools cluster clean
 
 all: build
 
@@ -16,9 +16,9 @@ build:
 
 # Every test: lint, unit (race detector on the core packages), CLI scripts
 # and end-to-end tests against the real demo service.
-test: deps lint build
+test: deps lint build cluster
 	$(GO) test -race -count=1 $(RACE)
-	$(GO) test -count=1 ./cmd/... ./e2e/...
+	CHAOS_CLUSTER_BIN=$(TOOLS) $(GO) test -count=1 ./cmd/... ./e2e/...
 	cd examples/plugins/http-fault && $(GO) test -count=1 ./...
 
 demo: build
@@ -26,6 +26,11 @@ demo: build
 
 tools:
 	./scripts/tools.sh
+
+# The real Kubernetes test cluster (test-cluster, kwok) in .cache/bin; built
+# once (a cold build is ~15-20 minutes), reused after.
+cluster:
+	./scripts/cluster.sh
 
 # Debian packages the tests use (a real Prometheus); installed once, as root.
 deps:
