@@ -12,7 +12,7 @@ import (
 	"github.com/chaos-run/chaos/experiments"
 )
 
-var plugins = experiments.Options{Plugins: []string{"latency", "cpustress"}, LookupEnv: lookupSecret}
+var plugins = experiments.Options{Plugins: []string{"latency", "cpustress", "podkill"}, LookupEnv: lookupSecret}
 
 func TestExamplesAreValid(t *testing.T) {
 	files, err := filepath.Glob("examples/*.yaml")

@@ -558,11 +558,6 @@ func TestRetriesOnlyWhenNothingWasObserved(t *testing.T) {
 	})
 }
 
-func TestKubernetesProbeCannotRunYet(t *testing.T) {
-	_, err := probes.New("deploy", parseProbe(t, "{kubernetes: {deployment: shop/front}}"))
-	require.ErrorIs(t, err, probes.ErrNotAvailable, "a kubernetes probe is declared but cannot run in this version: the run must refuse before injecting")
-}
-
 // TestBuiltinRunsEveryKindOfTheFormat keeps the runtime table in step with
 // the format's: every kind a file may declare has a constructor.
 func TestBuiltinRunsEveryKindOfTheFormat(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chaos-run/chaos/plugins/cpustress"
 	"github.com/chaos-run/chaos/plugins/latency"
+	"github.com/chaos-run/chaos/plugins/podkill"
 	"github.com/chaos-run/chaos/plugins/sdk"
 )
 
@@ -18,6 +19,7 @@ func Faults() map[string]func() sdk.Fault {
 	return map[string]func() sdk.Fault{
 		"cpustress": func() sdk.Fault { return cpustress.New() },
 		"latency":   func() sdk.Fault { return latency.New() },
+		"podkill":   func() sdk.Fault { return podkill.New() },
 	}
 }
 
