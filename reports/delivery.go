@@ -22,4 +22,8 @@ type Delivery struct {
 	// tried at all (no mail server configured).
 	Attempts int    `json:"attempts"`
 	Error    string `json:"error,omitempty"`
+	// Skipped is set when nothing was asked of the channel: the owner has
+	// an address, but no mail server is configured and the file asked for
+	// no e-mail delivery of its own. Error says what to set.
+	Skipped bool `json:"skipped,omitempty"`
 }

@@ -101,6 +101,10 @@ func printDeliveries(stdout, stderr io.Writer, ds []reports.Delivery) {
 			_, _ = fmt.Fprintf(stdout, "delivered: %s %s (%d %s)\n", d.Channel, d.Target, d.Attempts, n)
 			continue
 		}
+		if d.Skipped {
+			_, _ = fmt.Fprintf(stderr, "chaos: not sent by %s to %s: %s\n", d.Channel, d.Target, d.Error)
+			continue
+		}
 		_, _ = fmt.Fprintf(stderr, "chaos: delivery failed: %s %s: %s (%d %s; the verdict stands)\n", d.Channel, d.Target, d.Error, d.Attempts, n)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chaos-run/chaos/experiments"
 	"github.com/chaos-run/chaos/internal/smtptest"
 	"github.com/chaos-run/chaos/reports"
 	"github.com/chaos-run/chaos/reports/deliver"
@@ -159,4 +160,11 @@ func TestEmailWithoutAServerSaysSo(t *testing.T) {
 	require.False(t, out[0].OK)
 	require.Equal(t, 0, out[0].Attempts)
 	require.Contains(t, out[0].Error, deliver.ErrNoSMTPServer.Error())
+	require.True(t, out[0].Skipped, "an owner's address alone, with no server, is skipped and said so, not a failed delivery")
+
+	exp.Spec.Report.Delivery.Email = &experiments.EmailDelivery{To: []string{"team@example.com"}}
+	out = (&deliver.Deliverer{}).Deliver(context.Background(), exp, failedRecord(), nil)
+	require.Len(t, out, 1)
+	require.False(t, out[0].OK)
+	require.False(t, out[0].Skipped, "a file that asks for e-mail and names no server is a failed delivery")
 }
