@@ -39,7 +39,8 @@ CHAOS_BENCH="${CHAOS_BENCH:-100}" go test -count=1 -run 'TestTimeToSafety' -v ./
 # SIGKILL points (issue 4): the runner killed at 200 points of its life;
 # leftovers after lease TTL + 2 s and `chaos recover` (goal: 0).
 echo
-CHAOS_CRASH_POINTS="${CHAOS_CRASH_POINTS:-200}" go test -count=1 -run 'TestCrashLeavesNothing' -v -timeout 30m ./e2e/ | grep -E 'crash points|^(ok|FAIL|--- FAIL)'
+# The whole log is kept: a failure must be readable after the fact.
+CHAOS_CRASH_POINTS="${CHAOS_CRASH_POINTS:-200}" go test -count=1 -run 'TestCrashLeavesNothing' -v -timeout 30m ./e2e/ | tee .cache/bench-crash.log | grep -E 'crash points|^(ok|FAIL|--- FAIL)'
 
 # Plugin stops answering (issue 8): SIGSTOP the real latency plugin mid-fault
 # and time until the fault is gone (the proxy's port refuses); goal <= lease
