@@ -198,6 +198,8 @@ func (s *silent) get(plugin string) silentPlugin {
 	}
 	sp, ok := s.m[plugin]
 	if !ok {
+		// Not a call's context but a signal that only mark ends: the calls
+		// it cuts short carry their own deadlines and the run's values.
 		ctx, cancel := context.WithCancelCause(context.Background())
 		sp = silentPlugin{ctx: ctx, cancel: cancel}
 		s.m[plugin] = sp

@@ -54,15 +54,10 @@ func TestStoppedPluginDoesNotHangTheHost(t *testing.T) {
 // answer one more call in between.
 func waitStopped(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
+	require.Eventually(t, func() bool {
 		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		require.NoError(t, err)
 		// "pid (comm) S ...": the state follows the last ')'.
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'T' {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("process %d did not stop within a minute of SIGSTOP", pid)
+		i := bytes.LastIndexByte(stat, ')')
+		return err == nil && i > 0 && i+2 < len(stat) && stat[i+2] == 'T'
+	}, time.Minute, time.Millisecond, "process %d stops after SIGSTOP", pid)
 }
