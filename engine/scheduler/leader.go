@@ -76,10 +76,10 @@ func RunElected(ctx context.Context, l Leader, lead func(ctx context.Context) er
 		Name:            l.Name,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(lctx context.Context) { acquired <- lctx },
-			OnStoppedLeading: func() { log.Info("stopped leading", "identity", l.Identity) },
+			OnStoppedLeading: func() { log.Info("stopped leading") },
 			OnNewLeader: func(id string) {
 				if id != l.Identity {
-					log.Info("following", "identity", l.Identity, "leader", id)
+					log.Info("following", "leader", id)
 				}
 			},
 		},
@@ -94,7 +94,7 @@ func RunElected(ctx context.Context, l Leader, lead func(ctx context.Context) er
 	}()
 	select {
 	case lctx := <-acquired:
-		log.Info("leading", "identity", l.Identity, "lease", l.Namespace+"/"+l.Name)
+		log.Info("leading", "lease", l.Namespace+"/"+l.Name)
 		// The Lease's context ends with a plain Canceled; the scheduler
 		// is told why.
 		leadCtx, cancel := context.WithCancelCause(ctx)
