@@ -116,6 +116,7 @@ func leaderFailover(t *testing.T, c *kubetest.Cluster) {
 		"the follower acquires the Lease within lease duration + retry of the leader's death")
 	rec := b.waitLine(t, b.stderr, "msg=recovered")
 	require.Equal(t, "0", fieldOf(rec, "failed="), "the new leader reverted the dead leader's live fault:\n%s", b.stderr)
+	require.NotContains(t, b.stderr.String(), "nothing to recover", "the dead leader held a live fault for the new leader to revert")
 	ran := b.waitLine(t, b.stderr, "msg=ran")
 	require.Contains(t, ran, "verdict=passed", "the new leader's run passed")
 
