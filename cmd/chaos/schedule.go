@@ -35,6 +35,13 @@ func scheduleCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:9464", Usage: "serve /metrics and /healthz on `ADDR` (loopback by default; empty serves nothing)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)"},
 			stateDirFlag,
+			&cli.BoolFlag{Name: "leader-elect", Usage: "schedule only while holding a coordination/v1 Lease (several replicas, one schedules)"},
+			&cli.StringFlag{Name: "kubeconfig", EnvVars: []string{"KUBECONFIG"}, Usage: "with --leader-elect: the kubeconfig `FILE` (default: in-cluster)"},
+			&cli.StringFlag{Name: "lease-namespace", Value: "chaos", Usage: "with --leader-elect: the Lease's `NAMESPACE`"},
+			&cli.StringFlag{Name: "lease-name", Value: "chaos-scheduler", Usage: "with --leader-elect: the Lease's `NAME`"},
+			&cli.DurationFlag{Name: "lease-duration", Value: 15 * time.Second, Usage: "with --leader-elect: how long a Lease lasts unrenewed; a dead leader is replaced within it"},
+			&cli.DurationFlag{Name: "renew-deadline", Value: 10 * time.Second, Usage: "with --leader-elect: the leader stops scheduling if it cannot renew within this"},
+			&cli.DurationFlag{Name: "retry-period", Value: 2 * time.Second, Usage: "with --leader-elect: how often replicas try to acquire or renew"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -63,10 +70,14 @@ func scheduleCommand(stdout, stderr io.Writer) *cli.Command {
 			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 			ctx, stop := interruptible(c.Context, stderr)
 			defer stop()
-			return serveSchedule(ctx, s, scheduleOptions{
+			o := scheduleOptions{
 				stateDir: c.String("state-dir"), reportDir: c.String("report-dir"),
 				listen: c.String("listen"), log: log, logLevel: level, stderr: stderr,
-			})
+			}
+			if c.Bool("leader-elect") {
+				return electSchedule(ctx, c, s, o)
+			}
+			return serveSchedule(ctx, s, o)
 		},
 	}
 }
@@ -120,6 +131,9 @@ type scheduleOptions struct {
 	log                         *slog.Logger
 	logLevel                    slog.Level
 	stderr                      io.Writer
+	// claim, with leader election, claims each fire in the shared state
+	// directory so no fire runs twice across a change of leader.
+	claim func(entry string, at time.Time) (bool, error)
 }
 
 // serveSchedule runs the scheduler and its HTTP endpoints until ctx ends;
@@ -143,6 +157,7 @@ func serveSchedule(ctx context.Context, s *experiments.Schedule, o scheduleOptio
 		ReportDir: o.reportDir,
 		Metrics:   metrics,
 		Log:       o.log,
+		Claim:     o.claim,
 		RunFile: func(ctx context.Context, path, reportDir string) *reports.Record {
 			rn := base
 			rn.ReportDir = reportDir

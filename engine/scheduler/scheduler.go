@@ -50,6 +50,11 @@ type Scheduler struct {
 	Log *slog.Logger
 	// Fired, when set, is told every fire's outcome (tests wait on it).
 	Fired func(Outcome)
+	// Claim, when set, is asked before a fire runs: false means another
+	// replica claimed that fire (SkipClaimed), an error skips it too. With
+	// leader election it is ClaimFire on the shared state directory, so
+	// no fire runs twice across a change of leader.
+	Claim func(entry string, at time.Time) (bool, error)
 
 	keys    keyCache
 	mu      sync.Mutex
@@ -161,6 +166,16 @@ func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time
 	if f.Skip != "" {
 		s.skipped(f)
 		return
+	}
+	if s.Claim != nil {
+		if ok, err := s.Claim(e.Name, at); err != nil || !ok {
+			f.Skip, f.Detail = SkipClaimed, "another replica claimed this fire"
+			if err != nil {
+				f.Detail = err.Error()
+			}
+			s.skipped(f)
+			return
+		}
 	}
 	files := s.files(e)
 	keys := conflictKeys(files, &s.keys)

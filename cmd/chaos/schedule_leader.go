@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/chaos-run/chaos/engine"
+	"github.com/chaos-run/chaos/engine/scheduler"
+	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/plugins/builtin"
+	"github.com/chaos-run/chaos/reports"
+	"github.com/chaos-run/chaos/safety"
+)
+
+// causeLeaseLost: the scheduler stopped because its replica lost the Lease.
+const causeLeaseLost reports.Cause = "lease-lost"
+
+// electSchedule runs the schedule only while this replica holds the Lease.
+// On taking the lead it first runs the recover step on the shared state
+// directory: the runs a dead leader held are in its ledger, and that
+// leader's flock on them died with its process, so Recover sees their
+// runner gone and reverts them; a live runner's entries are left alone.
+func electSchedule(ctx context.Context, c *cli.Context, s *experiments.Schedule, o scheduleOptions) error {
+	d, r, p := c.Duration("lease-duration"), c.Duration("renew-deadline"), c.Duration("retry-period")
+	if !(d > r && r > p && p > 0) {
+		return &exitError{code: reports.Invalid.ExitCode(), msg: fmt.Sprintf(
+			"--lease-duration %s, --renew-deadline %s, --retry-period %s: each must be longer than the next, and all above zero", d, r, p)}
+	}
+	cfg, err := kubeConfig(c.String("kubeconfig"))
+	if err != nil {
+		return &exitError{code: reports.Invalid.ExitCode(), msg: "--leader-elect: " + err.Error()}
+	}
+	dir, err := stateDir(c)
+	if err != nil {
+		return err
+	}
+	o.stateDir = dir
+	id := scheduler.Identity()
+	log := o.log.With("identity", id)
+	o.log = log
+	o.claim = func(entry string, at time.Time) (bool, error) {
+		return scheduler.ClaimFire(filepath.Join(dir, "fires"), entry, at, id)
+	}
+	err = scheduler.RunElected(ctx, scheduler.Leader{
+		Config: cfg, Namespace: c.String("lease-namespace"), Name: c.String("lease-name"), Identity: id,
+		LeaseDuration: d, RenewDeadline: r, RetryPeriod: p, Log: log,
+	}, func(ctx context.Context) error {
+		if err := recoverDeadLeader(ctx, dir, o); err != nil {
+			// Scheduling over faults nobody reverted is not safe: stop,
+			// and let the next replica (or a person) try again.
+			return err
+		}
+		return serveSchedule(ctx, s, o)
+	})
+	if errors.Is(err, scheduler.ErrLeaseLost) {
+		log.Error("stopped", "cause", causeLeaseLost, "err", err)
+		return &exitError{code: reports.Error.ExitCode(), msg: "schedule: " + err.Error()}
+	}
+	return err
+}
+
+// recoverDeadLeader reverts every fault the ledger holds for a runner that
+// is gone: a dead leader's runs.
+func recoverDeadLeader(ctx context.Context, dir string, o scheduleOptions) error {
+	ledger, err := safety.OpenLedger(dir)
+	if err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	runner := &engine.Runner{StateDir: dir, PluginCommand: selfPlugin, PluginNames: builtin.Names(), Log: o.stderr, LogLevel: o.logLevel}
+	res, err := runner.Recover(ctx, engine.RecoverOptions{Ledger: ledger, Out: o.stderr,
+		CallTimeout: engine.DefaultRecoverCallTimeout, Grace: engine.DefaultRecoverGrace})
+	if err != nil {
+		return fmt.Errorf("recover the dead leader's runs: %w", err)
+	}
+	o.log.Info("recovered", "failed", res.Failed, "unreadable", res.Unreadable)
+	if res.Failed > 0 || res.Unreadable > 0 {
+		return fmt.Errorf("recover the dead leader's runs: %d entries still open, %d unreadable; run `chaos recover --state-dir %s`", res.Failed, res.Unreadable, dir)
+	}
+	return nil
+}
+
+// kubeConfig is the kubeconfig file's config, or the in-cluster one.
+func kubeConfig(path string) (*rest.Config, error) {
+	if path == "" {
+		cfg, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("no --kubeconfig or KUBECONFIG, and not in a cluster: %w", err)
+		}
+		return cfg, nil
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	return cfg, nil
+}

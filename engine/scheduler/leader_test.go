@@ -1,0 +1,73 @@
+package scheduler
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaos-run/chaos/internal/clock"
+	"github.com/chaos-run/chaos/reports"
+)
+
+// TestClaimFireOnce: a fire is claimed once; the second claim of the same
+// fire says false, another fire is free.
+func TestClaimFireOnce(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Date(2026, 3, 6, 10, 0, 0, 0, time.UTC)
+	ok, err := ClaimFire(dir, "a", at, "one_1")
+	require.NoError(t, err)
+	require.True(t, ok, "the first claim wins")
+	ok, err = ClaimFire(dir, "a", at, "two_2")
+	require.NoError(t, err)
+	require.False(t, ok, "the same fire cannot be claimed again")
+	ok, err = ClaimFire(dir, "a", at.Add(time.Second), "two_2")
+	require.NoError(t, err)
+	require.True(t, ok, "the next fire is free")
+}
+
+// TestClaimedFireRunsOnce: two schedulers (replicas) on one fake clock and
+// one claims directory both reach the same fire; exactly one runs it, the
+// other skips it as claimed.
+func TestClaimedFireRunsOnce(t *testing.T) {
+	s := writeSchedule(t, `  entries:
+    - {name: a, experiments: [exp.yaml], cron: "*/10 * * * * *"}
+`)
+	clk := clock.NewFake(time.Date(2026, 3, 6, 10, 0, 0, 0, time.UTC))
+	claims := t.TempDir()
+	fired := make(chan Outcome, 4)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 2)
+	for _, id := range []string{"one_1", "two_2"} {
+		sch := &Scheduler{
+			Schedule: s, Clock: clk,
+			RunFile: func(context.Context, string, string) *reports.Record {
+				return &reports.Record{Verdict: reports.Passed}
+			},
+			Claim: func(entry string, at time.Time) (bool, error) {
+				return ClaimFire(filepath.Join(claims, "fires"), entry, at, id)
+			},
+			Fired: func(o Outcome) { fired <- o },
+		}
+		go func() { done <- sch.Run(ctx) }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		<-done
+	})
+	wait, stop := context.WithTimeout(t.Context(), 10*time.Second)
+	defer stop()
+	require.NoError(t, clk.BlockUntil(wait, 2), "both schedulers arm their timers")
+	clk.Advance(10 * time.Second)
+	a, b := recv(t, fired, "one replica's outcome"), recv(t, fired, "the other's")
+	if a.Skip != "" {
+		a, b = b, a
+	}
+	require.Empty(t, a.Skip, "one replica runs the fire")
+	require.Len(t, a.Records, 1)
+	require.Equal(t, SkipClaimed, b.Skip, "the other skips it as claimed")
+	require.Empty(t, b.Records, "and runs nothing")
+}
