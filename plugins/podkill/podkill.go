@@ -98,6 +98,7 @@ func parse(raw json.RawMessage) (Params, []sdk.ParamProblem) {
 type Fault struct {
 	mu    sync.Mutex
 	kills map[string]*kill // by handle, kept after revert for Status
+	order []string         // handles of kills, oldest first, to bound kills
 	seq   int
 	self  string
 	// clients are built once per kubeconfig/context pair.
@@ -217,11 +218,39 @@ func (f *Fault) Inject(ctx context.Context, req sdk.Request) (string, error) {
 	f.mu.Lock()
 	f.seq++
 	handle := fmt.Sprintf("podkill/%s/%d: %s", f.self, f.seq, k.summary())
-	f.kills[handle] = k
+	f.keep(handle, k)
 	f.mu.Unlock()
 	// A partial kill (some deletions failed) still returns its handle:
 	// the pods that are gone must reach the ledger and the report.
 	return handle, nil
+}
+
+// maxKept bounds the kills a process remembers. A reverted kill is kept so
+// that Status can still name its pods and their replacements (the engine
+// asks right after the revert, for the report); past the bound the oldest
+// reverted kills are forgotten. Kills not yet reverted are never dropped.
+const maxKept = 256
+
+// keep records a kill under its handle and forgets the oldest reverted
+// kills beyond maxKept. f.mu is held.
+func (f *Fault) keep(handle string, k *kill) {
+	f.kills[handle] = k
+	f.order = append(f.order, handle)
+	if len(f.order) <= maxKept {
+		return
+	}
+	kept := f.order[:0]
+	over := len(f.order) - maxKept
+	for _, h := range f.order {
+		if over > 0 && !f.kills[h].active() {
+			delete(f.kills, h)
+			over--
+			continue
+		}
+		kept = append(kept, h)
+	}
+	clear(f.order[len(kept):])
+	f.order = kept
 }
 
 // Revert implements sdk.Fault: a kill cannot be undone, so it waits
