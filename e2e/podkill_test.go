@@ -240,6 +240,7 @@ func podkillPassed(t *testing.T, c *kubetest.Cluster) {
 	require.Equal(t, reports.Passed.ExitCode(), r.code)
 	require.Len(t, r.rec.Faults, 1)
 	f := r.rec.Faults[0]
+	t.Logf("resolved %q; detail %q", f.Resolved, f.Detail)
 	require.Len(t, f.Resolved, 1, "the report names the one pod the fault killed")
 	require.Contains(t, f.Resolved[0], ns+"/web-", "named namespace/name")
 	require.Contains(t, f.Resolved[0], "node "+kubetest.NodeName, "and its node")
