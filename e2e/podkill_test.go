@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -239,6 +240,7 @@ func podkillPassed(t *testing.T, c *kubetest.Cluster) {
 	require.Equal(t, reports.Passed.ExitCode(), r.code)
 	require.Len(t, r.rec.Faults, 1)
 	f := r.rec.Faults[0]
+	t.Logf("resolved %q; detail %q", f.Resolved, f.Detail)
 	require.Len(t, f.Resolved, 1, "the report names the one pod the fault killed")
 	require.Contains(t, f.Resolved[0], ns+"/web-", "named namespace/name")
 	require.Contains(t, f.Resolved[0], "node "+kubetest.NodeName, "and its node")
@@ -253,10 +255,37 @@ func podkillPassed(t *testing.T, c *kubetest.Cluster) {
 		}
 	}
 	require.Equal(t, 1, gone, "exactly one pod was killed")
+	requireKillDetail(t, f, before, after)
 	dropped, recovered := recoveredAt(r.rec)
 	require.NotZero(t, dropped, "the probe saw the kill (available < 3)")
 	require.NotZero(t, recovered, "and the recovery (all 3 available again)")
 	t.Logf("recovery seen by the probe: %s (available < 3 at %s, 3 again at %s)", recovered-dropped, dropped, recovered)
+}
+
+// killDetail is one killed pod as podkill's Status detail (recorded in the
+// report's fault after the revert) names it.
+var killDetail = regexp.MustCompile(`(\S+/\S+) \(uid (\S+), node (\S+)\) killed at (\S+), replacement (\S+) Ready at (\S+) \(after (\S+)\)`)
+
+// requireKillDetail checks, from report.json, that the fault's detail names
+// the killed pod (namespace, name, uid, node, when) and when its
+// replacement, a pod that was not there before, became Ready.
+func requireKillDetail(t *testing.T, f reports.Fault, before, after map[types.UID]bool) {
+	t.Helper()
+	m := killDetail.FindStringSubmatch(f.Detail)
+	require.NotNil(t, m, "the fault's detail names the killed pod and its replacement's Ready time: %q", f.Detail)
+	require.True(t, before[types.UID(m[2])], "the uid %s in the detail is a pod that was there before the run", m[2])
+	require.False(t, after[types.UID(m[2])], "and is gone now: it is the killed pod")
+	require.Equal(t, kubetest.NodeName, m[3], "the detail names the pod's node")
+	killedAt, err := time.Parse(time.RFC3339Nano, m[4])
+	require.NoError(t, err, "the kill time is RFC 3339")
+	readyAt, err := time.Parse(time.RFC3339Nano, m[6])
+	require.NoError(t, err, "the replacement's Ready time is RFC 3339")
+	require.False(t, readyAt.Before(killedAt), "the replacement was Ready after the kill")
+	require.False(t, killedAt.Before(f.InjectedAt.Add(-time.Minute)), "killed during this run")
+	recovery, err := time.ParseDuration(m[7])
+	require.NoError(t, err, "the recovery time is a duration")
+	require.Equal(t, readyAt.Sub(killedAt).Round(time.Millisecond), recovery, "the recovery time is Ready minus killed")
+	t.Logf("report.json fault detail: %s", f.Detail)
 }
 
 func podkillFailed(t *testing.T, c *kubetest.Cluster) {

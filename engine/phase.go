@@ -260,7 +260,8 @@ func (r *run) revert(ctx context.Context, f *fault) {
 		r.updateFault(f, func(rf *reports.Fault) { rf.State, rf.Error = "left", err.Error() })
 		return
 	}
-	r.updateFault(f, func(rf *reports.Fault) { rf.State, rf.RevertedAt = "reverted", now })
+	detail := r.faultDetail(ctx, f.held)
+	r.updateFault(f, func(rf *reports.Fault) { rf.State, rf.RevertedAt, rf.Detail = "reverted", now, detail })
 	r.event(reports.EventRevert, f.spec.Plugin, true, f.held.what+" reverted", nil)
 }
 

@@ -63,6 +63,7 @@ type htmlView struct {
 	Hypothesis                      string
 	FaultsSummary                   string
 	Faults                          []htmlFault
+	FaultDetails                    bool // some fault has a Detail: the table gets its column
 	Charts                          []chartView
 	ChartNotes                      []string
 	Budget                          *htmlBudget
@@ -74,6 +75,7 @@ type htmlView struct {
 
 type htmlFault struct {
 	Plugin, Target, Resolved, Params, Schedule, Injected, Reverted, State, Error string
+	Detail                                                                       string
 	Bad                                                                          bool
 }
 
@@ -147,6 +149,7 @@ func htmlViewOf(r *Record) htmlView {
 	}
 	v.Facts = htmlFacts(r)
 	v.FaultsSummary, v.Faults = htmlFaults(r)
+	v.FaultDetails = anyFaultDetail(r)
 	v.Charts = charts(r)
 	v.ChartNotes = chartNotes(r)
 	v.Budget = htmlBudgetOf(r)
@@ -209,7 +212,7 @@ func htmlFaults(r *Record) (string, []htmlFault) {
 			Plugin: f.Plugin, Target: f.Target, Resolved: strings.Join(f.Resolved, ", "),
 			Params: strings.Join(ps, ", "), Schedule: schedule(f),
 			Injected: offsetOf(r, f.InjectedAt), Reverted: offsetOf(r, f.RevertedAt),
-			State: f.State, Error: oneLine(f.Error), Bad: f.State == "failed" || f.State == "left",
+			State: f.State, Error: oneLine(f.Error), Detail: f.Detail, Bad: f.State == "failed" || f.State == "left",
 		})
 	}
 	return fmt.Sprintf("%s planned, %d injected, %d reverted.",

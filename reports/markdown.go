@@ -140,15 +140,30 @@ func writeFaults(b *strings.Builder, r *Record) {
 		capitalize(plural(len(r.Faults), "fault", "faults")), injected, reverted)
 
 	t := table{header: []string{"Plugin", "Target", "Parameters", "Schedule", "Injected", "Reverted", "State", "Error"}}
+	withDetail := anyFaultDetail(r)
+	if withDetail {
+		t.header = append(t.header, "Detail")
+	}
 	for _, f := range r.Faults {
 		state := f.State
 		if state == "failed" || state == "left" {
 			state = "**" + state + "**"
 		}
-		t.add(code(f.Plugin), code(f.Target), params(f.Params, "—"), schedule(f),
-			offsetOf(r, f.InjectedAt), offsetOf(r, f.RevertedAt), state, f.Error)
+		cells := []string{code(f.Plugin), code(f.Target), params(f.Params, "—"), schedule(f),
+			offsetOf(r, f.InjectedAt), offsetOf(r, f.RevertedAt), state, f.Error}
+		if withDetail {
+			cells = append(cells, f.Detail)
+		}
+		t.add(cells...)
 	}
 	t.write(b)
+}
+
+// anyFaultDetail says whether a plugin said something of a fault after its
+// revert (podkill: the pods killed and when their replacements were Ready);
+// the fault tables have a Detail column only then.
+func anyFaultDetail(r *Record) bool {
+	return slices.ContainsFunc(r.Faults, func(f Fault) bool { return f.Detail != "" })
 }
 
 func writeSteadyState(b *strings.Builder, r *Record) {

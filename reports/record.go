@@ -153,6 +153,10 @@ type Fault struct {
 	// while the fault was certainly live: started after its inject was
 	// confirmed and ended before its revert began.
 	Observations map[string]int `json:"observations,omitempty"`
+	// Detail is what the plugin said of the fault after its revert (its
+	// Status detail), e.g. podkill's pods killed and when their
+	// replacements were Ready; empty when the plugin says nothing.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Phase names the part of the run a steady-state check belongs to.

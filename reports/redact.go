@@ -15,6 +15,7 @@ func (r *Record) Redact(f func(string) string) {
 	for i := range r.Faults {
 		fl := &r.Faults[i]
 		fl.Error = f(fl.Error)
+		fl.Detail = f(fl.Detail)
 		for k, v := range fl.Params {
 			fl.Params[k] = f(v)
 		}

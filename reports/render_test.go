@@ -169,6 +169,8 @@ func failedRecord() *reports.Record {
 		InjectedAt: at(20*time.Second + 31*ms),
 		RevertedAt: at(40*time.Second + 15*ms),
 		State:      "reverted",
+		Detail: "shop/checkout-7d9f-x2k4p (uid 5f1c2a9e-0b1d-4e4a-9c1e-3d2b7a6f8e01, node kwok-node-0) killed at 2025-03-14T09:30:20.031Z, " +
+			"replacement shop/checkout-7d9f-q8m2z Ready at 2025-03-14T09:30:21.4Z (after 1.369s)",
 	}
 	return &reports.Record{
 		RunID:      "run-20250314-093000-b21c",

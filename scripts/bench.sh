@@ -74,3 +74,10 @@ CHAOS_TOXIPROXY="$PWD/$toxi" go test -count=1 -run 'TestVersusToxiproxy' -v -tim
 # p99 <= 10 ms.
 echo
 CHAOS_SCHED_BENCH=1 CHAOS_SCHED_BENCH_SECONDS="${CHAOS_SCHED_BENCH_SECONDS:-30}" go test -count=1 -run 'TestScheduleBench10k' -v ./engine/scheduler/ | grep '^schedule-10k'
+
+# podkill (issue 11): kill 100 of 1,000 pods on the real test cluster, in
+# the same run as `kubectl delete -l` (waiting, and --wait=false) and
+# client-go at its default limits (QPS 5); goal podkill <= 0.5 s.
+echo
+[ -n "${CHAOS_CLUSTER_BIN:-}" ] || scripts/cluster.sh >&2
+CHAOS_PODKILL_BENCH=1 CHAOS_CLUSTER_BIN="${CHAOS_CLUSTER_BIN:-$PWD/.cache/bin}" go test -count=1 -run 'TestPodkillBench100of1000' -v -timeout 15m ./plugins/podkill/ | grep '^podkill-100'

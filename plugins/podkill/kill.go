@@ -25,6 +25,10 @@ type kill struct {
 	params Params
 	cs     *clientSet
 
+	// existed are the uids of the candidates at the kill: a pod that was
+	// already there is never taken for a replacement.
+	existed map[types.UID]bool
+
 	mu       sync.Mutex
 	pods     []*killed
 	reverted bool
@@ -111,6 +115,9 @@ func (k *kill) awaitReplacements(ctx context.Context) {
 	// Killed pods per owner, and per namespace which pods are not new.
 	want := map[types.UID][]*killed{}
 	old := map[types.UID]bool{}
+	for uid := range k.existed {
+		old[uid] = true
+	}
 	namespaces := map[string]bool{}
 	for _, p := range k.pods {
 		old[p.pod.UID] = true
@@ -173,11 +180,25 @@ func (k *kill) look(ctx context.Context, namespaces map[string]bool, want map[ty
 			}
 			for _, n := range news {
 				name := n.Namespace + "/" + n.Name
+				// Creation times are whole seconds: a replacement was
+				// created no earlier than the second of the kill.
+				if n.CreationTimestamp.Time.Before(p.at.Truncate(time.Second)) {
+					continue
+				}
 				if !taken[name] {
 					taken[name] = true
 					ra := readySince(&n, now)
 					if ra.Before(p.at) {
-						ra = now // the condition's time is whole seconds
+						// The condition's time is whole seconds: Ready
+						// came within the second it names, so its end
+						// bounds it (not the later time this look ran).
+						ra = ra.Add(time.Second)
+						if ra.Before(p.at) {
+							ra = p.at
+						}
+						if ra.After(now) {
+							ra = now
+						}
 					}
 					p.replacement, p.readyAt = name, ra
 					break

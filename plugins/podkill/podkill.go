@@ -30,6 +30,9 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
 	"github.com/chaos-run/chaos/plugins/sdk"
 )
 
@@ -98,6 +101,11 @@ func parse(raw json.RawMessage) (Params, []sdk.ParamProblem) {
 type Fault struct {
 	mu    sync.Mutex
 	kills map[string]*kill // by handle, kept after revert for Status
+	// picks are the pods the last Resolve of a request picked, by
+	// pickKey: the resolve call carries no run id, so Inject kills what
+	// Resolve named (the report and the locks) while they are candidates.
+	picks map[string][]types.UID
+	order []string // handles of kills, oldest first, to bound kills
 	seq   int
 	self  string
 	// clients are built once per kubeconfig/context pair.
@@ -106,7 +114,7 @@ type Fault struct {
 
 // New returns a podkill plugin holding nothing.
 func New() *Fault {
-	return &Fault{kills: map[string]*kill{}, clients: map[string]*clientSet{}, self: fmt.Sprintf("%d", time.Now().UnixNano())}
+	return &Fault{kills: map[string]*kill{}, picks: map[string][]types.UID{}, clients: map[string]*clientSet{}, self: fmt.Sprintf("%d", time.Now().UnixNano())}
 }
 
 // Describe implements sdk.Fault.
@@ -165,6 +173,7 @@ func (f *Fault) Resolve(ctx context.Context, req sdk.Request) (sdk.Resolution, e
 		return sdk.Resolution{}, err
 	}
 	picked := pick(cands, req.Target.Kubernetes.Pick, req.RunID)
+	f.rememberPick(req, picked)
 	res := sdk.Resolution{Total: len(cands)}
 	for _, pod := range picked {
 		res.Things = append(res.Things, sdk.Resolved{Key: "pod:" + string(pod.UID), Kind: "pod", Name: podName(pod)})
@@ -205,8 +214,14 @@ func (f *Fault) Inject(ctx context.Context, req sdk.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	picked := pick(cands, req.Target.Kubernetes.Pick, req.RunID)
-	k := &kill{params: p, cs: cs}
+	picked := f.resolvedPick(req, cands)
+	if picked == nil {
+		picked = pick(cands, req.Target.Kubernetes.Pick, req.RunID)
+	}
+	k := &kill{params: p, cs: cs, existed: map[types.UID]bool{}}
+	for _, c := range cands {
+		k.existed[c.UID] = true
+	}
 	killErr := cs.deleteAll(ctx, picked, p, k)
 	if killErr != nil && len(k.pods) > 0 {
 		fmt.Fprintf(os.Stderr, "podkill: partial kill, %d pods deleted: %v\n", len(k.pods), killErr)
@@ -217,11 +232,84 @@ func (f *Fault) Inject(ctx context.Context, req sdk.Request) (string, error) {
 	f.mu.Lock()
 	f.seq++
 	handle := fmt.Sprintf("podkill/%s/%d: %s", f.self, f.seq, k.summary())
-	f.kills[handle] = k
+	f.keep(handle, k)
 	f.mu.Unlock()
 	// A partial kill (some deletions failed) still returns its handle:
 	// the pods that are gone must reach the ledger and the report.
 	return handle, nil
+}
+
+// pickKey names a request apart from its run id and fault id.
+func pickKey(req sdk.Request) string {
+	k := req.Target.Kubernetes
+	b, _ := json.Marshal(k)
+	return req.Target.Name + "\x00" + string(b) + "\x00" + string(req.Params)
+}
+
+// rememberPick keeps what a Resolve picked, bounded at maxKept requests.
+func (f *Fault) rememberPick(req sdk.Request, picked []corev1.Pod) {
+	uids := make([]types.UID, len(picked))
+	for i, p := range picked {
+		uids[i] = p.UID
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.picks) >= maxKept {
+		clear(f.picks)
+	}
+	f.picks[pickKey(req)] = uids
+}
+
+// resolvedPick is what the last Resolve of this request picked, when every
+// one of those pods is still a candidate; nil otherwise.
+func (f *Fault) resolvedPick(req sdk.Request, cands []corev1.Pod) []corev1.Pod {
+	f.mu.Lock()
+	uids, ok := f.picks[pickKey(req)]
+	f.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	byUID := map[types.UID]corev1.Pod{}
+	for _, c := range cands {
+		byUID[c.UID] = c
+	}
+	picked := make([]corev1.Pod, 0, len(uids))
+	for _, uid := range uids {
+		c, ok := byUID[uid]
+		if !ok {
+			return nil
+		}
+		picked = append(picked, c)
+	}
+	return picked
+}
+
+// maxKept bounds the kills a process remembers. A reverted kill is kept so
+// that Status can still name its pods and their replacements (the engine
+// asks right after the revert, for the report); past the bound the oldest
+// reverted kills are forgotten. Kills not yet reverted are never dropped.
+const maxKept = 256
+
+// keep records a kill under its handle and forgets the oldest reverted
+// kills beyond maxKept. f.mu is held.
+func (f *Fault) keep(handle string, k *kill) {
+	f.kills[handle] = k
+	f.order = append(f.order, handle)
+	if len(f.order) <= maxKept {
+		return
+	}
+	kept := f.order[:0]
+	over := len(f.order) - maxKept
+	for _, h := range f.order {
+		if over > 0 && !f.kills[h].active() {
+			delete(f.kills, h)
+			over--
+			continue
+		}
+		kept = append(kept, h)
+	}
+	clear(f.order[len(kept):])
+	f.order = kept
 }
 
 // Revert implements sdk.Fault: a kill cannot be undone, so it waits

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,4 +230,37 @@ func poll(t *testing.T, what string, ok func(ctx context.Context) bool) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, waitLimit, true, func(ctx context.Context) (bool, error) { return ok(ctx), nil })
 	require.NoError(t, err, "waiting for %s", what)
+}
+
+// TestInjectKillsWhatResolveNamed: through the plugin protocol (whose
+// resolve call carries no run id) the pod Inject kills is the one Resolve
+// named, so the report and the locks name the pod that died; the Status
+// detail after the revert names it, by uid, with its replacement.
+func TestInjectKillsWhatResolveNamed(t *testing.T) {
+	c := kubetest.Need(t, cluster)
+	const ns = "resolve-inject"
+	makeShop(t, c, ns, 5)
+	client := sdktest.Connect(t, podkill.New())
+	req := request(ns, "{count: 1}", "run-resolve-inject")
+	res, err := client.Resolve(t.Context(), req)
+	require.NoError(t, err, "resolve")
+	require.Len(t, res.Things, 1, "one pod picked of five")
+	uid := strings.TrimPrefix(res.Things[0].Key, "pod:")
+	h, err := client.Inject(t.Context(), req)
+	require.NoError(t, err, "inject")
+	gone := true
+	for _, p := range listPods(t, c, ns) {
+		if string(p.UID) == uid && p.DeletionTimestamp == nil {
+			gone = false
+		}
+	}
+	require.True(t, gone, "the pod resolve named (uid %s) is the one killed", uid)
+	was, err := client.Revert(t.Context(), h)
+	require.NoError(t, err, "revert")
+	require.True(t, was, "the kill was in effect")
+	st, err := client.Status(t.Context(), h)
+	require.NoError(t, err, "status after revert")
+	require.Contains(t, st.Detail, "uid "+uid, "the detail names the killed pod")
+	require.Contains(t, st.Detail, "Ready at", "and when its replacement was Ready: %s", st.Detail)
+	waitRecovered(t, c, ns, 5)
 }
