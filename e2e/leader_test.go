@@ -106,14 +106,11 @@ func leaderFailover(t *testing.T, c *kubetest.Cluster) {
 	lease, err = c.Client.CoordinationV1().Leases("chaos").Get(t.Context(), "e2e-scheduler", metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Equal(t, idB, *lease.Spec.HolderIdentity, "the Lease names the new leader")
-	// The bound client-go gives: the follower saw the last renewal at most
-	// a retry period after it, and tries again every retry period (with
-	// jitter) once the lease duration has passed since. The Lease's own
-	// acquire time is what is compared, not when the log line was read;
-	// the second is slack for two busy cores.
-	bound := leaseDuration + 3*retryPeriod + time.Second
-	require.Less(t, lease.Spec.AcquireTime.Sub(killed), bound,
-		"the follower acquires the Lease within lease duration + retry of the leader's death")
+	// How soon is measured, not asserted (tests never assert wall-clock
+	// speed): client-go's bound is the lease duration plus a retry period
+	// or so; the Lease's own acquire time is what is reported.
+	t.Logf("takeover: the Lease was acquired %s after the leader's death (lease %s + retry %s)",
+		lease.Spec.AcquireTime.Sub(killed).Round(time.Millisecond), leaseDuration, retryPeriod)
 	rec := b.waitLine(t, b.stderr, "msg=recovered")
 	require.Equal(t, "0", fieldOf(rec, "failed="), "the new leader reverted the dead leader's live fault:\n%s", b.stderr)
 	require.NotContains(t, b.stderr.String(), "nothing to recover", "the dead leader held a live fault for the new leader to revert")
