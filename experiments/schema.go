@@ -56,18 +56,26 @@ type SchemaOptions struct {
 func JSONSchema(opts SchemaOptions) ([]byte, error) {
 	g := &schemaGen{defs: map[string]*jsonObject{}, seen: map[reflect.Type]bool{}}
 	root := g.structSchema(reflect.TypeOf(Experiment{}))
-	doc := newObject().
-		set("$schema", "https://json-schema.org/draft/2020-12/schema").
-		set("$id", SchemaID).
-		set("title", "chaos experiment ("+APIVersion+")").
-		set("description", "An experiment file of chaos: a hypothesis, the targets faults act on, probes, steady-state expressions, faults, budget, safety and report. `chaos validate` checks much more than this schema.")
-	for _, k := range root.keys {
-		doc.set(k, root.vals[k])
-	}
 	if len(opts.PluginParams) > 0 {
 		if err := g.addPlugins(opts.PluginParams); err != nil {
 			return nil, err
 		}
+	}
+	return g.document(root, SchemaID, "chaos experiment ("+APIVersion+")",
+		"An experiment file of chaos: a hypothesis, the targets faults act on, probes, steady-state expressions, faults, budget, safety and report. `chaos validate` checks much more than this schema.")
+}
+
+// document is the schema file of one kind: the draft and id, title and
+// description, root's keywords, and every definition g made, sorted,
+// indented, with a final newline.
+func (g *schemaGen) document(root *jsonObject, id, title, desc string) ([]byte, error) {
+	doc := newObject().
+		set("$schema", "https://json-schema.org/draft/2020-12/schema").
+		set("$id", id).
+		set("title", title).
+		set("description", desc)
+	for _, k := range root.keys {
+		doc.set(k, root.vals[k])
 	}
 	defs := newObject()
 	names := make([]string, 0, len(g.defs))

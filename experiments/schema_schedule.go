@@ -1,12 +1,9 @@
 package experiments
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"strings"
 )
 
@@ -46,31 +43,5 @@ var ErrUnknownKind = errors.New("unknown kind")
 
 func kindSchema(t reflect.Type, id, title, desc string) ([]byte, error) {
 	g := &schemaGen{defs: map[string]*jsonObject{}, seen: map[reflect.Type]bool{}}
-	root := g.structSchema(t)
-	doc := newObject().
-		set("$schema", "https://json-schema.org/draft/2020-12/schema").
-		set("$id", id).
-		set("title", title).
-		set("description", desc)
-	for _, k := range root.keys {
-		doc.set(k, root.vals[k])
-	}
-	defs := newObject()
-	names := make([]string, 0, len(g.defs))
-	for n := range g.defs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		defs.set(n, g.defs[n])
-	}
-	doc.set("$defs", defs)
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return nil, fmt.Errorf("encode schema: %w", err)
-	}
-	return buf.Bytes(), nil
+	return g.document(g.structSchema(t), id, title, desc)
 }
