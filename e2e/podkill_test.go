@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,21 +34,7 @@ import (
 // it is skipped when the cluster is not built and CHAOS_CLUSTER_BIN is
 // unset, and fails when CHAOS_CLUSTER_BIN is set but it does not start.
 func TestPodkill(t *testing.T) {
-	bin, required, err := kubetest.Binaries()
-	if err != nil {
-		if required || !errors.Is(err, kubetest.ErrNotBuilt) {
-			require.NoError(t, err, "CHAOS_CLUSTER_BIN is set: the test cluster must be there")
-		}
-		t.Skipf("no test cluster: %v", err)
-	}
-	logs, err := os.Create(filepath.Join(t.TempDir(), "cluster.log"))
-	require.NoError(t, err)
-	c, err := kubetest.Start(t.Context(), bin, logs)
-	if err != nil {
-		b, _ := os.ReadFile(logs.Name())
-		require.NoError(t, err, "the test cluster must start; its log ends:\n%s", tail(b))
-	}
-	t.Cleanup(c.Stop)
+	c := startCluster(t)
 	t.Logf("cluster %s ready in %s", c.Server, c.StartTime.Round(time.Millisecond))
 	t.Setenv("KUBECONFIG", c.Kubeconfig)
 
