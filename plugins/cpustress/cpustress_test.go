@@ -3,7 +3,6 @@ package cpustress_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chaos-run/chaos/internal/proctest"
 	"github.com/chaos-run/chaos/plugins/cpustress"
 	"github.com/chaos-run/chaos/plugins/sdk"
 	"github.com/chaos-run/chaos/plugins/sdk/sdktest"
@@ -54,8 +54,8 @@ func TestConformance(t *testing.T) {
 			}
 			ws := workersOf(t, os.Getpid())
 			require.NotEmpty(t, ws, "a worker must run while the fault is in effect")
-			before := cpuOf(t, ws)
-			require.Eventually(t, func() bool { return cpuOf(t, ws) > before }, 30*time.Second, 10*time.Millisecond, "the workers must use CPU while the fault is in effect")
+			before := proctest.CPU(ws...)
+			require.Eventually(t, func() bool { return proctest.CPU(ws...) > before }, 30*time.Second, 10*time.Millisecond, "the workers must use CPU while the fault is in effect")
 		},
 	})
 }
@@ -102,22 +102,4 @@ func workersOf(t *testing.T, ppid int) []int {
 		}
 	}
 	return out
-}
-
-// cpuOf is the CPU time the processes have used (utime+stime of
-// /proc/PID/stat), gone processes counting nothing.
-func cpuOf(t *testing.T, pids []int) time.Duration {
-	t.Helper()
-	var ticks int64
-	for _, pid := range pids {
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + s
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
