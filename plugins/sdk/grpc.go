@@ -261,6 +261,19 @@ func (s *Server) Prepare(ctx context.Context, req *faultpb.FaultRequest) (_ *fau
 	h = PreparedPrefix + h
 	s.trackID(req.GetId(), h)
 	s.track(h, msTTL(req.GetLeaseTtlMs()))
+	// A goroutine of the plugin may have panicked while this fault went
+	// in (one the fault itself started, say): the revert that panic
+	// started took what was tracked then, perhaps not h. Tracked first,
+	// looked at second, so that h is reverted here or by that revert.
+	if err := s.brokenErr(); err != nil {
+		rctx, cancel := context.WithTimeout(s.base, revertTimeout)
+		defer cancel()
+		if _, rerr := s.safeRevert(rctx, h); rerr != nil {
+			err = fmt.Errorf("%w; reverting the fault it was injecting failed: %w", err, rerr)
+		}
+		s.untrack(h)
+		return nil, err
+	}
 	return &faultpb.HandleResponse{Handle: h}, nil
 }
 
@@ -280,6 +293,19 @@ func (s *Server) Inject(ctx context.Context, req *faultpb.InjectRequest) (_ *fau
 	}
 	s.trackID(req.GetId(), h)
 	s.track(h, msTTL(req.GetLeaseTtlMs()))
+	// A goroutine of the plugin may have panicked while this fault went
+	// in (one the fault itself started, say): the revert that panic
+	// started took what was tracked then, perhaps not h. Tracked first,
+	// looked at second, so that h is reverted here or by that revert.
+	if err := s.brokenErr(); err != nil {
+		rctx, cancel := context.WithTimeout(s.base, revertTimeout)
+		defer cancel()
+		if _, rerr := s.safeRevert(rctx, h); rerr != nil {
+			err = fmt.Errorf("%w; reverting the fault it was injecting failed: %w", err, rerr)
+		}
+		s.untrack(h)
+		return nil, err
+	}
 	return &faultpb.HandleResponse{Handle: h}, nil
 }
 

@@ -18,23 +18,30 @@ import (
 // buggyFault is fileFault with the bugs a plugin may have, chosen by the
 // file name: "inject-panics" panics in Inject (as a jitter of 1,500,000h
 // once did in the latency plugin), "goroutine-panics" injects and then
-// panics in a goroutine it started under sdk.Guard.
+// panics in a goroutine it started under sdk.Guard, and
+// "goroutine-panics-first" waits for that panic to be handled before its
+// Inject returns (the revert the panic started cannot have seen it).
 type buggyFault struct{ fileFault }
 
 func (b buggyFault) Inject(ctx context.Context, req sdk.Request) (string, error) {
 	switch filepath.Base(path(req)) {
 	case "inject-panics":
 		panic("integer divide by zero")
-	case "goroutine-panics":
+	case "goroutine-panics", "goroutine-panics-first":
 		h, err := b.fileFault.Inject(ctx, req)
 		if err != nil {
 			return "", err
 		}
 		guard := sdk.Guard(ctx)
+		handled := make(chan struct{})
 		go func() {
+			defer close(handled)
 			defer guard()
 			panic("nil map write in a worker")
 		}()
+		if filepath.Base(path(req)) == "goroutine-panics-first" {
+			<-handled
+		}
 		return h, nil
 	}
 	return b.fileFault.Inject(ctx, req)
@@ -76,17 +83,46 @@ func TestGuardedGoroutinePanicInPluginProcess(t *testing.T) {
 	require.NoError(t, err)
 	bad := filepath.Join(dir, "goroutine-panics")
 	h, err := p.Fault.Inject(t.Context(), request(bad))
-	require.NoError(t, err, "the inject itself succeeds; its goroutine panics after")
-
-	require.Eventually(t, func() bool {
-		return errors.Is(p.Fault.Renew(t.Context(), h, time.Minute), sdk.ErrPluginPanicked)
-	}, 30*time.Second, 10*time.Millisecond, "the renewal after a goroutine's panic must answer ErrPluginPanicked")
-	require.Eventually(t, func() bool {
-		_, e1 := os.Stat(held)
-		_, e2 := os.Stat(bad)
-		return os.IsNotExist(e1) && os.IsNotExist(e2)
-	}, 30*time.Second, 10*time.Millisecond, "every fault the plugin held must be reverted after the panic")
+	if err != nil {
+		// The goroutine panicked before the inject answered: see
+		// TestGoroutinePanicBeforeInjectAnswers.
+		require.ErrorIs(t, err, sdk.ErrPluginPanicked)
+	} else {
+		require.Eventually(t, func() bool {
+			return errors.Is(p.Fault.Renew(t.Context(), h, time.Minute), sdk.ErrPluginPanicked)
+		}, 30*time.Second, 10*time.Millisecond, "the renewal after a goroutine's panic must answer ErrPluginPanicked")
+	}
+	requireGone(t, held, bad)
 	require.False(t, p.Exited(), "a guarded goroutine's panic must not end the plugin process")
+}
+
+// A guarded goroutine that panics while its fault's Inject is still
+// running: the revert that panic starts cannot see the fault (it is not
+// tracked yet), so the Inject answers ErrPluginPanicked and reverts it
+// itself; nothing is left.
+func TestGoroutinePanicBeforeInjectAnswers(t *testing.T) {
+	p := launchServing(t, "panic")
+	dir := t.TempDir()
+	held, bad := filepath.Join(dir, "held"), filepath.Join(dir, "goroutine-panics-first")
+	_, err := p.Fault.Inject(t.Context(), request(held))
+	require.NoError(t, err)
+	_, err = p.Fault.Inject(t.Context(), request(bad))
+	require.ErrorIs(t, err, sdk.ErrPluginPanicked, "the inject answers the panic that happened while it ran")
+	requireGone(t, held, bad)
+	require.False(t, p.Exited())
+}
+
+// requireGone waits (bounded) for the files of faults to be reverted.
+func requireGone(t *testing.T, files ...string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, f := range files {
+			if _, err := os.Stat(f); !os.IsNotExist(err) {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 10*time.Millisecond, "every fault the plugin held must be reverted after the panic: %v", files)
 }
 
 // TestEveryHandlerRecovers: whichever method of a plugin panics, the host
