@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/chaos-run/chaos/plugins/latency"
 )
@@ -54,38 +56,54 @@ func BenchmarkRoundTrip(b *testing.B) {
 }
 
 // BenchmarkReleaseWait measures how late a writer wakes for a due time D
-// ahead: on a runtime timer alone, and on a timer to 1.5 ms short of it plus
-// one nanosleep (what the proxy does). It reports the median and p99
-// lateness (overshoot-p50-ns, overshoot-p99-ns); ns/op is just D.
+// ahead: on a runtime timer alone; on a timer to 1.5 ms short of it plus one
+// nanosleep; and on the timer plus what the proxy does (sleepUntil: a
+// nanosleep to 200 µs short, then a spin). It reports the median and p99
+// lateness (overshoot-p50-ns, overshoot-p99-ns) and the CPU the waiting
+// thread used per wait (cpu-ns/op, from its thread's CPU clock); ns/op is
+// just D.
 func BenchmarkReleaseWait(b *testing.B) {
 	for _, d := range []time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond} {
-		for _, precise := range []bool{false, true} {
-			name := fmt.Sprintf("D=%s/timer", d)
-			if precise {
-				name += "+nanosleep"
-			}
-			b.Run(name, func(b *testing.B) {
+		for _, how := range []string{"timer", "timer+nanosleep", "timer+nanosleep+spin"} {
+			b.Run(fmt.Sprintf("D=%s/%s", d, how), func(b *testing.B) {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
 				var late []time.Duration
 				t := time.NewTimer(time.Hour)
+				cpu0 := threadCPU(b)
 				for b.Loop() {
 					due := time.Now().Add(d)
 					wait := time.Until(due)
-					if precise {
+					if how != "timer" {
 						wait -= 1500 * time.Microsecond
 					}
 					if wait > 0 {
 						t.Reset(wait)
 						<-t.C
 					}
-					if rest := time.Until(due); precise && rest > 0 {
-						latency.SleepPrecise(rest)
+					switch how {
+					case "timer+nanosleep":
+						if rest := time.Until(due); rest > 0 {
+							latency.SleepPrecise(rest)
+						}
+					case "timer+nanosleep+spin":
+						latency.SleepUntil(due)
 					}
 					late = append(late, time.Since(due))
 				}
+				cpu := threadCPU(b) - cpu0
 				slices.Sort(late)
 				b.ReportMetric(float64(late[len(late)/2]), "overshoot-p50-ns")
 				b.ReportMetric(float64(late[len(late)*99/100]), "overshoot-p99-ns")
+				b.ReportMetric(float64(cpu)/float64(len(late)), "cpu-ns/op")
 			})
 		}
 	}
+}
+
+// threadCPU is the CPU time of the calling (locked) thread.
+func threadCPU(b *testing.B) time.Duration {
+	var ts unix.Timespec
+	require.NoError(b, unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts))
+	return time.Duration(ts.Nano())
 }

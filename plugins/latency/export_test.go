@@ -1,4 +1,8 @@
 package latency
 
-// SleepPrecise is sleepPrecise, for the release-wait benchmark.
-var SleepPrecise = sleepPrecise
+// SleepPrecise and SleepUntil are sleepPrecise and sleepUntil, for the
+// release-wait benchmark.
+var (
+	SleepPrecise = sleepPrecise
+	SleepUntil   = sleepUntil
+)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -567,14 +568,15 @@ func (p *Proxy) deliver(d *direction, readErr func() error) {
 // kernel moves them (dst.ReadFrom(src) splices on Linux, no copy through
 // user space); a change of setting interrupts the splice with a read
 // deadline, without losing a byte, and the reader goes on in chunks: each
-// read is stamped with its release time (arrival plus the sampled delay),
-// so delays never stack. Before each chunked read it waits for room: a peer
+// read is stamped with its release time (arrival in the kernel, see
+// arrival.go, plus the sampled delay), so delays never stack. Before each chunked read it waits for room: a peer
 // that does not read what it is sent holds at most its connection's share
 // (plus this one buffer), and all connections together at most the proxy's;
 // past that, src is simply not read, and TCP tells the sender to slow down.
 func (p *Proxy) read(d *direction) error {
 	pr, src, q := d.pr, d.src, d.q
 	var buf []byte
+	var stamped *stampedReader
 	var prevDue time.Time
 	for {
 		// Cleared before the setting is looked at; SetShape sets it after
@@ -608,10 +610,21 @@ func (p *Proxy) read(d *direction) error {
 		}
 		if buf == nil {
 			buf = make([]byte, chunkSize)
+			stamped = newStampedReader(src)
 		}
-		n, err := src.Read(buf)
+		var n int
+		var now time.Time
+		var err error
+		if stamped != nil {
+			n, now, err = stamped.read(buf)
+			if n == 0 && err == nil {
+				err = io.EOF
+			}
+		} else {
+			n, err = src.Read(buf)
+			now = time.Now()
+		}
 		if n > 0 {
-			now := time.Now()
 			due := now.Add(p.sample(pr, d.dir))
 			// Never write a chunk before the one read ahead of it.
 			if due.Before(prevDue) {
@@ -709,8 +722,7 @@ func (p *Proxy) sample(pr *pair, dir Direction) time.Duration {
 // The runtime's timers wake a parked goroutine with millisecond granularity
 // (the poller's timeout is in milliseconds), which alone overshoots a due
 // time by up to a millisecond. So the timer is set finelead short of the due
-// time, and the rest is slept in one nanosleep, which the kernel's
-// high-resolution timers end within microseconds. The last stretch is not
+// time, and the rest is left to sleepUntil. The last stretch is not
 // interruptible, which costs a revert at most finelead.
 func (p *Proxy) waitDue(c chunk, timer *time.Timer) {
 	for {
@@ -728,7 +740,7 @@ func (p *Proxy) waitDue(c chunk, timer *time.Timer) {
 			return
 		}
 		if wait <= finelead {
-			sleepPrecise(wait)
+			sleepUntil(due)
 			return
 		}
 		timer.Reset(wait - finelead)
@@ -746,6 +758,40 @@ func (p *Proxy) waitDue(c chunk, timer *time.Timer) {
 // finelead is how long before a due time the writer stops trusting the
 // runtime's timer and sleeps precisely.
 const finelead = 1500 * time.Microsecond
+
+// spinlead is how long before a due time the writer stops sleeping and
+// spins: a thread woken from nanosleep on a virtual machine is typically
+// 60-200 µs late (measured with BenchmarkReleaseWait), more the longer it
+// slept, whatever its timer slack.
+const spinlead = 200 * time.Microsecond
+
+// spinners counts the writers spinning now; at most maxSpinners spin at
+// once (half the CPUs, at least one), so the exactness bought with CPU time
+// never takes more than half the machine: the others sleep to the due time.
+var (
+	spinners    atomic.Int32
+	maxSpinners = int32(max(1, runtime.NumCPU()/2))
+)
+
+// sleepUntil returns at due, as exactly as the machine allows: a nanosleep
+// to spinlead short of it, then a spin that yields to other goroutines, or,
+// when enough writers already spin, a nanosleep to the end.
+func sleepUntil(due time.Time) {
+	if rest := time.Until(due) - spinlead; rest > 0 {
+		sleepPrecise(rest)
+	}
+	if spinners.Add(1) > maxSpinners {
+		spinners.Add(-1)
+		if rest := time.Until(due); rest > 0 {
+			sleepPrecise(rest)
+		}
+		return
+	}
+	defer spinners.Add(-1)
+	for time.Now().Before(due) {
+		runtime.Gosched()
+	}
+}
 
 // sleepPrecise sleeps d in the kernel (clock_nanosleep through nanosleep),
 // blocking this goroutine's thread; the runtime hands its processor on.
