@@ -14,13 +14,13 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chaos-run/chaos/internal/proctest"
 	"github.com/chaos-run/chaos/plugins/latency"
 )
 
@@ -75,15 +75,7 @@ type proc struct {
 }
 
 // cpu is the CPU time the process used so far (user + system).
-func (p *proc) cpu(t testing.TB) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	require.NoError(t, err)
-	s := string(raw)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100
-}
+func (p *proc) cpu() time.Duration { return proctest.CPU(p.cmd.Process.Pid) }
 
 func startChaosProxy(t *testing.T, upstream string) *proc {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -275,9 +267,9 @@ func TestVersusToxiproxy(t *testing.T) {
 		line := fmt.Sprintf("D=%s, %d round trips: floor (direct after %s idle) p50 %s;", d, count, 2*d, ms(pct(idleRTTs(t, echoSrv.addr(), 2*d, min(count, 200)), 50)))
 		for _, s := range sides {
 			s.echo.set(d, 0, "uniform", "both")
-			cpu0, wall0 := s.echo.cpu(t), time.Now()
+			cpu0, wall0 := s.echo.cpu(), time.Now()
 			rtts := echoRTTs(t, s.echo.addr, count)
-			cpu := s.echo.cpu(t) - cpu0
+			cpu := s.echo.cpu() - cpu0
 			wall := time.Since(wall0)
 			s.echo.set(0, 0, "uniform", "both")
 			over := make([]time.Duration, len(rtts))
