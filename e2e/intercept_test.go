@@ -38,8 +38,11 @@ type link struct {
 }
 
 // newLink creates the namespaces, the veth pair and the echo server, all
-// removed when the test ends. It skips, saying why, when not root.
-func newLink(t *testing.T) link {
+// removed when the test ends, on IPv4. It skips, saying why, when not root.
+func newLink(t *testing.T) link { return newLinkOf(t, false) }
+
+// newLinkOf is newLink on IPv6 when v6 is set.
+func newLinkOf(t *testing.T, v6 bool) link {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces (ip netns add), a veth pair, and nftables rules")
@@ -66,8 +69,18 @@ func newLink(t *testing.T) link {
 	ipcmd("link", "add", vs, "type", "veth", "peer", "name", vc)
 	ipcmd("link", "set", vs, "netns", l.srvNS)
 	ipcmd("link", "set", vc, "netns", l.cliNS)
-	ipcmd("-n", l.srvNS, "addr", "add", sub+".1/30", "dev", vs)
-	ipcmd("-n", l.cliNS, "addr", "add", sub+".2/30", "dev", vc)
+	srvIP := sub + ".1"
+	if v6 {
+		// A /64 of a unique local prefix of the test's own; nodad, so
+		// the addresses are usable at once.
+		prefix := fmt.Sprintf("fd00:c4a0:%02x%02x:%02x", b[0], b[1], b[2])
+		srvIP = prefix + "::1"
+		ipcmd("-n", l.srvNS, "addr", "add", srvIP+"/64", "dev", vs, "nodad")
+		ipcmd("-n", l.cliNS, "addr", "add", prefix+"::2/64", "dev", vc, "nodad")
+	} else {
+		ipcmd("-n", l.srvNS, "addr", "add", srvIP+"/30", "dev", vs)
+		ipcmd("-n", l.cliNS, "addr", "add", sub+".2/30", "dev", vc)
+	}
 	for _, x := range [][2]string{{l.srvNS, vs}, {l.cliNS, vc}} {
 		ipcmd("-n", x[0], "link", "set", x[1], "up")
 		ipcmd("-n", x[0], "link", "set", "lo", "up")
@@ -75,7 +88,7 @@ func newLink(t *testing.T) link {
 	var ln net.Listener
 	inNS(t, l.srvNS, func() error {
 		var err error
-		ln, err = net.Listen("tcp4", sub+".1:0")
+		ln, err = net.Listen("tcp", net.JoinHostPort(srvIP, "0"))
 		return err
 	})
 	l.serverAddr = ln.Addr().String()
@@ -149,7 +162,7 @@ func (l link) dial(t *testing.T) (net.Conn, error) {
 	var c net.Conn
 	var derr error
 	inNS(t, l.cliNS, func() error {
-		c, derr = net.DialTimeout("tcp4", l.serverAddr, 5*time.Second)
+		c, derr = net.DialTimeout("tcp", l.serverAddr, 5*time.Second)
 		return nil
 	})
 	return c, derr
@@ -201,12 +214,14 @@ func (l link) tables(t *testing.T) []string {
 	defer h.Close()
 	c, err := nftables.New(nftables.WithNetNSFd(int(h)))
 	require.NoError(t, err)
-	ts, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
-	require.NoError(t, err)
 	var names []string
-	for _, tb := range ts {
-		if strings.HasPrefix(tb.Name, "chaos_latency_") {
-			names = append(names, tb.Name)
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		ts, err := c.ListTablesOfFamily(fam)
+		require.NoError(t, err)
+		for _, tb := range ts {
+			if strings.HasPrefix(tb.Name, "chaos_latency_") {
+				names = append(names, tb.Name)
+			}
 		}
 	}
 	return names
@@ -245,7 +260,7 @@ spec:
   faults:
     - plugin: latency
       target: box
-      with: {mode: intercept, delay: %s, destination: %s, namespace: %s}
+      with: {mode: intercept, delay: %s, destination: %q, namespace: %s}
       after: 200ms
       for: %s
 %s  safety: {maxDuration: 20m}
@@ -257,9 +272,15 @@ spec:
 
 // TestInterceptAddsDelayAndRevertRestores: while the fault is live the
 // client, untouched, measures the delay twice per round trip; once the run
-// passed, the round trip is back near its baseline and no table is left.
+// passed, the round trip is back near its baseline and no table is left. On
+// IPv4 and on IPv6.
 func TestInterceptAddsDelayAndRevertRestores(t *testing.T) {
-	l := newLink(t)
+	for _, v6 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ipv4", true: "ipv6"}[v6], func(t *testing.T) { interceptAddsDelay(t, newLinkOf(t, v6)) })
+	}
+}
+
+func interceptAddsDelay(t *testing.T, l link) {
 	const delay = 150 * time.Millisecond
 	base := l.roundTrip(t)
 	file := writeIntercept(t, l, "150ms", "3s")

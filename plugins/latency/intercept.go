@@ -13,6 +13,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 // Intercept mode: traffic to a destination is redirected by nftables rules
@@ -24,9 +25,23 @@ import (
 // `chaos recover`. A table a dead plugin left redirects into a port nobody
 // listens on (connections are refused) until then.
 
-// soOriginalDst is SO_ORIGINAL_DST (linux/netfilter_ipv4.h): the address a
-// redirected connection was going to.
+// soOriginalDst is SO_ORIGINAL_DST (linux/netfilter_ipv4.h), and
+// IP6T_SO_ORIGINAL_DST (linux/netfilter_ipv6/ip6_tables.h) has the same
+// number: the address a redirected connection was going to.
 const soOriginalDst = 80
+
+// families are the nftables families a table of this plugin may be in: the
+// destination's (an IPv4 one in ip, an IPv6 one in ip6). A revert by id
+// does not know which, so it looks in both.
+var families = []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6}
+
+// familyOf is the table family for traffic to dest.
+func familyOf(dest netip.AddrPort) nftables.TableFamily {
+	if dest.Addr().Is4() {
+		return nftables.TableFamilyIPv4
+	}
+	return nftables.TableFamilyIPv6
+}
 
 // tablePrefix starts the name of every table this plugin writes.
 const tablePrefix = "chaos_latency_"
@@ -65,7 +80,7 @@ func addTable(ns, name string, r interceptRule) error {
 		return err
 	}
 	defer closeNS()
-	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: name})
+	t := c.AddTable(&nftables.Table{Family: familyOf(r.dest), Name: name})
 	for _, hook := range []struct {
 		name string
 		hook *nftables.ChainHook
@@ -80,22 +95,25 @@ func addTable(ns, name string, r interceptRule) error {
 }
 
 func redirectExprs(r interceptRule) []expr.Any {
-	dst := r.dest.Addr().As4()
+	// Where the addresses are in the network header, and how long.
+	dstOff, srcOff, alen := uint32(16), uint32(12), uint32(4)
+	if !r.dest.Addr().Is4() {
+		dstOff, srcOff, alen = 24, 8, 16
+	}
 	ex := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{syscall.IPPROTO_TCP}},
-		// ip daddr
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: dst[:]},
+		// ip daddr / ip6 daddr
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: dstOff, Len: alen},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: r.dest.Addr().AsSlice()},
 		// tcp dport
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(r.dest.Port())},
 	}
 	if r.source.IsValid() {
-		src := r.source.As4()
 		ex = append(ex,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: src[:]})
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: srcOff, Len: alen},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: r.source.AsSlice()})
 	}
 	return append(ex,
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
@@ -116,24 +134,18 @@ func delTable(ns, name string) (found bool, err error) {
 		return false, err
 	}
 	defer closeNS()
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
-	if err != nil {
-		return false, fmt.Errorf("list nftables tables in %s: %w", nsLabel(ns), err)
+	t, err := findTable(c, ns, name)
+	if t == nil || err != nil {
+		return false, err
 	}
-	for _, t := range tables {
-		if t.Name != name {
-			continue
+	c.DelTable(t)
+	if err := c.Flush(); err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return false, nil
 		}
-		c.DelTable(t)
-		if err := c.Flush(); err != nil {
-			if errors.Is(err, syscall.ENOENT) {
-				return false, nil
-			}
-			return false, fmt.Errorf("delete nftables table %s in %s: %w", name, nsLabel(ns), err)
-		}
-		return true, nil
+		return false, fmt.Errorf("delete nftables table %s in %s: %w", name, nsLabel(ns), err)
 	}
-	return false, nil
+	return true, nil
 }
 
 // hasTable reports whether namespace ns has the table name.
@@ -143,16 +155,24 @@ func hasTable(ns, name string) (bool, error) {
 		return false, err
 	}
 	defer closeNS()
-	tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
-	if err != nil {
-		return false, fmt.Errorf("list nftables tables in %s: %w", nsLabel(ns), err)
-	}
-	for _, t := range tables {
-		if t.Name == name {
-			return true, nil
+	t, err := findTable(c, ns, name)
+	return t != nil, err
+}
+
+// findTable is the table name of this plugin's families, or nil.
+func findTable(c *nftables.Conn, ns, name string) (*nftables.Table, error) {
+	for _, fam := range families {
+		tables, err := c.ListTablesOfFamily(fam)
+		if err != nil {
+			return nil, fmt.Errorf("list nftables tables in %s: %w", nsLabel(ns), err)
+		}
+		for _, t := range tables {
+			if t.Name == name {
+				return t, nil
+			}
 		}
 	}
-	return false, nil
+	return nil, nil
 }
 
 // nftConn is a netlink connection to nftables in namespace ns.
@@ -198,7 +218,7 @@ func (r nsRoute) Dial(ctx context.Context, addr string) (*net.TCPConn, error) {
 			return nil
 		}}
 		var err error
-		conn, err = d.DialContext(ctx, "tcp4", addr)
+		conn, err = d.DialContext(ctx, "tcp", addr)
 		return err
 	})
 	if err != nil {
@@ -213,32 +233,52 @@ func originalDst(c *net.TCPConn) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var addr *syscall.IPv6Mreq
+	v6 := c.LocalAddr().(*net.TCPAddr).IP.To4() == nil
+	var dst netip.AddrPort
 	var gerr error
 	if err := rc.Control(func(fd uintptr) {
+		if v6 {
+			// struct sockaddr_in6 is the first member of an
+			// ip6_mtuinfo, the way to read one through x/sys/unix.
+			var info *unix.IPv6MTUInfo
+			if info, gerr = unix.GetsockoptIPv6MTUInfo(int(fd), unix.IPPROTO_IPV6, soOriginalDst); gerr == nil {
+				// The port is in network order in memory.
+				port := binary.BigEndian.Uint16(binary.NativeEndian.AppendUint16(nil, info.Addr.Port))
+				dst = netip.AddrPortFrom(netip.AddrFrom16(info.Addr.Addr), port)
+			}
+			return
+		}
 		// struct sockaddr_in fits the 20 bytes of an ipv6_mreq, the
 		// usual way to read it through the syscall package.
-		addr, gerr = syscall.GetsockoptIPv6Mreq(int(fd), syscall.IPPROTO_IP, soOriginalDst)
+		var addr *syscall.IPv6Mreq
+		if addr, gerr = syscall.GetsockoptIPv6Mreq(int(fd), syscall.IPPROTO_IP, soOriginalDst); gerr == nil {
+			b := addr.Multiaddr
+			dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte{b[4], b[5], b[6], b[7]}), binary.BigEndian.Uint16(b[2:4]))
+		}
 	}); err != nil {
 		return "", err
 	}
 	if gerr != nil {
 		return "", fmt.Errorf("read the original destination (SO_ORIGINAL_DST): %w", gerr)
 	}
-	b := addr.Multiaddr
-	ip := netip.AddrFrom4([4]byte{b[4], b[5], b[6], b[7]})
-	return netip.AddrPortFrom(ip, binary.BigEndian.Uint16(b[2:4])).String(), nil
+	return dst.String(), nil
 }
 
-// listenIn listens on every IPv4 address of namespace ns on a free port:
-// output redirects arrive on 127.0.0.1, prerouting ones on the address of
-// the interface they came in on. A connection that did not come through a
-// rule is refused by the proxy (its original destination is the proxy).
-func listenIn(ns string) (net.Listener, error) {
+// listenIn listens, in namespace ns on a free port, on every address of
+// dest's family (a connection of one family is redirected to a listener of
+// that family): output redirects arrive on the loopback address, prerouting
+// ones on the address of the interface they came in on. A connection that
+// did not come through a rule is refused by the proxy (its original
+// destination is the proxy).
+func listenIn(ns string, dest netip.AddrPort) (net.Listener, error) {
+	network, addr := "tcp4", "0.0.0.0:0"
+	if !dest.Addr().Is4() {
+		network, addr = "tcp6", "[::]:0"
+	}
 	var ln net.Listener
 	err := inNS(ns, func() error {
 		var err error
-		ln, err = net.Listen("tcp4", "0.0.0.0:0")
+		ln, err = net.Listen(network, addr)
 		return err
 	})
 	return ln, err

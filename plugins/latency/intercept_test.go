@@ -86,12 +86,15 @@ func inNetns(t *testing.T, name string, fn func()) {
 }
 
 // echoIn starts an echo server on 127.0.0.1 in the namespace.
-func echoIn(t *testing.T, ns string) string {
+func echoIn(t *testing.T, ns string) string { return echoOn(t, ns, "127.0.0.1") }
+
+// echoOn starts an echo server on ip in the namespace.
+func echoOn(t *testing.T, ns, ip string) string {
 	t.Helper()
 	var ln net.Listener
 	inNetns(t, ns, func() {
 		var err error
-		ln, err = net.Listen("tcp4", "127.0.0.1:0")
+		ln, err = net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		require.NoError(t, err)
 	})
 	s := &server{ln: ln}
@@ -128,7 +131,7 @@ func dialIn(t *testing.T, ns, addr string) *net.TCPConn {
 	var c net.Conn
 	inNetns(t, ns, func() {
 		var err error
-		c, err = net.Dial("tcp4", addr)
+		c, err = net.Dial("tcp", addr)
 		require.NoError(t, err, "connect to %s in %s", addr, ns)
 	})
 	t.Cleanup(func() { _ = c.Close() })
@@ -157,33 +160,40 @@ func heldBack(t *testing.T, ns, addr string) bool {
 var hostTarget = sdk.Target{Name: "box", Kind: sdk.KindHost, Host: &sdk.HostTarget{}}
 
 // TestInterceptConformance runs the sdk conformance suite against intercept
-// mode in a network namespace of its own: an echo server inside, nftables
-// rules from the plugin, a client inside that was never told about a proxy.
+// mode in a network namespace of its own, for IPv4 and for IPv6: an echo
+// server inside, nftables rules from the plugin, a client inside that was
+// never told about a proxy.
 func TestInterceptConformance(t *testing.T) {
 	needRoot(t)
 	noLeaks(t)
-	ns := newNetns(t)
-	dest := echoIn(t, ns)
-	params := fmt.Sprintf(`{"mode":"intercept","delay":"1h","destination":%q,"namespace":%q}`, dest, ns)
-	sdktest.Run(t, latency.New(), sdktest.Case{
-		Request: func(*testing.T) sdk.Request {
-			return sdk.Request{RunID: "test", Target: hostTarget, Params: json.RawMessage(params)}
-		},
-		Invalid: map[string]sdk.Request{
-			"no destination":       {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s"}`)},
-			"destination no port":  {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1"}`)},
-			"destination port 0":   {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1:0"}`)},
-			"no such namespace":    {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1:80","namespace":"chaos-no-such-ns"}`)},
-			"endpoint target":      {Target: endpoint("127.0.0.1:1", "127.0.0.1:2"), Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1:80"}`)},
-			"netem-only parameter": {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1:80","loss":5}`)},
-			"share 0":              {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1:80","share":0}`)},
-			"bad direction":        {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1:80","direction":"up"}`)},
-		},
-		Fresh: func() sdk.Fault { return latency.New() },
-		Check: func(t *testing.T, active bool) {
-			require.Equal(t, active, heldBack(t, ns, dest), "intercept in effect must hold the echo back, and only then (active=%v)", active)
-		},
-	})
+	for _, ip := range []string{"127.0.0.1", "::1"} {
+		t.Run(ip, func(t *testing.T) {
+			ns := newNetns(t)
+			dest := echoOn(t, ns, ip)
+			params := fmt.Sprintf(`{"mode":"intercept","delay":"1h","destination":%q,"namespace":%q}`, dest, ns)
+			sdktest.Run(t, latency.New(), sdktest.Case{
+				Request: func(*testing.T) sdk.Request {
+					return sdk.Request{RunID: "test", Target: hostTarget, Params: json.RawMessage(params)}
+				},
+				Invalid: map[string]sdk.Request{
+					"no destination":             {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s"}`)},
+					"destination no port":        {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1"}`)},
+					"destination port 0":         {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1:0"}`)},
+					"ipv6 not in brackets":       {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"fd00::1:80"}`)},
+					"source of the other family": {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"[fd00::1]:80","source":"10.0.0.1"}`)},
+					"no such namespace":          {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1:80","namespace":"chaos-no-such-ns"}`)},
+					"endpoint target":            {Target: endpoint("127.0.0.1:1", "127.0.0.1:2"), Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1:80"}`)},
+					"netem-only parameter":       {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1:80","loss":5}`)},
+					"share 0":                    {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1:80","share":0}`)},
+					"bad direction":              {Target: hostTarget, Params: json.RawMessage(`{"mode":"intercept","delay":"1s","destination":"10.0.0.1:80","direction":"up"}`)},
+				},
+				Fresh: func() sdk.Fault { return latency.New() },
+				Check: func(t *testing.T, active bool) {
+					require.Equal(t, active, heldBack(t, ns, dest), "intercept in effect must hold the echo back, and only then (active=%v)", active)
+				},
+			})
+		})
+	}
 }
 
 // TestNetemConformance runs the conformance suite for netem mode where the

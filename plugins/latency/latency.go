@@ -51,8 +51,8 @@ func paramsSchema() string {
     "distribution": {"enum": ["uniform", "normal"], "default": "uniform", "description": "uniform: delay±jitter, evenly; normal: mean delay, standard deviation jitter, cut at 0 and twice the delay (proxy, intercept)"},
     "direction": {"enum": ["both", "to-upstream", "to-client"], "default": "both", "description": "which way is delayed (proxy, intercept): both adds the delay twice to a round trip"},
     "share": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "default": 100, "description": "percent of connections affected, drawn per connection (proxy, intercept)"},
-    "destination": {"type": "string", "pattern": "^[0-9]{1,3}(\\.[0-9]{1,3}){3}:[0-9]{1,5}$", "description": "intercept: the IPv4 address and port whose traffic is delayed, e.g. 10.0.0.2:8080"},
-    "source": {"type": "string", "pattern": "^[0-9]{1,3}(\\.[0-9]{1,3}){3}$", "description": "intercept: only traffic from this IPv4 address (default: from anywhere)"},
+    "destination": {"type": "string", "pattern": "^([0-9]{1,3}(\\.[0-9]{1,3}){3}|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5}$", "description": "intercept: the address (IPv4, or IPv6 in brackets) and port whose traffic is delayed, e.g. 10.0.0.2:8080 or [fd00::2]:8080"},
+    "source": {"type": "string", "pattern": "^([0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$", "description": "intercept: only traffic from this address, of the destination's family (default: from anywhere)"},
     "namespace": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$", "description": "intercept, netem: the named network namespace (ip netns) where the traffic flows; default the host's"},
     "interface": {"type": "string", "pattern": "^[^/:\\s]{1,15}$", "description": "netem: the interface whose outgoing packets are delayed, e.g. eth0"},
     "correlation": {"type": "number", "minimum": 0, "maximum": 100, "description": "netem: percent correlation of each packet's delay with the previous one's"},
@@ -183,15 +183,18 @@ func parse(raw json.RawMessage) (Params, []sdk.ParamProblem) {
 	}
 	if w.Destination != "" {
 		ap, err := netip.ParseAddrPort(w.Destination)
-		if err != nil || !ap.Addr().Is4() || ap.Port() == 0 {
-			add("destination", "destination %s is not an IPv4 address and a port from 1 to 65535, e.g. 10.0.0.2:8080", w.Destination)
+		if err != nil || ap.Addr().Zone() != "" || ap.Addr().Is4In6() || ap.Port() == 0 {
+			add("destination", "destination %s is not an address and a port from 1 to 65535, e.g. 10.0.0.2:8080 or [fd00::2]:8080", w.Destination)
 		}
 		p.Destination = ap
 	}
 	if w.Source != "" {
 		a, err := netip.ParseAddr(w.Source)
-		if err != nil || !a.Is4() {
-			add("source", "source %s is not an IPv4 address, e.g. 10.0.0.1", w.Source)
+		switch {
+		case err != nil || a.Zone() != "" || a.Is4In6():
+			add("source", "source %s is not an address, e.g. 10.0.0.1 or fd00::1", w.Source)
+		case p.Destination.IsValid() && a.Is4() != p.Destination.Addr().Is4():
+			add("source", "source %s is not of the destination %s's family: a connection has both of one family", w.Source, w.Destination)
 		}
 		p.Source = a
 	}
@@ -212,7 +215,7 @@ func parse(raw json.RawMessage) (Params, []sdk.ParamProblem) {
 	switch p.Mode {
 	case ModeIntercept:
 		if w.Destination == "" {
-			add("destination", "mode intercept needs destination: the IPv4 address and port whose traffic is delayed, e.g. 10.0.0.2:8080")
+			add("destination", "mode intercept needs destination: the address and port whose traffic is delayed, e.g. 10.0.0.2:8080 or [fd00::2]:8080")
 		}
 	case ModeNetem:
 		if w.Interface == "" {

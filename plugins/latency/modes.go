@@ -47,7 +47,7 @@ func (f *Fault) injectionID(req sdk.Request) string {
 func (f *Fault) injectIntercept(ctx context.Context, req sdk.Request, p Params) (string, error) {
 	id := f.injectionID(req)
 	table, mark := tableName(id), markOf(id)
-	ln, err := listenIn(p.Namespace)
+	ln, err := listenIn(p.Namespace, p.Destination)
 	if err != nil {
 		if errors.Is(err, ErrNoNamespace) {
 			return "", fmt.Errorf("%w: %w", sdk.ErrRefused, err)
