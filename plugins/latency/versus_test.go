@@ -145,22 +145,7 @@ func startToxiproxy(t *testing.T, bin, upstream string) *proc {
 
 // echoRTTs sends n 64-byte messages on one connection and returns each
 // round trip.
-func echoRTTs(t testing.TB, addr string, n int) []time.Duration {
-	c, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	defer c.Close()
-	msg, buf := make([]byte, 64), make([]byte, 64)
-	out := make([]time.Duration, 0, n)
-	for range n {
-		start := time.Now()
-		_, err := c.Write(msg)
-		require.NoError(t, err)
-		_, err = io.ReadFull(c, buf)
-		require.NoError(t, err)
-		out = append(out, time.Since(start))
-	}
-	return out
-}
+func echoRTTs(t testing.TB, addr string, n int) []time.Duration { return idleRTTs(t, addr, 0, n) }
 
 // idleRTTs is echoRTTs with the client idle for idle before each message.
 func idleRTTs(t testing.TB, addr string, idle time.Duration, n int) []time.Duration {
@@ -170,7 +155,9 @@ func idleRTTs(t testing.TB, addr string, idle time.Duration, n int) []time.Durat
 	msg, buf := make([]byte, 64), make([]byte, 64)
 	out := make([]time.Duration, 0, n)
 	for range n {
-		time.Sleep(idle)
+		if idle > 0 {
+			time.Sleep(idle)
+		}
 		start := time.Now()
 		_, err := c.Write(msg)
 		require.NoError(t, err)

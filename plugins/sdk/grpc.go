@@ -259,19 +259,7 @@ func (s *Server) Prepare(ctx context.Context, req *faultpb.FaultRequest) (_ *fau
 	// The SDK marks prepared handles, so that it can tell them from
 	// faults (faults are reverted first) without the plugin's help.
 	h = PreparedPrefix + h
-	s.trackID(req.GetId(), h)
-	s.track(h, msTTL(req.GetLeaseTtlMs()))
-	// A goroutine of the plugin may have panicked while this fault went
-	// in (one the fault itself started, say): the revert that panic
-	// started took what was tracked then, perhaps not h. Tracked first,
-	// looked at second, so that h is reverted here or by that revert.
-	if err := s.brokenErr(); err != nil {
-		rctx, cancel := context.WithTimeout(s.base, revertTimeout)
-		defer cancel()
-		if _, rerr := s.safeRevert(rctx, h); rerr != nil {
-			err = fmt.Errorf("%w; reverting the fault it was injecting failed: %w", err, rerr)
-		}
-		s.untrack(h)
+	if err := s.hold(req.GetId(), h, msTTL(req.GetLeaseTtlMs())); err != nil {
 		return nil, err
 	}
 	return &faultpb.HandleResponse{Handle: h}, nil
@@ -291,19 +279,7 @@ func (s *Server) Inject(ctx context.Context, req *faultpb.InjectRequest) (_ *fau
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	s.trackID(req.GetId(), h)
-	s.track(h, msTTL(req.GetLeaseTtlMs()))
-	// A goroutine of the plugin may have panicked while this fault went
-	// in (one the fault itself started, say): the revert that panic
-	// started took what was tracked then, perhaps not h. Tracked first,
-	// looked at second, so that h is reverted here or by that revert.
-	if err := s.brokenErr(); err != nil {
-		rctx, cancel := context.WithTimeout(s.base, revertTimeout)
-		defer cancel()
-		if _, rerr := s.safeRevert(rctx, h); rerr != nil {
-			err = fmt.Errorf("%w; reverting the fault it was injecting failed: %w", err, rerr)
-		}
-		s.untrack(h)
+	if err := s.hold(req.GetId(), h, msTTL(req.GetLeaseTtlMs())); err != nil {
 		return nil, err
 	}
 	return &faultpb.HandleResponse{Handle: h}, nil
@@ -397,6 +373,28 @@ func (s *Server) track(handle string, ttl time.Duration) {
 	s.active[handle] = deadline
 	s.mu.Unlock()
 	s.poke()
+}
+
+// hold tracks a handle just made (under its lease ttl, and as the
+// injection id, if any). A goroutine of the plugin may have panicked while
+// it was being made (one the fault itself started, say): the revert that
+// panic started took what was tracked then, perhaps not h. Tracked first,
+// looked at second, so that h is reverted either here, with the panic as
+// the answer, or by that revert.
+func (s *Server) hold(id, h string, ttl time.Duration) error {
+	s.trackID(id, h)
+	s.track(h, ttl)
+	err := s.brokenErr()
+	if err == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(s.base, revertTimeout)
+	defer cancel()
+	if _, rerr := s.safeRevert(ctx, h); rerr != nil {
+		err = fmt.Errorf("%w; reverting what it was making failed: %w", err, rerr)
+	}
+	s.untrack(h)
+	return err
 }
 
 // trackID remembers which injection id a handle is.
