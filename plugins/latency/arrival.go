@@ -15,6 +15,9 @@ import (
 // parked in the poller wakes tens to hundreds of microseconds after its
 // data lands on a virtual machine, more the longer it was idle, and that
 // lateness would otherwise be added to every delay, in each direction.
+// Bytes the kernel did not stamp (it turns stamping on in deferred work when
+// the first socket asks, so the first bytes may miss it) are stamped with
+// the read time, as before.
 
 // maxArrivalLag bounds how far before the read the kernel's stamp may put
 // an arrival. A stamp further back is not trusted and the read time is
