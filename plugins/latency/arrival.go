@@ -57,8 +57,12 @@ func (r *stampedReader) read(buf []byte) (n int, arrived time.Time, err error) {
 	var oobn int
 	var rerr error
 	err = r.raw.Read(func(fd uintptr) bool {
-		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, r.oob, 0)
-		return rerr != unix.EAGAIN
+		for {
+			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, r.oob, 0)
+			if rerr != unix.EINTR {
+				return rerr != unix.EAGAIN
+			}
+		}
 	})
 	now := time.Now()
 	if err == nil && rerr != nil {

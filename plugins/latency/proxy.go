@@ -569,10 +569,11 @@ func (p *Proxy) deliver(d *direction, readErr func() error) {
 // user space); a change of setting interrupts the splice with a read
 // deadline, without losing a byte, and the reader goes on in chunks: each
 // read is stamped with its release time (arrival in the kernel, see
-// arrival.go, plus the sampled delay), so delays never stack. Before each chunked read it waits for room: a peer
-// that does not read what it is sent holds at most its connection's share
-// (plus this one buffer), and all connections together at most the proxy's;
-// past that, src is simply not read, and TCP tells the sender to slow down.
+// arrival.go, plus the sampled delay), so delays never stack. Before each
+// chunked read it waits for room: a peer that does not read what it is sent
+// holds at most its connection's share (plus this one buffer), and all
+// connections together at most the proxy's; past that, src is simply not
+// read, and TCP tells the sender to slow down.
 func (p *Proxy) read(d *direction) error {
 	pr, src, q := d.pr, d.src, d.q
 	var buf []byte
