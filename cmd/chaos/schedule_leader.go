@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"time"
 
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/rest"
@@ -45,13 +44,11 @@ func electSchedule(ctx context.Context, c *cli.Context, s *experiments.Schedule,
 	id := scheduler.Identity()
 	log := o.log.With("identity", id)
 	o.log = log
-	o.claim = func(entry string, at time.Time) (bool, error) {
-		return scheduler.ClaimFire(filepath.Join(dir, "fires"), entry, at, id)
-	}
 	err = scheduler.RunElected(ctx, scheduler.Leader{
 		Config: cfg, Namespace: c.String("lease-namespace"), Name: c.String("lease-name"), Identity: id,
 		LeaseDuration: d, RenewDeadline: r, RetryPeriod: p, Log: log,
-	}, func(ctx context.Context) error {
+	}, func(ctx context.Context, leading scheduler.Leading) error {
+		o.claims = &scheduler.Claims{Dir: filepath.Join(dir, "fires"), Identity: id, Leading: leading}
 		if err := recoverDeadLeader(ctx, dir, o); err != nil {
 			// Scheduling over faults nobody reverted is not safe: stop,
 			// and let the next replica (or a person) try again.

@@ -150,6 +150,33 @@ func (p *Plan) Upcoming(t time.Time, n int, extra []experiments.Period) []Fire {
 	return out
 }
 
+// between is entry i's fires in (from, to], oldest first: at most limit
+// of them, the newest, and how many older ones were left out.
+func (p *Plan) between(i int, from, to time.Time, limit int) ([]time.Time, int) {
+	var out []time.Time
+	dropped := 0
+	for at := p.next(i, from); !at.IsZero() && !at.After(to); at = p.next(i, at) {
+		if len(out) == limit {
+			out = out[1:]
+			dropped++
+		}
+		out = append(out, at)
+	}
+	return out, dropped
+}
+
+// count is how many fires entry i has in (from, to), counting at most
+// limit; more says there were more.
+func (p *Plan) count(i int, from, to time.Time, limit int) (n int, more bool) {
+	for at := p.next(i, from); !at.IsZero() && at.Before(to); at = p.next(i, at) {
+		if n == limit {
+			return n, true
+		}
+		n++
+	}
+	return n, false
+}
+
 // Missed reports whether a fire due at at that starts at now is past its
 // entry's starting deadline.
 func Missed(at, now time.Time, deadline time.Duration) bool {
