@@ -112,7 +112,14 @@ func RunElected(ctx context.Context, l Leader, lead func(ctx context.Context, le
 		// The Lease's context ends with a plain Canceled; the scheduler
 		// is told why.
 		leadCtx, cancel := context.WithCancelCause(ctx)
-		stop := context.AfterFunc(lctx, func() { cancel(ErrLeaseLost) })
+		// lctx ends too when ctx does (it descends from it): that is a
+		// stop, not a lost Lease. ctx's error is set before its children
+		// end, so it tells the two apart.
+		stop := context.AfterFunc(lctx, func() {
+			if ctx.Err() == nil {
+				cancel(ErrLeaseLost)
+			}
+		})
 		watched := make(chan struct{})
 		go func() {
 			defer close(watched)
