@@ -47,7 +47,8 @@ type Claims struct {
 	// is lost) refuses the claim with that error.
 	Leading Leading
 	// Keep is how long claims are kept: the schedule's longest starting
-	// deadline plus ClaimMargin (KeepClaims). Required.
+	// deadline plus ClaimMargin (KeepClaims), or more. The Scheduler
+	// raises it to that; used alone, Claims needs it set.
 	Keep time.Duration
 }
 

@@ -315,3 +315,25 @@ func TestLostLeaseStartsNothing(t *testing.T) {
 	require.Empty(t, o.Records, "nothing ran")
 	require.Nil(t, claimed(t, claims, "a"), "the fire is left for the next leader")
 }
+
+// TestSchedulerPrunesClaims: a scheduler with claims prunes them as it
+// goes: another entry's claims older than Keep are removed but its newest;
+// its own recent claims stay.
+func TestSchedulerPrunesClaims(t *testing.T) {
+	clk := clock.NewFake(t0)
+	claims := t.TempDir()
+	for i := range 100 {
+		ok, err := ClaimFire(claims, "gone", t0.Add(-2*time.Hour+time.Duration(i)*time.Minute), "old_0")
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	r := startReplica(t, clk, claims, "one_1", nil)
+	waitTimers(t, clk, 1)
+	clk.Advance(10 * time.Second)
+	o := recv(t, r.fired, "the fire")
+	require.Empty(t, o.Skip)
+	require.Eventually(t, func() bool { return len(claimed(t, claims, "gone")) == 1 }, 10*time.Second, 10*time.Millisecond,
+		"the old claims are pruned, the newest kept")
+	require.Contains(t, claimed(t, claims, "gone"), t0.Add(-2*time.Hour+99*time.Minute))
+	require.Equal(t, map[time.Time]string{t0.Add(10 * time.Second): "one_1"}, claimed(t, claims, "a"))
+}

@@ -55,8 +55,8 @@ type Scheduler struct {
 	// leader election). Every fire is claimed before it is decided, run or
 	// skipped: one claimed already is skipped as claimed, so no fire runs
 	// twice across a change of leader. Run catches up the fires due since
-	// each entry's newest claim (see catchUp) and prunes old claims. A
-	// zero Keep is KeepClaims of the schedule.
+	// each entry's newest claim (see catchUp) and prunes old claims. Keep
+	// is at least KeepClaims of the schedule (zero is that).
 	Claims *Claims
 
 	claims  *Claims // Claims with Keep set
@@ -93,9 +93,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.claims = nil
 	if s.Claims != nil {
 		c := *s.Claims
-		if c.Keep == 0 {
-			c.Keep = KeepClaims(plan)
-		}
+		c.Keep = max(c.Keep, KeepClaims(plan))
 		s.claims = &c
 	}
 
