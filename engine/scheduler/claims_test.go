@@ -341,3 +341,43 @@ func TestSchedulerPrunesClaims(t *testing.T) {
 	require.Contains(t, claimed(t, claims, "gone"), t0.Add(-2*time.Hour+99*time.Minute))
 	require.Equal(t, map[time.Time]string{t0.Add(10 * time.Second): "one_1"}, claimed(t, claims, "a"))
 }
+
+// TestLostLeaseStopsBetweenFiles: an entry's next file does not start once
+// the fence fell, even before the scheduler is told to stop.
+func TestLostLeaseStopsBetweenFiles(t *testing.T) {
+	clk := clock.NewFake(t0)
+	var lost atomic.Bool
+	leading := func() error {
+		if lost.Load() {
+			return fmt.Errorf("%w: the Lease names %q", ErrLeaseLost, "two_2")
+		}
+		return nil
+	}
+	fired := make(chan Outcome, 4)
+	var started atomic.Int32
+	sch := &Scheduler{
+		Schedule: writeSchedule(t, `  entries:
+    - {name: a, experiments: [exp.yaml, other.yaml], cron: "*/10 * * * * *"}
+`),
+		Clock: clk,
+		RunFile: func(context.Context, string, string) *reports.Record {
+			started.Add(1)
+			lost.Store(true) // the Lease goes while the first file runs
+			return &reports.Record{Verdict: reports.Passed}
+		},
+		Claims: &Claims{Dir: t.TempDir(), Identity: "one_1", Leading: leading},
+		Fired:  func(o Outcome) { fired <- o },
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- sch.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	waitTimers(t, clk, 1)
+	clk.Advance(10 * time.Second)
+	o := recv(t, fired, "the fire's outcome")
+	require.Len(t, o.Records, 1, "the second file did not start")
+	require.EqualValues(t, 1, started.Load())
+}

@@ -165,10 +165,10 @@ func (p *Plan) between(i int, from, to time.Time, limit int) ([]time.Time, int) 
 	return out, dropped
 }
 
-// count is how many fires entry i has in (from, to), counting at most
+// count is how many fires entry i has in (from, to], counting at most
 // limit; more says there were more.
 func (p *Plan) count(i int, from, to time.Time, limit int) (n int, more bool) {
-	for at := p.next(i, from); !at.IsZero() && at.Before(to); at = p.next(i, at) {
+	for at := p.next(i, from); !at.IsZero() && !at.After(to); at = p.next(i, at) {
 		if n == limit {
 			return n, true
 		}

@@ -327,6 +327,14 @@ func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time
 		if ctxRun.Err() != nil {
 			break // replaced or stopping: the rest of the entry's files do not start
 		}
+		if s.claims != nil && s.claims.Leading != nil {
+			// The fence, not only the context: the watcher that stops
+			// the scheduler when it falls may not have run yet.
+			if err := s.claims.Leading(); err != nil {
+				s.Log.Info("not starting the entry's next file", "entry", e.Name, "file", file, "why", err)
+				break
+			}
+		}
 		dir := ""
 		if s.ReportDir != "" {
 			dir = filepath.Join(s.ReportDir, e.Name, at.UTC().Format("20060102T150405Z")+"-"+strings.TrimSuffix(filepath.Base(file), filepath.Ext(file)))
