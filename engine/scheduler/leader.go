@@ -65,7 +65,15 @@ func Identity() string {
 // ended, an error wrapping ErrLeaseLost if the Lease was lost. The Lease
 // is released on a clean stop so another replica takes over at once.
 func RunElected(ctx context.Context, l Leader, lead func(ctx context.Context, leading Leading) error) error {
-	cs, err := kubernetes.NewForConfig(l.Config)
+	// Every call to the API server has a deadline: the renewals are
+	// bounded by client-go's renew deadline, but the reads of a follower
+	// trying to acquire are not. Half the renew deadline leaves a renewal
+	// room for a second try.
+	cfg := rest.CopyConfig(l.Config)
+	if cfg.Timeout <= 0 || cfg.Timeout > l.RenewDeadline/2 {
+		cfg.Timeout = l.RenewDeadline / 2
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("leader election: client: %w", err)
 	}
