@@ -250,6 +250,9 @@ func leaderStopped(t *testing.T, c *kubetest.Cluster) {
 	require.Contains(t, logA, "msg=\"lease lost\"")
 	require.Contains(t, logA, "cause=lease-lost")
 	requireRevertedLast(t, logA)
+	// Woken, client-go in the old leader releases the Lease from its stale
+	// view (it still thinks it holds it); the fence refuses that write.
+	require.Equal(t, l.idB, l.holder(t), "the old leader, woken, left the new leader's Lease alone")
 	l.stopB(t, took)
 	requireNothingLeft(t, l.exp)
 }

@@ -61,14 +61,24 @@ func (f *leaseFence) Get(ctx context.Context) (*resourcelock.LeaderElectionRecor
 
 // Create writes the Lease for the first time.
 func (f *leaseFence) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	if err := f.fallen(); err != nil {
+		return err
+	}
 	start := f.clk.Now()
 	err := f.Interface.Create(ctx, ler)
 	f.wrote(start, ler, err)
 	return err
 }
 
-// Update renews (or releases) the Lease.
+// Update renews (or releases) the Lease. A replica whose fence fell
+// writes nothing: client-go releases the Lease when it stops leading,
+// from its own last view of the Lease, and a replica woken from a stop
+// still believes that view names it; its release would clear the new
+// leader's Lease.
 func (f *leaseFence) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	if err := f.fallen(); err != nil {
+		return err
+	}
 	start := f.clk.Now()
 	err := f.Interface.Update(ctx, ler)
 	f.wrote(start, ler, err)
@@ -97,6 +107,21 @@ func (f *leaseFence) fallLocked(err error) {
 		f.lost = err
 		close(f.fell)
 	}
+}
+
+// fallen refuses a write once the fence fell; before this replica first
+// led, writes (its attempts to acquire) go through.
+func (f *leaseFence) fallen() error {
+	f.mu.Lock()
+	held := !f.renewed.IsZero()
+	f.mu.Unlock()
+	if !held {
+		return nil
+	}
+	if err := f.Leading(); err != nil {
+		return fmt.Errorf("not writing the Lease: %w", err)
+	}
+	return nil
 }
 
 // Leading is nil while the fence stands, else an error wrapping

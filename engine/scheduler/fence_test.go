@@ -73,8 +73,24 @@ func TestFenceFallsAtTheRenewDeadline(t *testing.T) {
 	require.ErrorIs(t, f.Leading(), ErrLeaseLost)
 	require.ErrorContains(t, f.Leading(), "not renewed for 10s")
 	l.err = nil
-	require.NoError(t, f.Update(t.Context(), mine("one_1")))
+	require.ErrorIs(t, f.Update(t.Context(), mine("one_1")), ErrLeaseLost, "a fallen fence renews nothing")
 	require.ErrorIs(t, f.Leading(), ErrLeaseLost, "a fallen fence stays down: the replica exits rather than lead twice")
+}
+
+// TestFallenFenceReleasesNothing: woken from a stop, client-go releases
+// the Lease from its stale view (it still thinks it holds it); the fence
+// refuses the write, so the new leader's Lease is left alone.
+func TestFallenFenceReleasesNothing(t *testing.T) {
+	clk := clock.NewFake(t0)
+	l := &memLock{id: "one_1", clk: clk}
+	f := newLeaseFence(l, clk, 10*time.Second)
+	require.NoError(t, f.Update(t.Context(), mine("one_1")))
+	clk.Advance(time.Minute) // stopped
+	l.rec = mine("two_2")    // the follower took the Lease meanwhile
+	_, _, err := f.Get(t.Context())
+	require.NoError(t, err)
+	require.ErrorIs(t, f.Update(t.Context(), resourcelock.LeaderElectionRecord{}), ErrLeaseLost)
+	require.Equal(t, "two_2", l.rec.HolderIdentity, "the new leader's Lease is untouched")
 }
 
 // TestFenceFallsOnAnotherHolder: once this replica has led, a read of the
@@ -125,7 +141,7 @@ func TestFenceWatchWaitsForTheDeadline(t *testing.T) {
 	clk.Advance(6 * time.Second)
 	require.ErrorIs(t, recv(t, watched, "watch returns at the renewed deadline"), ErrLeaseLost)
 
-	// Release (a write naming no one) drops the fence too.
+	// Release (a write naming no one, on a clean stop) drops the fence.
 	g := newLeaseFence(&memLock{id: "one_1", clk: clk}, clk, 10*time.Second)
 	require.NoError(t, g.Update(t.Context(), mine("one_1")))
 	ctx, cancel := context.WithCancel(t.Context())
