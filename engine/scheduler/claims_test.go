@@ -314,6 +314,20 @@ func TestLostLeaseStartsNothing(t *testing.T) {
 	require.Equal(t, SkipLeaseLost, o.Skip)
 	require.Empty(t, o.Records, "nothing ran")
 	require.Nil(t, claimed(t, claims, "a"), "the fire is left for the next leader")
+
+	// Woken after ten minutes: the 57 fires past their deadline are said
+	// in one line and counted; the 3 within it are skipped one by one.
+	waitTimers(t, clk, 1)
+	clk.Advance(10 * time.Minute)
+	for range 3 {
+		require.Equal(t, SkipLeaseLost, recv(t, r.fired, "a fire within its deadline").Skip)
+	}
+	lostN := r.metrics.skips.WithLabelValues("a", string(SkipLeaseLost))
+	require.Eventually(t, func() bool {
+		var m dto.Metric
+		return lostN.Write(&m) == nil && m.GetCounter().GetValue() == 1+60
+	}, 10*time.Second, 10*time.Millisecond, "every fire is counted as lease-lost")
+	require.Nil(t, claimed(t, claims, "a"))
 }
 
 // TestSchedulerPrunesClaims: a scheduler with claims prunes them as it

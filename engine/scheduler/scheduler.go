@@ -162,13 +162,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			fires.Go(func() { s.fire(ctx, runCtx, plan, it.i, fire) })
 		}
 		if len(missed) > 0 {
-			fires.Go(func() {
-				for _, f := range missed {
-					if s.own(f) {
-						s.skipped(f)
-					}
-				}
-			})
+			fires.Go(func() { s.skipMissed(missed) })
 		}
 		if s.claims != nil && !now.Before(nextPrune) && pruning.CompareAndSwap(false, true) {
 			nextPrune = now.Add(pruneEvery)
@@ -180,6 +174,27 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				}
 				s.Log.Debug("pruned claims", "removed", n, "keep", s.claims.Keep)
 			})
+		}
+	}
+}
+
+// skipMissed claims and says the fires the loop reached past their
+// deadline. A replica whose fence fell (woken after a long stop) says them
+// in one line: they are the next leader's to decide, and there may be
+// thousands.
+func (s *Scheduler) skipMissed(fs []Fire) {
+	for i, f := range fs {
+		if s.claims != nil && s.claims.Leading != nil {
+			if err := s.claims.Leading(); err != nil {
+				s.Log.Info("skip", "fires", len(fs)-i, "from", f.At, "reason", SkipLeaseLost, "detail", err.Error())
+				for _, g := range fs[i:] {
+					s.Metrics.skipped(g.Entry, SkipLeaseLost)
+				}
+				return
+			}
+		}
+		if s.own(f) {
+			s.skipped(f)
 		}
 	}
 }
