@@ -6,7 +6,9 @@
 //
 // It must never run an experiment it cannot account for: every fire ends
 // in a run (with its report) or a skip with a reason, logged and counted.
-// It never imports client-go; leader election is the caller's.
+// Only leader election (RunElected and its fence around the Lease) speaks
+// to Kubernetes; the loop knows of it only through Claims and the Leading
+// function it is given.
 package scheduler
 
 import (
