@@ -131,9 +131,9 @@ type scheduleOptions struct {
 	log                         *slog.Logger
 	logLevel                    slog.Level
 	stderr                      io.Writer
-	// claim, with leader election, claims each fire in the shared state
-	// directory so no fire runs twice across a change of leader.
-	claim func(entry string, at time.Time) (bool, error)
+	// claims, with leader election, are the fire claims in the shared
+	// state directory, so no fire runs twice across a change of leader.
+	claims *scheduler.Claims
 }
 
 // serveSchedule runs the scheduler and its HTTP endpoints until ctx ends;
@@ -157,7 +157,7 @@ func serveSchedule(ctx context.Context, s *experiments.Schedule, o scheduleOptio
 		ReportDir: o.reportDir,
 		Metrics:   metrics,
 		Log:       o.log,
-		Claim:     o.claim,
+		Claims:    o.claims,
 		RunFile: func(ctx context.Context, path, reportDir string) *reports.Record {
 			rn := base
 			rn.ReportDir = reportDir

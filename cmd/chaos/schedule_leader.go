@@ -45,13 +45,11 @@ func electSchedule(ctx context.Context, c *cli.Context, s *experiments.Schedule,
 	id := scheduler.Identity()
 	log := o.log.With("identity", id)
 	o.log = log
-	o.claim = func(entry string, at time.Time) (bool, error) {
-		return scheduler.ClaimFire(filepath.Join(dir, "fires"), entry, at, id)
-	}
 	err = scheduler.RunElected(ctx, scheduler.Leader{
 		Config: cfg, Namespace: c.String("lease-namespace"), Name: c.String("lease-name"), Identity: id,
 		LeaseDuration: d, RenewDeadline: r, RetryPeriod: p, Log: log,
-	}, func(ctx context.Context) error {
+	}, func(ctx context.Context, leading scheduler.Leading) error {
+		o.claims = &scheduler.Claims{Dir: filepath.Join(dir, "fires"), Identity: id, Leading: leading}
 		if err := recoverDeadLeader(ctx, dir, o); err != nil {
 			// Scheduling over faults nobody reverted is not safe: stop,
 			// and let the next replica (or a person) try again.
@@ -61,27 +59,58 @@ func electSchedule(ctx context.Context, c *cli.Context, s *experiments.Schedule,
 	})
 	if errors.Is(err, scheduler.ErrLeaseLost) {
 		log.Error("stopped", "cause", causeLeaseLost, "err", err)
-		return &exitError{code: reports.Error.ExitCode(), msg: "schedule: " + err.Error()}
+		return &exitError{code: reports.Error.ExitCode(), msg: err.Error()}
 	}
 	return err
 }
 
+// recoverWait bounds the recover step a new leader runs. The ledger's lock
+// is a blocking flock: a runner stopped while it writes the ledger
+// (SIGSTOP, a frozen node) holds it, and the recover would wait for it
+// for ever.
+const recoverWait = 5 * time.Minute
+
 // recoverDeadLeader reverts every fault the ledger holds for a runner that
-// is gone: a dead leader's runs.
+// is gone: a dead leader's runs. A runner still alive (its flock held: a
+// leader that lost the Lease but not its process) keeps its entries: it
+// reverts them itself, and the target locks keep this leader's runs off
+// its targets meanwhile.
 func recoverDeadLeader(ctx context.Context, dir string, o scheduleOptions) error {
 	ledger, err := safety.OpenLedger(dir)
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
 	runner := &engine.Runner{StateDir: dir, PluginCommand: selfPlugin, PluginNames: builtin.Names(), Log: o.stderr, LogLevel: o.logLevel}
-	res, err := runner.Recover(ctx, engine.RecoverOptions{Ledger: ledger, Out: o.stderr,
-		CallTimeout: engine.DefaultRecoverCallTimeout, Grace: engine.DefaultRecoverGrace})
-	if err != nil {
-		return fmt.Errorf("recover the dead leader's runs: %w", err)
+	type result struct {
+		res engine.RecoverResult
+		err error
 	}
-	o.log.Info("recovered", "failed", res.Failed, "unreadable", res.Unreadable)
-	if res.Failed > 0 || res.Unreadable > 0 {
-		return fmt.Errorf("recover the dead leader's runs: %d entries still open, %d unreadable; run `chaos recover --state-dir %s`", res.Failed, res.Unreadable, dir)
+	rctx, cancel := context.WithTimeout(ctx, recoverWait)
+	defer cancel()
+	done := make(chan result, 1)
+	// Owned by this process only when the ledger's lock never frees: the
+	// replica then exits (not leading), which ends it.
+	go func() {
+		res, err := runner.Recover(rctx, engine.RecoverOptions{Ledger: ledger, Out: o.stderr,
+			CallTimeout: engine.DefaultRecoverCallTimeout, Grace: engine.DefaultRecoverGrace})
+		done <- result{res, err}
+	}()
+	// Recover honours its context in every plugin call; past it by a
+	// minute, only a lock that never frees can be holding it.
+	stuck := time.NewTimer(recoverWait + time.Minute)
+	defer stuck.Stop()
+	var r result
+	select {
+	case r = <-done:
+	case <-stuck.C:
+		return fmt.Errorf("recover the dead leader's runs: no answer within %s: another process holds the ledger's lock in %s (a runner stopped while writing it?); not scheduling", recoverWait+time.Minute, dir)
+	}
+	if r.err != nil {
+		return fmt.Errorf("recover the dead leader's runs: %w", r.err)
+	}
+	o.log.Info("recovered", "failed", r.res.Failed, "unreadable", r.res.Unreadable)
+	if r.res.Failed > 0 || r.res.Unreadable > 0 {
+		return fmt.Errorf("recover the dead leader's runs: %d entries still open, %d unreadable; run `chaos recover --state-dir %s`", r.res.Failed, r.res.Unreadable, dir)
 	}
 	return nil
 }

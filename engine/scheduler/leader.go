@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,9 +19,16 @@ import (
 // could not renew its Lease: another replica may be scheduling now.
 var ErrLeaseLost = errors.New("lost the leader lease")
 
-// SkipClaimed: another replica already claimed this fire in the shared
-// state directory (it ran it, or is running it).
-const SkipClaimed SkipReason = "claimed"
+// Skip reasons of a replicated scheduler.
+const (
+	// SkipClaimed: another replica already claimed this fire in the
+	// shared state directory (it decided it: ran it, runs it, or skipped
+	// it), or the claim could not be made.
+	SkipClaimed SkipReason = "claimed"
+	// SkipLeaseLost: this replica no longer holds the Lease; the fire is
+	// the next leader's to decide.
+	SkipLeaseLost SkipReason = "lease-lost"
+)
 
 // Leader configures leader election on a coordination/v1 Lease.
 type Leader struct {
@@ -36,6 +42,11 @@ type Leader struct {
 	Log                                       *slog.Logger
 }
 
+// Leading says whether this replica may still start anything: nil while
+// it holds the Lease, else an error wrapping ErrLeaseLost that says why
+// not. It is asked right before every fire is claimed.
+type Leading func() error
+
 // Identity is this process's name in a Lease: hostname and pid.
 func Identity() string {
 	h, err := os.Hostname()
@@ -47,19 +58,30 @@ func Identity() string {
 
 // RunElected waits until this replica holds the Lease, then calls lead with
 // a context that ends when the Lease is lost (cause ErrLeaseLost) or ctx
-// ends. It returns when lead has returned: nil after ctx ended, an error
-// wrapping ErrLeaseLost if the Lease was lost. The Lease is released on a
-// clean stop so another replica takes over at once.
-func RunElected(ctx context.Context, l Leader, lead func(ctx context.Context) error) error {
-	cs, err := kubernetes.NewForConfig(l.Config)
+// ends, and the fence to ask before starting anything. The Lease counts
+// as lost as soon as it was not renewed within the renew deadline, or a
+// read of it names another holder (leaseFence), without waiting for
+// client-go to give up. It returns when lead has returned: nil after ctx
+// ended, an error wrapping ErrLeaseLost if the Lease was lost. The Lease
+// is released on a clean stop so another replica takes over at once.
+func RunElected(ctx context.Context, l Leader, lead func(ctx context.Context, leading Leading) error) error {
+	// Every call to the API server has a deadline: the renewals are
+	// bounded by client-go's renew deadline, but the reads of a follower
+	// trying to acquire are not. Half the renew deadline leaves a renewal
+	// room for a second try.
+	cfg := rest.CopyConfig(l.Config)
+	if cfg.Timeout <= 0 || cfg.Timeout > l.RenewDeadline/2 {
+		cfg.Timeout = l.RenewDeadline / 2
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("leader election: client: %w", err)
 	}
-	lock := &resourcelock.LeaseLock{
+	fence := newLeaseFence(&resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: l.Namespace, Name: l.Name},
 		Client:     cs.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: l.Identity},
-	}
+	}, nil, l.RenewDeadline)
 	log := l.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -68,7 +90,7 @@ func RunElected(ctx context.Context, l Leader, lead func(ctx context.Context) er
 	defer stopElecting()
 	acquired := make(chan context.Context, 1)
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
+		Lock:            fence,
 		LeaseDuration:   l.LeaseDuration,
 		RenewDeadline:   l.RenewDeadline,
 		RetryPeriod:     l.RetryPeriod,
@@ -98,10 +120,26 @@ func RunElected(ctx context.Context, l Leader, lead func(ctx context.Context) er
 		// The Lease's context ends with a plain Canceled; the scheduler
 		// is told why.
 		leadCtx, cancel := context.WithCancelCause(ctx)
-		stop := context.AfterFunc(lctx, func() { cancel(ErrLeaseLost) })
-		err := lead(leadCtx)
+		// lctx ends too when ctx does (it descends from it): that is a
+		// stop, not a lost Lease. ctx's error is set before its children
+		// end, so it tells the two apart.
+		stop := context.AfterFunc(lctx, func() {
+			if ctx.Err() == nil {
+				cancel(ErrLeaseLost)
+			}
+		})
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			if err := fence.watch(leadCtx); err != nil {
+				log.Warn("lease lost", "why", err)
+				cancel(err)
+			}
+		}()
+		err := lead(leadCtx, fence.Leading)
 		stop()
 		cancel(nil)
+		<-watched
 		// A replica that led once exits rather than lead again: its
 		// process, not only its context, is what the next leader trusts
 		// to be gone.
@@ -127,29 +165,4 @@ func errOrStopped(err error) error {
 		return ErrStopped
 	}
 	return err
-}
-
-// ClaimFire claims one fire of an entry for this replica by creating a
-// file in dir (the shared state directory's fires/ folder) that no other
-// replica can create again: O_EXCL on one filesystem. It says false when
-// the fire was already claimed.
-func ClaimFire(dir, entry string, at time.Time, identity string) (bool, error) {
-	d := filepath.Join(dir, entry)
-	if err := os.MkdirAll(d, 0o700); err != nil {
-		return false, fmt.Errorf("claim fire: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(d, at.UTC().Format("20060102T150405Z")), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("claim fire: %w", err)
-	}
-	_, werr := f.WriteString(identity + "\n")
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		return false, fmt.Errorf("claim fire: %w", err)
-	}
-	return true, nil
 }

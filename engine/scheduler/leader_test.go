@@ -46,10 +46,8 @@ func TestClaimedFireRunsOnce(t *testing.T) {
 			RunFile: func(context.Context, string, string) *reports.Record {
 				return &reports.Record{Verdict: reports.Passed}
 			},
-			Claim: func(entry string, at time.Time) (bool, error) {
-				return ClaimFire(filepath.Join(claims, "fires"), entry, at, id)
-			},
-			Fired: func(o Outcome) { fired <- o },
+			Claims: &Claims{Dir: filepath.Join(claims, "fires"), Identity: id},
+			Fired:  func(o Outcome) { fired <- o },
 		}
 		go func() { done <- sch.Run(ctx) }()
 	}

@@ -26,7 +26,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "chaos_schedule_runs_total", Help: "Runs the scheduler started, by entry and verdict.",
 		}, []string{"entry", "verdict"}),
 		skips: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "chaos_schedule_skipped_total", Help: "Fires that did not run, by entry and reason (window, freeze, freeze-unknown, concurrency, missed, incident, alertmanager-unknown, stopping).",
+			Name: "chaos_schedule_skipped_total", Help: "Fires that did not run, by entry and reason (window, freeze, freeze-unknown, concurrency, missed, incident, alertmanager-unknown, stopping, claimed, lease-lost).",
 		}, []string{"entry", "reason"}),
 		timeToSafety: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "chaos_schedule_time_to_safety_seconds", Help: "For runs the budget aborted: from the breach to every fault reverted.",
@@ -65,6 +65,13 @@ func (m *Metrics) skipped(entry string, reason SkipReason) {
 		return
 	}
 	m.skips.WithLabelValues(entry, string(reason)).Inc()
+}
+
+func (m *Metrics) skippedN(entry string, reason SkipReason, n int) {
+	if m == nil {
+		return
+	}
+	m.skips.WithLabelValues(entry, string(reason)).Add(float64(n))
 }
 
 // nextRun sets when entry fires next.

@@ -6,7 +6,9 @@
 //
 // It must never run an experiment it cannot account for: every fire ends
 // in a run (with its report) or a skip with a reason, logged and counted.
-// It never imports client-go; leader election is the caller's.
+// Only leader election (RunElected and its fence around the Lease) speaks
+// to Kubernetes; the loop knows of it only through Claims and the Leading
+// function it is given.
 package scheduler
 
 import (
@@ -148,6 +150,33 @@ func (p *Plan) Upcoming(t time.Time, n int, extra []experiments.Period) []Fire {
 		nexts[best] = p.next(best, nexts[best])
 	}
 	return out
+}
+
+// between is entry i's fires in (from, to], oldest first: at most limit
+// of them, the newest, and how many older ones were left out.
+func (p *Plan) between(i int, from, to time.Time, limit int) ([]time.Time, int) {
+	var out []time.Time
+	dropped := 0
+	for at := p.next(i, from); !at.IsZero() && !at.After(to); at = p.next(i, at) {
+		if len(out) == limit {
+			out = out[1:]
+			dropped++
+		}
+		out = append(out, at)
+	}
+	return out, dropped
+}
+
+// count is how many fires entry i has in (from, to], counting at most
+// limit; more says there were more.
+func (p *Plan) count(i int, from, to time.Time, limit int) (n int, more bool) {
+	for at := p.next(i, from); !at.IsZero() && !at.After(to); at = p.next(i, at) {
+		if n == limit {
+			return n, true
+		}
+		n++
+	}
+	return n, false
 }
 
 // Missed reports whether a fire due at at that starts at now is past its

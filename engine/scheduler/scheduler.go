@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chaos-run/chaos/experiments"
@@ -50,12 +51,15 @@ type Scheduler struct {
 	Log *slog.Logger
 	// Fired, when set, is told every fire's outcome (tests wait on it).
 	Fired func(Outcome)
-	// Claim, when set, is asked before a fire runs: false means another
-	// replica claimed that fire (SkipClaimed), an error skips it too. With
-	// leader election it is ClaimFire on the shared state directory, so
-	// no fire runs twice across a change of leader.
-	Claim func(entry string, at time.Time) (bool, error)
+	// Claims, when set, are the fire claims every replica shares (with
+	// leader election). Every fire is claimed before it is decided, run or
+	// skipped: one claimed already is skipped as claimed, so no fire runs
+	// twice across a change of leader. Run catches up the fires due since
+	// each entry's newest claim (see catchUp) and prunes old claims. Keep
+	// is at least KeepClaims of the schedule (zero is that).
+	Claims *Claims
 
+	claims  *Claims // Claims with Keep set
 	keys    keyCache
 	mu      sync.Mutex
 	running []*live
@@ -86,6 +90,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
+	s.claims = nil
+	if s.Claims != nil {
+		c := *s.Claims
+		c.Keep = max(c.Keep, KeepClaims(plan))
+		s.claims = &c
+	}
 
 	runCtx, stopRuns := context.WithCancelCause(context.WithoutCancel(ctx))
 	var fires sync.WaitGroup
@@ -106,10 +116,18 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.keys.keys(f)
 		}
 	}
-	q := newQueue(plan, clk.Now())
+	start := clk.Now()
+	q := newQueue(plan, start)
 	for _, it := range q.items {
 		s.Metrics.nextRun(plan.entries[it.i].e.Name, it.at)
 	}
+	if s.claims != nil {
+		fires.Go(func() { s.catchUp(ctx, runCtx, plan, start, &fires) })
+	}
+	var (
+		nextPrune time.Time
+		pruning   atomic.Bool
+	)
 	for {
 		at := q.items[0].at
 		if at.IsZero() {
@@ -128,6 +146,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		// against the time it was due, and a fire the loop reaches later
 		// than its starting deadline (the process was stopped, the machine
 		// slept) is skipped as missed rather than run late.
+		var missed []Fire
 		for len(q.items) > 0 && !q.items[0].at.IsZero() && !q.items[0].at.After(now) {
 			it := q.items[0]
 			fire := it.at
@@ -135,15 +154,146 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			heap.Fix(q, 0)
 			s.Metrics.nextRun(plan.entries[it.i].e.Name, it.at)
 			if e := plan.entries[it.i].e; Missed(fire, now, e.StartingDeadline) {
-				// Said here, not in a goroutine of its own: after a long
-				// stop an entry may have missed thousands of fires.
-				s.skipped(Fire{Entry: e.Name, At: fire, Skip: SkipMissed,
-					Detail: fmt.Sprintf("due at %s, past its starting deadline of %s", fire.Format(time.RFC3339), e.StartingDeadline)})
+				// Said by one goroutine per pass, not one per fire: after
+				// a long stop an entry may have missed thousands of fires.
+				missed = append(missed, missedFire(e, fire))
 				continue
 			}
 			fires.Go(func() { s.fire(ctx, runCtx, plan, it.i, fire) })
 		}
+		if len(missed) > 0 {
+			fires.Go(func() { s.skipMissed(missed) })
+		}
+		if s.claims != nil && !now.Before(nextPrune) && pruning.CompareAndSwap(false, true) {
+			nextPrune = now.Add(pruneEvery)
+			fires.Go(func() {
+				defer pruning.Store(false)
+				n, err := s.claims.Prune(now)
+				if err != nil {
+					s.Log.Warn("prune claims", "err", err)
+				}
+				s.Log.Debug("pruned claims", "removed", n, "keep", s.claims.Keep)
+			})
+		}
 	}
+}
+
+// skipMissed claims and says the fires the loop reached past their
+// deadline. A replica whose fence fell (woken after a long stop) says them
+// in one line: they are the next leader's to decide, and there may be
+// thousands.
+func (s *Scheduler) skipMissed(fs []Fire) {
+	for i, f := range fs {
+		if s.claims != nil && s.claims.Leading != nil {
+			if err := s.claims.Leading(); err != nil {
+				s.Log.Info("skip", "fires", len(fs)-i, "from", f.At, "reason", SkipLeaseLost, "detail", err.Error())
+				for _, g := range fs[i:] {
+					s.Metrics.skipped(g.Entry, SkipLeaseLost)
+				}
+				return
+			}
+		}
+		if s.own(f) {
+			s.skipped(f)
+		}
+	}
+}
+
+// pruneEvery is how often a scheduler with claims prunes them.
+const pruneEvery = ClaimMargin / 2
+
+// maxCatchUp bounds the fires of one entry a catch-up decides one by one.
+const maxCatchUp = 1000
+
+func missedFire(e *experiments.ScheduleEntry, at time.Time) Fire {
+	return Fire{Entry: e.Name, At: at, Skip: SkipMissed,
+		Detail: fmt.Sprintf("due at %s, past its starting deadline of %s", at.Format(time.RFC3339), e.StartingDeadline)}
+}
+
+// catchUp decides the fires that fell due before start (when this
+// scheduler began) but after the newest claim of their entry: fires no
+// replica decided, because none was leading. As a CronJob does, only the
+// newest of them may still run, if it is within its entry's starting
+// deadline; every other is skipped as missed. Each is claimed first, so
+// each is decided once across replicas.
+//
+// It looks back at most the schedule's longest starting deadline plus
+// ClaimMargin/4: an older fire could not run anyway, and claims are kept
+// only a little longer (Claims). Older fires of a long gap are counted as
+// missed in the metric and named in one log line, not claimed one by one.
+// An entry with no claim at all is new to this state directory: nothing
+// is caught up.
+func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.Time, fires *sync.WaitGroup) {
+	// The longest starting deadline and a quarter of the margin: a
+	// quarter less than the claim horizon, so that the clock moving on
+	// while this goes never makes a gap fire too old to claim.
+	lookback := start.Add(-(s.claims.Keep - ClaimMargin + ClaimMargin/4))
+	for i, pe := range plan.entries {
+		e := pe.e
+		last, err := s.claims.Last(e.Name)
+		if err != nil {
+			s.Log.Warn("catch up", "entry", e.Name, "err", err)
+			continue
+		}
+		if last.IsZero() || ctx.Err() != nil {
+			continue
+		}
+		from := last
+		if from.Before(lookback) {
+			if n, more := plan.count(i, from, lookback, maxGone); n > 0 {
+				s.Log.Warn("not caught up", "entry", e.Name, "after", from, "until", lookback, "fires", n, "more", more,
+					"why", "older than the longest starting deadline")
+				s.Metrics.skippedN(e.Name, SkipMissed, n)
+			}
+			from = lookback
+		}
+		gap, dropped := plan.between(i, from, start, maxCatchUp)
+		if len(gap) == 0 {
+			continue
+		}
+		s.Log.Info("catch up", "entry", e.Name, "after", last, "fires", len(gap)+dropped)
+		if dropped > 0 {
+			s.Log.Warn("not caught up", "entry", e.Name, "fires", dropped, "why", fmt.Sprintf("more than %d fires in the gap", maxCatchUp))
+			s.Metrics.skippedN(e.Name, SkipMissed, dropped)
+		}
+		newest := gap[len(gap)-1]
+		for _, at := range gap[:len(gap)-1] {
+			if f := missedFire(e, at); s.own(f) {
+				f.Detail = "no replica was leading: " + f.Detail
+				if !Missed(at, start, e.StartingDeadline) {
+					f.Detail = fmt.Sprintf("no replica was leading, and a later fire (%s) is the one caught up", newest.Format(time.RFC3339))
+				}
+				s.skipped(f)
+			}
+		}
+		// The newest goes the way of any fire: claimed, judged (its
+		// deadline against the clock now), run or skipped.
+		fires.Go(func() { s.fire(ctx, runCtx, plan, i, newest) })
+	}
+}
+
+// maxGone bounds the counting of fires older than the catch-up looks at.
+const maxGone = 100_000
+
+// own claims a fire for this replica when there are claims; false (the
+// skip said) when it is not this replica's to decide.
+func (s *Scheduler) own(f Fire) bool {
+	if s.claims == nil {
+		return true
+	}
+	ok, err := s.claims.Claim(f.Entry, f.At, clock.Or(s.Clock).Now())
+	switch {
+	case errors.Is(err, ErrLeaseLost):
+		f.Skip, f.Detail = SkipLeaseLost, err.Error()
+	case err != nil:
+		f.Skip, f.Detail = SkipClaimed, err.Error()
+	case !ok:
+		f.Skip, f.Detail = SkipClaimed, "another replica claimed this fire"
+	default:
+		return true
+	}
+	s.skipped(f)
+	return false
 }
 
 // fire handles one fire of entry i due at at: judged, then checked for
@@ -151,6 +301,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time.Time) {
 	e := plan.entries[i].e
 	clk := clock.Or(s.Clock)
+	if !s.own(Fire{Entry: e.Name, At: at}) {
+		return
+	}
 	freezes, ferr := s.freezeFile()
 	f := plan.judge(i, at, freezes)
 	switch {
@@ -166,16 +319,6 @@ func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time
 	if f.Skip != "" {
 		s.skipped(f)
 		return
-	}
-	if s.Claim != nil {
-		if ok, err := s.Claim(e.Name, at); err != nil || !ok {
-			f.Skip, f.Detail = SkipClaimed, "another replica claimed this fire"
-			if err != nil {
-				f.Detail = err.Error()
-			}
-			s.skipped(f)
-			return
-		}
 	}
 	files := s.files(e)
 	keys := conflictKeys(files, &s.keys)
@@ -198,6 +341,14 @@ func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time
 	for _, file := range files {
 		if ctxRun.Err() != nil {
 			break // replaced or stopping: the rest of the entry's files do not start
+		}
+		if s.claims != nil && s.claims.Leading != nil {
+			// The fence, not only the context: the watcher that stops
+			// the scheduler when it falls may not have run yet.
+			if err := s.claims.Leading(); err != nil {
+				s.Log.Info("not starting the entry's next file", "entry", e.Name, "file", file, "why", err)
+				break
+			}
 		}
 		dir := ""
 		if s.ReportDir != "" {

@@ -1,0 +1,397 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chaos-run/chaos/internal/clock"
+	"github.com/chaos-run/chaos/reports"
+)
+
+var t0 = time.Date(2026, 3, 6, 10, 0, 0, 0, time.UTC)
+
+// claimed lists the fire times claimed for entry, with who claimed each.
+func claimed(t *testing.T, dir, entry string) map[time.Time]string {
+	t.Helper()
+	des, err := os.ReadDir(filepath.Join(dir, entry))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	require.NoError(t, err)
+	out := map[time.Time]string{}
+	for _, de := range des {
+		at, err := time.Parse(claimLayout, de.Name())
+		require.NoError(t, err, "only claims in %s", dir)
+		b, err := os.ReadFile(filepath.Join(dir, entry, de.Name()))
+		require.NoError(t, err)
+		out[at] = strings.TrimSpace(string(b))
+	}
+	return out
+}
+
+// TestClaimsPruneKeepsExactlyOnce: Prune removes the claims older than
+// Keep but an entry's newest; a fire that old cannot be claimed again
+// (ErrClaimTooOld), even by a replica whose clock is up to ClaimMargin/2
+// behind, so a pruned claim never lets a fire run twice.
+func TestClaimsPruneKeepsExactlyOnce(t *testing.T) {
+	dir := t.TempDir()
+	c := &Claims{Dir: dir, Identity: "one_1", Keep: time.Minute + ClaimMargin}
+	// Entry a fires every 10 minutes for two hours; b fired once, long ago.
+	for at := t0; !at.After(t0.Add(2 * time.Hour)); at = at.Add(10 * time.Minute) {
+		ok, err := c.Claim("a", at, at)
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	ok, err := c.Claim("b", t0, t0)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "a", "README"), nil, 0o600), "a stray file")
+
+	now := t0.Add(2 * time.Hour)
+	n, err := c.Prune(now)
+	require.NoError(t, err)
+	// Kept: claims at or after now-11m (12:00, 11:50) and b's only one.
+	require.Equal(t, 13-2, n, "every claim of a older than Keep is removed")
+	last, err := c.Last("a")
+	require.NoError(t, err)
+	require.Equal(t, now, last, "the newest claim stays")
+	require.Len(t, claimed(t, dir, "b"), 1, "an entry's newest claim stays, however old: it is where a leader resumes")
+	_, err = os.Stat(filepath.Join(dir, "a", "README"))
+	require.NoError(t, err, "Prune removes claims only")
+	n, err = c.Prune(now)
+	require.NoError(t, err)
+	require.Zero(t, n, "pruning again removes nothing")
+
+	// A pruned fire is past the claim horizon: refused, never re-run.
+	ok, err = c.Claim("a", t0, now)
+	require.ErrorIs(t, err, ErrClaimTooOld)
+	require.False(t, ok)
+	// A replica whose clock is ClaimMargin/2 behind the pruner's cannot
+	// claim what the pruner removed either.
+	behind := now.Add(-ClaimMargin / 2)
+	for at := t0; at.Before(now.Add(-c.Keep)); at = at.Add(10 * time.Minute) {
+		_, err = c.Claim("a", at, behind)
+		require.ErrorIs(t, err, ErrClaimTooOld, "fire %s was pruned", at)
+	}
+	// A fire within the longest starting deadline is still claimable.
+	ok, err = c.Claim("a", now.Add(-time.Minute+time.Second), now)
+	require.NoError(t, err)
+	require.True(t, ok)
+}
+
+// TestClaimRefusedWithoutTheLease: a replica whose fence fell claims
+// nothing.
+func TestClaimRefusedWithoutTheLease(t *testing.T) {
+	dir := t.TempDir()
+	c := &Claims{Dir: dir, Identity: "one_1", Keep: ClaimMargin + time.Minute,
+		Leading: func() error { return fmt.Errorf("%w: the Lease names %q", ErrLeaseLost, "two_2") }}
+	ok, err := c.Claim("a", t0, t0)
+	require.ErrorIs(t, err, ErrLeaseLost)
+	require.False(t, ok)
+	require.Empty(t, claimed(t, dir, "a"), "no claim was written")
+}
+
+// replica is one scheduler of a replicated schedule on a shared fake clock
+// and claims directory; its runs end at once, passed.
+type replica struct {
+	id      string
+	sch     *Scheduler
+	fired   chan Outcome
+	stop    context.CancelFunc
+	done    chan error
+	metrics *Metrics
+}
+
+func startReplica(t *testing.T, clk *clock.Fake, claims, id string, leading Leading) *replica {
+	t.Helper()
+	return startReplicaOf(t, clk, claims, id, leading, `  entries:
+    - {name: a, experiments: [exp.yaml], cron: "*/10 * * * * *", startingDeadline: 20s}
+`)
+}
+
+func startReplicaOf(t *testing.T, clk *clock.Fake, claims, id string, leading Leading, entries string) *replica {
+	t.Helper()
+	m, err := NewMetrics(prometheus.NewRegistry())
+	require.NoError(t, err)
+	r := &replica{id: id, fired: make(chan Outcome, 64), done: make(chan error, 1), metrics: m}
+	r.sch = &Scheduler{
+		Schedule: writeSchedule(t, entries), Clock: clk, Metrics: m,
+		RunFile: func(context.Context, string, string) *reports.Record {
+			return &reports.Record{Verdict: reports.Passed}
+		},
+		Claims: &Claims{Dir: claims, Identity: id, Leading: leading},
+		Fired:  func(o Outcome) { r.fired <- o },
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	r.stop = func() {
+		cancel()
+		<-r.done
+		r.done <- nil
+	}
+	go func() { r.done <- r.sch.Run(ctx) }()
+	t.Cleanup(r.stop)
+	return r
+}
+
+// outcomes receives n outcomes, keyed by due time.
+func (r *replica) outcomes(t *testing.T, n int) map[time.Time]Outcome {
+	t.Helper()
+	out := map[time.Time]Outcome{}
+	for range n {
+		o := recv(t, r.fired, r.id+"'s outcome")
+		_, dup := out[o.At]
+		require.False(t, dup, "%s decided the fire due %s twice", r.id, o.At)
+		out[o.At] = o
+	}
+	return out
+}
+
+func count(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	require.NoError(t, c.Write(&m))
+	return m.GetCounter().GetValue()
+}
+
+func waitTimers(t *testing.T, clk *clock.Fake, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, clk.BlockUntil(ctx, n))
+}
+
+// TestNewLeaderCatchesUpTheGap: replica one leads and runs the 10:00:10
+// fire, then stops; nobody leads through 10:00:20, :30 and :40; replica
+// two leads at 10:00:47. As a CronJob would, it runs the newest fire of
+// the gap (:40, 7s late, within its 20s deadline) and skips the older
+// ones as missed (:20 is past its deadline; :30 is not, but a later fire
+// is the one caught up). Every gap fire is claimed by two, once; then it
+// schedules on from 10:00:50.
+func TestNewLeaderCatchesUpTheGap(t *testing.T) {
+	clk := clock.NewFake(t0)
+	claims := t.TempDir()
+	one := startReplica(t, clk, claims, "one_1", nil)
+	waitTimers(t, clk, 1)
+	clk.Advance(10 * time.Second)
+	o := recv(t, one.fired, "one's run")
+	require.Empty(t, o.Skip)
+	require.Len(t, o.Records, 1)
+	one.stop()
+
+	clk.Advance(37 * time.Second) // 10:00:47
+	two := startReplica(t, clk, claims, "two_2", nil)
+	got := two.outcomes(t, 3)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	require.Equal(t, SkipMissed, got[at(20)].Skip, "past its deadline: missed")
+	require.Contains(t, got[at(20)].Detail, "no replica was leading")
+	require.Equal(t, SkipMissed, got[at(30)].Skip, "only the newest fire of a gap is caught up")
+	require.Empty(t, got[at(40)].Skip, "the newest fire of the gap, within its deadline, runs")
+	require.Len(t, got[at(40)].Records, 1)
+	require.Equal(t, at(47), got[at(40)].Started, "it ran when the new leader began")
+	require.Equal(t, map[time.Time]string{at(10): "one_1", at(20): "two_2", at(30): "two_2", at(40): "two_2"},
+		claimed(t, claims, "a"), "every fire is claimed once, by the replica that decided it")
+	require.InDelta(t, 2, count(t, two.metrics.skips.WithLabelValues("a", string(SkipMissed))), 0, "the missed fires are counted")
+
+	waitTimers(t, clk, 1)
+	clk.Advance(3 * time.Second) // 10:00:50
+	o = recv(t, two.fired, "the next fire")
+	require.Equal(t, at(50), o.At)
+	require.Empty(t, o.Skip)
+}
+
+// TestCatchUpOnceAcrossReplicas: two replicas start on one claims
+// directory at once (they should not, but claims are the last word):
+// every gap fire is decided by exactly one of them; the other skips it as
+// claimed. A third that starts later catches up nothing.
+func TestCatchUpOnceAcrossReplicas(t *testing.T) {
+	clk := clock.NewFake(t0)
+	claims := t.TempDir()
+	ok, err := ClaimFire(claims, "a", t0.Add(10*time.Second), "old_0")
+	require.NoError(t, err)
+	require.True(t, ok)
+	clk.Advance(47 * time.Second)
+	// Both read the newest claim before either claims anything: their
+	// first claim waits for the other's.
+	var arrived atomic.Int32
+	both := make(chan struct{})
+	leading := func() error {
+		if arrived.Add(1) == 2 {
+			close(both)
+		}
+		<-both
+		return nil
+	}
+	two := startReplica(t, clk, claims, "two_2", leading)
+	three := startReplica(t, clk, claims, "three_3", leading)
+	a, b := two.outcomes(t, 3), three.outcomes(t, 3)
+	runs, missed := 0, 0
+	for at, x := range a {
+		y := b[at]
+		require.NotNil(t, y.Entry, "both replicas reached the fire due %s", at)
+		if x.Skip == SkipClaimed {
+			x, y = y, x
+		}
+		require.Equal(t, SkipClaimed, y.Skip, "the fire due %s is decided by one replica only (%+v, %+v)", at, x, y)
+		require.Empty(t, y.Records)
+		switch x.Skip {
+		case "":
+			runs++
+			require.Equal(t, t0.Add(40*time.Second), at, "only the newest gap fire runs")
+		case SkipMissed:
+			missed++
+		default:
+			t.Fatalf("the fire due %s: %+v", at, x)
+		}
+	}
+	require.Equal(t, 1, runs)
+	require.Equal(t, 2, missed)
+	two.stop()
+	three.stop()
+
+	four := startReplica(t, clk, claims, "four_4", nil)
+	waitTimers(t, clk, 1)
+	select {
+	case o := <-four.fired:
+		t.Fatalf("a replica that starts after the catch-up decides the gap again: %+v", o)
+	default:
+	}
+	require.Len(t, claimed(t, claims, "a"), 4)
+}
+
+// TestCatchUpLongGap: after a gap longer than the longest starting
+// deadline, the fires older than it are counted as missed, not claimed
+// one by one; the fires within it are caught up. An entry never claimed
+// before is not caught up at all.
+func TestCatchUpLongGap(t *testing.T) {
+	clk := clock.NewFake(t0)
+	claims := t.TempDir()
+	ok, err := ClaimFire(claims, "a", t0, "old_0")
+	require.NoError(t, err)
+	require.True(t, ok)
+	clk.Advance(time.Hour + 5*time.Second) // 11:00:05
+	r := startReplicaOf(t, clk, claims, "two_2", nil, `  entries:
+    - {name: a, experiments: [exp.yaml], cron: "*/10 * * * * *", startingDeadline: 20s}
+    - {name: fresh, experiments: [other.yaml], cron: "*/10 * * * * *", startingDeadline: 20s}
+`)
+	// Within the lookback (10:57:15, 11:00:05] (the 20s deadline and
+	// ClaimMargin/4): 10:57:20 ... 10:59:50 missed, 11:00:00 runs.
+	got := r.outcomes(t, 17)
+	for at, o := range got {
+		if at.Equal(t0.Add(time.Hour)) {
+			require.Empty(t, o.Skip, "the newest gap fire runs")
+			continue
+		}
+		require.Equal(t, SkipMissed, o.Skip, "the fire due %s", at)
+	}
+	// 10:00:10 ... 10:57:10 are older than the lookback: 343 fires,
+	// counted, not claimed.
+	require.InDelta(t, 343+16, count(t, r.metrics.skips.WithLabelValues("a", string(SkipMissed))), 0)
+	require.Len(t, claimed(t, claims, "a"), 1+17, "only the fires within the lookback were claimed")
+	require.Nil(t, claimed(t, claims, "fresh"), "an entry with no claim is not caught up")
+}
+
+// TestLostLeaseStartsNothing: a replica whose fence fell claims and runs
+// nothing; its fires are skipped as lease-lost and left unclaimed for the
+// next leader.
+func TestLostLeaseStartsNothing(t *testing.T) {
+	clk := clock.NewFake(t0)
+	claims := t.TempDir()
+	lost := fmt.Errorf("%w: not renewed", ErrLeaseLost)
+	r := startReplica(t, clk, claims, "one_1", func() error { return lost })
+	waitTimers(t, clk, 1)
+	clk.Advance(10 * time.Second)
+	o := recv(t, r.fired, "the fire")
+	require.Equal(t, SkipLeaseLost, o.Skip)
+	require.Empty(t, o.Records, "nothing ran")
+	require.Nil(t, claimed(t, claims, "a"), "the fire is left for the next leader")
+
+	// Woken after ten minutes: the 57 fires past their deadline are said
+	// in one line and counted; the 3 within it are skipped one by one.
+	waitTimers(t, clk, 1)
+	clk.Advance(10 * time.Minute)
+	for range 3 {
+		require.Equal(t, SkipLeaseLost, recv(t, r.fired, "a fire within its deadline").Skip)
+	}
+	lostN := r.metrics.skips.WithLabelValues("a", string(SkipLeaseLost))
+	require.Eventually(t, func() bool {
+		var m dto.Metric
+		return lostN.Write(&m) == nil && m.GetCounter().GetValue() == 1+60
+	}, 10*time.Second, 10*time.Millisecond, "every fire is counted as lease-lost")
+	require.Nil(t, claimed(t, claims, "a"))
+}
+
+// TestSchedulerPrunesClaims: a scheduler with claims prunes them as it
+// goes: another entry's claims older than Keep are removed but its newest;
+// its own recent claims stay.
+func TestSchedulerPrunesClaims(t *testing.T) {
+	clk := clock.NewFake(t0)
+	claims := t.TempDir()
+	for i := range 100 {
+		ok, err := ClaimFire(claims, "gone", t0.Add(-2*time.Hour+time.Duration(i)*time.Minute), "old_0")
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	r := startReplica(t, clk, claims, "one_1", nil)
+	waitTimers(t, clk, 1)
+	clk.Advance(10 * time.Second)
+	o := recv(t, r.fired, "the fire")
+	require.Empty(t, o.Skip)
+	// Pruning runs beside the loop: poll the folder (without failing on
+	// a file removed between listing and reading) until it is done.
+	require.Eventually(t, func() bool {
+		des, err := os.ReadDir(filepath.Join(claims, "gone"))
+		return err == nil && len(des) == 1
+	}, 10*time.Second, 10*time.Millisecond, "the old claims are pruned, the newest kept")
+	require.Contains(t, claimed(t, claims, "gone"), t0.Add(-2*time.Hour+99*time.Minute))
+	require.Equal(t, map[time.Time]string{t0.Add(10 * time.Second): "one_1"}, claimed(t, claims, "a"))
+}
+
+// TestLostLeaseStopsBetweenFiles: an entry's next file does not start once
+// the fence fell, even before the scheduler is told to stop.
+func TestLostLeaseStopsBetweenFiles(t *testing.T) {
+	clk := clock.NewFake(t0)
+	var lost atomic.Bool
+	leading := func() error {
+		if lost.Load() {
+			return fmt.Errorf("%w: the Lease names %q", ErrLeaseLost, "two_2")
+		}
+		return nil
+	}
+	fired := make(chan Outcome, 4)
+	var started atomic.Int32
+	sch := &Scheduler{
+		Schedule: writeSchedule(t, `  entries:
+    - {name: a, experiments: [exp.yaml, other.yaml], cron: "*/10 * * * * *"}
+`),
+		Clock: clk,
+		RunFile: func(context.Context, string, string) *reports.Record {
+			started.Add(1)
+			lost.Store(true) // the Lease goes while the first file runs
+			return &reports.Record{Verdict: reports.Passed}
+		},
+		Claims: &Claims{Dir: t.TempDir(), Identity: "one_1", Leading: leading},
+		Fired:  func(o Outcome) { fired <- o },
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- sch.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	waitTimers(t, clk, 1)
+	clk.Advance(10 * time.Second)
+	o := recv(t, fired, "the fire's outcome")
+	require.Len(t, o.Records, 1, "the second file did not start")
+	require.EqualValues(t, 1, started.Load())
+}
