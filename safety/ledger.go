@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chaos-run/chaos/internal/clock"
 )
 
 // EntryState is where a ledger entry is in its life.
@@ -98,6 +100,7 @@ type Ledger struct {
 	done     string // <stateDir>/ledger/done
 	lockPath string // <stateDir>/ledger.lock
 	redact   func(string) string
+	clock    clock.Clock
 }
 
 // LedgerOption configures OpenLedger.
@@ -109,6 +112,24 @@ type LedgerOption func(*Ledger)
 // the experiment's secrets.
 func WithRedact(redact func(string) string) LedgerOption {
 	return func(l *Ledger) { l.redact = redact }
+}
+
+// LedgerLockWait bounds how long a step waits for the ledger's lock: the
+// lock is held for one read-modify-write of an entry (milliseconds), so a
+// longer wait means a holder that is not running (stopped mid-write), and
+// the step fails (ErrLockBusy, naming the holder) rather than waiting with
+// it. A step that fails so before an inject injects nothing.
+const LedgerLockWait = 10 * time.Second
+
+// WithClock makes the ledger wait for its lock on c (a test's fake clock).
+func WithClock(c clock.Clock) LedgerOption {
+	return func(l *Ledger) { l.clock = c }
+}
+
+// lock takes the ledger's lock (unix.LOCK_EX or LOCK_SH), waiting at most
+// LedgerLockWait.
+func (l *Ledger) lock(how int) (unlock func(), err error) {
+	return flockPath(l.lockPath, how, clock.Or(l.clock), LedgerLockWait)
 }
 
 // OpenLedger opens the ledger in stateDir, creating the directories it
@@ -152,7 +173,7 @@ func (l *Ledger) Intend(e Entry) error {
 	if err := checkNew(e); err != nil {
 		return fmt.Errorf("record intent: %w", err)
 	}
-	unlock, err := flockPath(l.lockPath, unix.LOCK_EX)
+	unlock, err := l.lock(unix.LOCK_EX)
 	if err != nil {
 		return fmt.Errorf("record intent for %s: %w", e.ID, err)
 	}
@@ -247,7 +268,7 @@ func (l *Ledger) Note(id, note string) error {
 // entry to ledger/done/. Reverting an entry already reverted is not an
 // error, so recover can be run again after it was interrupted.
 func (l *Ledger) Reverted(id string) error {
-	unlock, err := flockPath(l.lockPath, unix.LOCK_EX)
+	unlock, err := l.lock(unix.LOCK_EX)
 	if err != nil {
 		return fmt.Errorf("record revert of %s: %w", id, err)
 	}
@@ -311,7 +332,7 @@ func (l *Ledger) Open() ([]Entry, error) {
 // act on the first and name the second. err is for a ledger that cannot be
 // read at all.
 func (l *Ledger) Read() (open []Entry, unreadable []*UnreadableEntryError, err error) {
-	unlock, err := flockPath(l.lockPath, unix.LOCK_SH)
+	unlock, err := l.lock(unix.LOCK_SH)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read ledger: %w", err)
 	}
@@ -393,7 +414,7 @@ func (l *Ledger) OpenFor(targetKeys []string) ([]Entry, error) {
 // back durably. With done set, a reverted entry in ledger/done/ is found
 // too.
 func (l *Ledger) update(id string, done bool, change func(*Entry) error) error {
-	unlock, err := flockPath(l.lockPath, unix.LOCK_EX)
+	unlock, err := l.lock(unix.LOCK_EX)
 	if err != nil {
 		return err
 	}

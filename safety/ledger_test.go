@@ -1,16 +1,19 @@
 package safety_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chaos-run/chaos/internal/clock"
 	"github.com/chaos-run/chaos/safety"
 )
 
@@ -305,4 +308,45 @@ func TestEnsureStateDir(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "f")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
 	require.Error(t, safety.EnsureStateDir(file), "a file where the directory should be is an error")
+}
+
+// TestLedgerLockHeldByAStoppedRunner: a runner stopped (SIGSTOP) in the
+// middle of a ledger write holds the ledger's lock for as long as it is
+// stopped. Another runner's intent waits LedgerLockWait (on the fake
+// clock) and then fails, naming the holder and its state, with nothing
+// recorded; once the holder is gone the same intent goes through.
+func TestLedgerLockHeldByAStoppedRunner(t *testing.T) {
+	dir := t.TempDir()
+	clk := clock.NewFake(time.Unix(1_800_000_000, 0))
+	l, err := safety.OpenLedger(dir, safety.WithClock(clk))
+	require.NoError(t, err)
+	holder := startHelper(t, "holdledger", dirEnv+"="+dir)
+	require.NoError(t, holder.Process.Signal(syscall.SIGSTOP))
+
+	done := make(chan error, 1)
+	ctx, returned := context.WithCancel(t.Context())
+	go func() {
+		done <- l.Intend(entry("run-b", "fault-0", "endpoint:127.0.0.1:1"))
+		returned()
+	}()
+	// Advance the fake clock to each timer the intent waits on, until it
+	// returns.
+	var waited time.Duration
+	for clk.BlockUntil(ctx, 1) == nil {
+		d, _ := clk.Next()
+		clk.Advance(d)
+		waited += d
+	}
+	err = <-done
+	require.GreaterOrEqual(t, waited, safety.LedgerLockWait, "the intent waited its whole bound (on the fake clock)")
+	t.Logf("the intent says: %v", err)
+	require.ErrorIs(t, err, safety.ErrLockBusy)
+	require.ErrorContains(t, err, fmt.Sprintf("pid %d", holder.Process.Pid), "the error names the holder")
+	require.ErrorContains(t, err, "stopped", "and says it is stopped")
+
+	killHelper(t, holder)
+	open, err := l.Open()
+	require.NoError(t, err)
+	require.Empty(t, open, "nothing was recorded: the inject that would follow never happens")
+	require.NoError(t, l.Intend(entry("run-b", "fault-0", "endpoint:127.0.0.1:1")), "with the holder gone the lock is free at once")
 }

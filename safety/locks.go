@@ -1,6 +1,7 @@
 package safety
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,10 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chaos-run/chaos/internal/clock"
 )
 
 // LockedError is the error of a target another run holds. It wraps
@@ -164,18 +169,87 @@ func flock(f *os.File, how int) error {
 	}
 }
 
-// flockPath opens (creating) the lock file at path and flocks it; the
-// returned func unlocks it by closing the file. Each call opens its own
-// file, so two goroutines of one process exclude each other as two
-// processes do.
-func flockPath(path string, how int) (unlock func(), err error) {
+// ErrLockBusy means a lock a step needs was held by another process for
+// longer than the step may wait for it.
+var ErrLockBusy = errors.New("lock held too long by another process")
+
+// flockPath opens (creating) the lock file at path and flocks it, waiting
+// at most wait (on clk) for another holder to let go; the returned func
+// unlocks it by closing the file. Each call opens its own file, so two
+// goroutines of one process exclude each other as two processes do.
+//
+// The wait is bounded because a holder may never let go while it lives: a
+// runner stopped (SIGSTOP, a debugger) in the middle of a write holds the
+// lock for as long as it is stopped. Past the wait the error names the
+// holder, from /proc/locks, and the state it is in.
+func flockPath(path string, how int, clk clock.Clock, wait time.Duration) (unlock func(), err error) {
 	f, err := openNoFollow(path, os.O_RDONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := flock(f, how); err != nil {
-		_ = f.Close()
-		return nil, err
+	start := clk.Now()
+	backoff := time.Millisecond
+	for {
+		err := flock(f, how|unix.LOCK_NB)
+		if err == nil {
+			return func() { _ = f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			_ = f.Close()
+			return nil, err
+		}
+		left := wait - clk.Now().Sub(start)
+		if left <= 0 {
+			holder := lockHolder(f)
+			_ = f.Close()
+			return nil, fmt.Errorf("%s: %w: waited %s; %s", path, ErrLockBusy, wait, holder)
+		}
+		t := clk.NewTimer(min(backoff, left))
+		<-t.C()
+		backoff = min(2*backoff, 50*time.Millisecond)
 	}
-	return func() { _ = f.Close() }, nil
+}
+
+// lockHolder says who holds an flock on f's file, from /proc/locks, and
+// in what state that process is.
+func lockHolder(f *os.File) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return "its holder is unknown"
+	}
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return "its holder is unknown (no /proc/locks)"
+	}
+	// "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 6 || fields[1] != "FLOCK" {
+			continue
+		}
+		dev := strings.Split(fields[5], ":")
+		if len(dev) != 3 || dev[2] != strconv.FormatUint(st.Ino, 10) {
+			continue
+		}
+		pid := fields[4]
+		return fmt.Sprintf("it is held by pid %s (%s): resume or stop that process", pid, describeProcess(pid))
+	}
+	return "its holder is unknown"
+}
+
+// describeProcess is a process's name and state, from /proc.
+func describeProcess(pid string) string {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return "gone"
+	}
+	i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if i < 0 || j < i || j+2 >= len(b) {
+		return "unknown"
+	}
+	state := map[byte]string{'R': "running", 'S': "sleeping", 'D': "in uninterruptible sleep", 'T': "stopped", 't': "stopped by a debugger", 'Z': "a zombie"}[b[j+2]]
+	if state == "" {
+		state = "state " + string(b[j+2])
+	}
+	return fmt.Sprintf("%s, %s", b[i+1:j], state)
 }

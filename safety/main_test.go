@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -62,6 +63,17 @@ func runHelper(name string) error {
 			ID: run + "/fault-0", RunID: run, Plugin: "latency", TargetKey: os.Getenv(keysEnv),
 		})
 		if err != nil {
+			return err
+		}
+	case "holdledger":
+		// A runner stopped in the middle of a ledger write: it holds the
+		// ledger's lock.
+		f, err := os.OpenFile(filepath.Join(dir, "ledger.lock"), os.O_RDONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 			return err
 		}
 	case "engage":

@@ -28,7 +28,7 @@ func (l *Ledger) Discard(path string) (string, error) {
 	if filepath.Dir(abs) != l.dir || name == "." || name == ".." {
 		return "", fmt.Errorf("discard %s: %w %s; nothing was moved", path, ErrNotInLedger, l.dir)
 	}
-	unlock, err := flockPath(l.lockPath, unix.LOCK_EX)
+	unlock, err := l.lock(unix.LOCK_EX)
 	if err != nil {
 		return "", fmt.Errorf("discard %s: %w", path, err)
 	}
