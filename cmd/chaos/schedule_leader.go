@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/chaos-run/chaos/engine"
 	"github.com/chaos-run/chaos/engine/scheduler"
@@ -33,7 +31,7 @@ func electSchedule(ctx context.Context, c *cli.Context, s *experiments.Schedule,
 		return &exitError{code: reports.Invalid.ExitCode(), msg: fmt.Sprintf(
 			"--lease-duration %s, --renew-deadline %s, --retry-period %s: each must be longer than the next, and all above zero", d, r, p)}
 	}
-	cfg, err := kubeConfig(c.String("kubeconfig"))
+	cfg, err := o.kube.Load()
 	if err != nil {
 		return &exitError{code: reports.Invalid.ExitCode(), msg: "--leader-elect: " + err.Error()}
 	}
@@ -73,7 +71,7 @@ func recoverDeadLeader(ctx context.Context, dir string, o scheduleOptions) error
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
-	runner := &engine.Runner{StateDir: dir, PluginCommand: selfPlugin, PluginNames: builtin.Names(), Log: o.stderr, LogLevel: o.logLevel}
+	runner := &engine.Runner{StateDir: dir, PluginCommand: pluginCommandWith(o.kube, selfPlugin), PluginNames: builtin.Names(), Log: o.stderr, LogLevel: o.logLevel}
 	res, err := runner.Recover(ctx, engine.RecoverOptions{Ledger: ledger, Out: o.stderr,
 		CallTimeout: engine.DefaultRecoverCallTimeout, Grace: engine.DefaultRecoverGrace})
 	if err != nil {
@@ -84,20 +82,4 @@ func recoverDeadLeader(ctx context.Context, dir string, o scheduleOptions) error
 		return fmt.Errorf("recover the dead leader's runs: %d entries still open, %d unreadable; run `chaos recover --state-dir %s`", res.Failed, res.Unreadable, dir)
 	}
 	return nil
-}
-
-// kubeConfig is the kubeconfig file's config, or the in-cluster one.
-func kubeConfig(path string) (*rest.Config, error) {
-	if path == "" {
-		cfg, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("no --kubeconfig or KUBECONFIG, and not in a cluster: %w", err)
-		}
-		return cfg, nil
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
-	}
-	return cfg, nil
 }
