@@ -46,6 +46,7 @@ func TestKubeProbe(t *testing.T) {
 
 	t.Run("statefulset and daemonset through --kubeconfig --context", func(t *testing.T) { kubeProbeRun(t, c, ns, kcfg) })
 	t.Run("unknown context, nothing killed", func(t *testing.T) { kubeProbeUnknownContext(t, c, ns, kcfg) })
+	t.Run("a restart trips the budget", func(t *testing.T) { kubeProbeRestartBudget(t, c, ns) })
 	t.Run("pod phases and restarts", func(t *testing.T) { kubeProbePhasesAndRestarts(t, c) })
 }
 
@@ -371,4 +372,60 @@ func kubeProbePhasesAndRestarts(t *testing.T, c *kubetest.Cluster) {
 	o2 := fresh.Probe(ctx).(experiments.KubernetesObservation)
 	require.True(t, o2.OK, o2.Error)
 	require.Equal(t, 1, o2.Restarts, "a new probe counts a restart whose last finish is within the window")
+}
+
+// kubeProbeRestartBudget runs an experiment whose budget aborts on a
+// restart of the DaemonSet's container, through the real binary with
+// --kubeconfig alone (the admin kubeconfig's current context). While the
+// fault is live the test restarts the container the way a kubelet reports
+// it (restartCount up in the pod's status); the probe sees it and the run
+// aborts.
+func kubeProbeRestartBudget(t *testing.T, c *kubetest.Cluster, ns string) {
+	body := fmt.Sprintf(`apiVersion: chaos/v1
+kind: Experiment
+metadata:
+  name: agent-never-restarts
+  owner: {team: shop}
+spec:
+  hypothesis: The agent does not restart while a db pod is killed.
+  targets:
+    db:
+      kubernetes: {namespace: %[1]s, selector: app=db, pick: {count: 1}}
+  probes:
+    agent:
+      kubernetes: {daemonSet: %[1]s/agent, restartWindow: 10m}
+      every: 100ms
+      timeout: 2s
+  steadyState:
+    - agent.ready == agent.desired
+  faults:
+    - {plugin: podkill, target: db, with: {recoveryTimeout: 60s}, after: 200ms, for: 90s}
+  budget:
+    abortWhen:
+      - agent.restarts > 0
+  safety: {maxDuration: 3m}
+`, ns)
+	file := filepath.Join(t.TempDir(), "restarts.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(body), 0o644))
+	reportDir := t.TempDir()
+	p := start(t, built.chaos, "run", "--kubeconfig", c.Kubeconfig, "--state-dir", t.TempDir(), "--report-dir", reportDir, file)
+	p.waitLine(t, p.stderr, "podkill on db injected")
+
+	pods, err := c.Client.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: "app=agent"})
+	require.NoError(t, err)
+	require.Len(t, pods.Items, 1, "the DaemonSet has one pod, on the kwok node")
+	agent := pods.Items[0]
+	require.Len(t, agent.Status.ContainerStatuses, 1)
+	agent.Status.ContainerStatuses[0].RestartCount++
+	agent.Status.ContainerStatuses[0].LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", FinishedAt: metav1.Now()}}
+	_, err = c.Client.CoreV1().Pods(ns).UpdateStatus(t.Context(), &agent, metav1.UpdateOptions{})
+	require.NoError(t, err, "report the restart in the pod's status, as its kubelet would")
+
+	code := p.exitCode(t)
+	t.Logf("chaos run exited %d\nstdout:\n%s", code, p.stdout)
+	rec := readRecord(t, reportDir)
+	require.Equal(t, reports.Aborted, rec.Verdict, "the restart trips the budget long before the fault's 90s are up (reason: %s)", rec.Reason)
+	require.Equal(t, reports.Aborted.ExitCode(), code)
+	require.Len(t, rec.Budget, 1)
+	require.True(t, rec.Budget[0].Tripped, "agent.restarts > 0 is the condition that stopped the run: %+v", rec.Budget[0])
 }
