@@ -30,8 +30,6 @@ var (
 	}
 )
 
-func kubeFlags() []cli.Flag { return []cli.Flag{kubeconfigFlag, kubeContextFlag} }
-
 // kubeSource reads --kubeconfig and --context. When either is given, the
 // configuration is loaded now: a missing or unreadable file or an unknown
 // context is one error before any file is read, any plugin started or
