@@ -411,8 +411,9 @@ func (o PrometheusObservation) Values() map[string]any {
 // KubernetesObservation is what a kubernetes probe sees. Desired, Ready,
 // Available and Updated are the workload's own status counts (for a
 // DaemonSet: desiredNumberScheduled, numberReady, numberAvailable,
-// updatedNumberScheduled); a pods probe has no workload, and reading them
-// never lets an expression hold (FieldMissing).
+// updatedNumberScheduled); a pods probe has no workload: an expression
+// reading them is refused at validate time, and at run time the fields are
+// missing (FieldMissing), so they never let an expression hold.
 //
 // The pod counts cover the pods the workload's spec.selector (or the pods
 // probe's selectors) matches, listed at the same observation: Pods is all
