@@ -372,6 +372,14 @@ func kubeProbePhasesAndRestarts(t *testing.T, c *kubetest.Cluster) {
 	o2 := fresh.Probe(ctx).(experiments.KubernetesObservation)
 	require.True(t, o2.OK, o2.Error)
 	require.Equal(t, 1, o2.Restarts, "a new probe counts a restart whose last finish is within the window")
+
+	// A workload that is not there is an observation that could not be
+	// made, saying so; never zero counts an expression could hold on.
+	missing, err := probes.KubernetesProber(kubeconfig.Source{Path: c.Kubeconfig})(&experiments.Probe{Kubernetes: &experiments.KubernetesProbe{StatefulSet: ns + "/nope"}})
+	require.NoError(t, err)
+	o3 := missing.Probe(ctx).(experiments.KubernetesObservation)
+	require.False(t, o3.OK)
+	require.Equal(t, "statefulSet "+ns+"/nope not found", o3.Error)
 }
 
 // kubeProbeRestartBudget runs an experiment whose budget aborts on a

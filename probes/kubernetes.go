@@ -79,9 +79,6 @@ func newKubernetesProberFor(spec *experiments.KubernetesProbe, c kubernetes.Inte
 	return &kubernetesProber{spec: spec, client: c, now: now, restarts: newRestartTracker(spec.EffectiveRestartWindow())}
 }
 
-// errProbe is an observation error: its text is the observation's error.
-var errProbe = errors.New("kubernetes probe")
-
 // Probe reads the workload (if any), then its pods.
 func (p *kubernetesProber) Probe(ctx context.Context) experiments.Observation {
 	o, selector, err := p.workload(ctx)
@@ -134,10 +131,10 @@ func (p *kubernetesProber) workload(ctx context.Context) (experiments.Kubernetes
 			sel = d.Spec.Selector
 		}
 	default:
-		return o, "", fmt.Errorf("%w: watches nothing", errProbe)
+		return o, "", errors.New("the probe watches nothing")
 	}
 	if apierrors.IsNotFound(err) {
-		return o, "", fmt.Errorf("%w: %s not found", errProbe, p.spec.Describe())
+		return o, "", fmt.Errorf("%s not found", p.spec.Describe())
 	}
 	if err != nil {
 		return o, "", fmt.Errorf("read %s: %w", p.spec.Describe(), err)
@@ -145,11 +142,11 @@ func (p *kubernetesProber) workload(ctx context.Context) (experiments.Kubernetes
 	// apps/v1 requires a selector that selects something; an empty one
 	// would count every pod of the namespace as the workload's.
 	if sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0) {
-		return o, "", fmt.Errorf("%w: %s has no pod selector", errProbe, p.spec.Describe())
+		return o, "", fmt.Errorf("%s has no pod selector", p.spec.Describe())
 	}
 	s, err := metav1.LabelSelectorAsSelector(sel)
 	if err != nil {
-		return o, "", fmt.Errorf("%w: %s has a pod selector the probe cannot read: %w", errProbe, p.spec.Describe(), err)
+		return o, "", fmt.Errorf("%s has a pod selector the probe cannot read: %w", p.spec.Describe(), err)
 	}
 	return o, s.String(), nil
 }
@@ -177,8 +174,8 @@ func (p *kubernetesProber) listPods(ctx context.Context, selector string) ([]cor
 		}
 		pods = append(pods, list.Items...)
 		if len(pods) > MaxKubernetesPods {
-			return nil, fmt.Errorf("%w: more than %d pods match %s; the probe counts at most %d: narrow the selector",
-				errProbe, MaxKubernetesPods, p.spec.Describe(), MaxKubernetesPods)
+			return nil, fmt.Errorf("more than %d pods match %s; the probe counts at most %d: narrow the selector",
+				MaxKubernetesPods, p.spec.Describe(), MaxKubernetesPods)
 		}
 		if list.Continue == "" {
 			return pods, nil
