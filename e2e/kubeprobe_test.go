@@ -373,6 +373,25 @@ func kubeProbePhasesAndRestarts(t *testing.T, c *kubetest.Cluster) {
 	require.True(t, o2.OK, o2.Error)
 	require.Equal(t, 1, o2.Restarts, "a new probe counts a restart whose last finish is within the window")
 
+	// More pods than one page of the list (500): the probe reads every
+	// page. They name a node nothing runs, so they stay Pending.
+	const bulk = 520
+	for i := range bulk {
+		_, err := c.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bulk-%d", i), Labels: map[string]string{"app": "bulk"}},
+			Spec:       corev1.PodSpec{NodeName: "no-such-node", Containers: []corev1.Container{{Name: "work", Image: "example.invalid/work:1"}}},
+		}, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	many, err := probes.KubernetesProber(kubeconfig.Source{Path: c.Kubeconfig})(&experiments.Probe{Kubernetes: &experiments.KubernetesProbe{
+		Pods: &experiments.KubernetesPods{Namespace: ns, Selector: "app=bulk", FieldSelector: "status.phase=Pending"},
+	}})
+	require.NoError(t, err)
+	om := many.Probe(ctx).(experiments.KubernetesObservation)
+	require.True(t, om.OK, om.Error)
+	require.Equal(t, bulk, om.Pods, "every page of the list is counted")
+	require.Equal(t, bulk, om.PodsPending)
+
 	// A workload that is not there is an observation that could not be
 	// made, saying so; never zero counts an expression could hold on.
 	missing, err := probes.KubernetesProber(kubeconfig.Source{Path: c.Kubeconfig})(&experiments.Probe{Kubernetes: &experiments.KubernetesProbe{StatefulSet: ns + "/nope"}})
