@@ -45,6 +45,11 @@ type kubernetesProber struct {
 
 	mu       sync.Mutex
 	restarts *restartTracker
+	// started numbers the observations; applied is the latest whose pods
+	// the tracker has taken. An observation that outlived its successor
+	// (its answer came as its timeout ran out) must not take the tracker
+	// back to older counts, or the next one would count restarts twice.
+	started, applied uint64
 }
 
 // KubernetesProber is the constructor of kubernetes probes that reach the
@@ -81,14 +86,16 @@ func newKubernetesProberFor(spec *experiments.KubernetesProbe, c kubernetes.Inte
 
 // Probe reads the workload (if any), then its pods.
 func (p *kubernetesProber) Probe(ctx context.Context) experiments.Observation {
+	p.mu.Lock()
+	p.started++
+	seq := p.started
+	p.mu.Unlock()
 	o, selector, err := p.workload(ctx)
 	if err == nil {
 		var pods []corev1.Pod
 		if pods, err = p.listPods(ctx, selector); err == nil {
 			countPods(&o, pods)
-			p.mu.Lock()
-			o.Restarts = p.restarts.observe(p.now(), pods)
-			p.mu.Unlock()
+			o.Restarts = p.countRestarts(seq, pods)
 			o.OK = true
 			return o
 		}
@@ -98,6 +105,19 @@ func (p *kubernetesProber) Probe(ctx context.Context) experiments.Observation {
 		msg = describeErr(ctx, err)
 	}
 	return experiments.KubernetesObservation{Kind: p.spec.Kind(), Error: msg}
+}
+
+// countRestarts gives the pods of observation seq to the restart tracker,
+// unless a later observation already gave it newer ones; then it counts
+// the restarts as of that later observation.
+func (p *kubernetesProber) countRestarts(seq uint64, pods []corev1.Pod) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if seq < p.applied {
+		return p.restarts.count(p.now())
+	}
+	p.applied = seq
+	return p.restarts.observe(p.now(), pods)
 }
 
 // workload reads the workload's counts and the label selector of its pods;

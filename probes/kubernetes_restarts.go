@@ -48,6 +48,10 @@ func newRestartTracker(window time.Duration) *restartTracker {
 	return &restartTracker{window: window, seen: map[containerKey]int32{}}
 }
 
+// count returns the restarts it knows within (now-window, now], without
+// new pods (for an observation whose pods are older than those it has).
+func (t *restartTracker) count(now time.Time) int { return t.prune(now.Add(-t.window)) }
+
 // observe takes the pods listed at now and returns the restarts within
 // (now-window, now].
 func (t *restartTracker) observe(now time.Time, pods []corev1.Pod) int {
@@ -81,6 +85,11 @@ func (t *restartTracker) observe(now time.Time, pods []corev1.Pod) int {
 	if seenNow > 0 {
 		t.events = append(t.events, restartEvent{at: now, n: seenNow})
 	}
+	return t.prune(since)
+}
+
+// prune forgets the restarts at or before since and counts the others.
+func (t *restartTracker) prune(since time.Time) int {
 	kept, total := t.events[:0], 0
 	for _, e := range t.events {
 		if e.at.After(since) {

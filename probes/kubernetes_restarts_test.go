@@ -59,6 +59,18 @@ func TestRestartsReplacedPodIsNotARestart(t *testing.T) {
 	require.Equal(t, 0, tr.observe(t0.Add(2*time.Second), []corev1.Pod{restartedPod("old", 0, time.Time{}), restartedPod("new", 0, time.Time{})}))
 }
 
+// An observation whose pods are older than the tracker's (it outlived the
+// next one) must not take the counts back, or the next observation would
+// count the same restart again.
+func TestRestartsStaleObservationDoesNotCountTwice(t *testing.T) {
+	p := &kubernetesProber{now: func() time.Time { return t0.Add(2 * time.Second) }, restarts: newRestartTracker(time.Minute)}
+	require.Equal(t, 0, p.countRestarts(1, []corev1.Pod{restartedPod("a", 0, time.Time{})}))
+	// Observations 2 and 3 started; 3 answered first, with the restart.
+	require.Equal(t, 1, p.countRestarts(3, []corev1.Pod{restartedPod("a", 1, t0)}))
+	require.Equal(t, 1, p.countRestarts(2, []corev1.Pod{restartedPod("a", 0, time.Time{})}), "the late answer from before the restart changes nothing")
+	require.Equal(t, 1, p.countRestarts(4, []corev1.Pod{restartedPod("a", 1, t0)}), "so the next observation does not count the restart again")
+}
+
 func TestRestartsInitContainersAreTheirOwn(t *testing.T) {
 	tr := newRestartTracker(time.Minute)
 	p := restartedPod("a", 0, time.Time{})
