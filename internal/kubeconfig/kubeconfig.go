@@ -9,6 +9,7 @@ package kubeconfig
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"k8s.io/client-go/rest"
@@ -62,6 +63,11 @@ func (s Source) Load() (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if s.Path != "" {
 		if _, err := os.Stat(s.Path); err != nil {
+			// The path is said once: "kubeconfig F: no such file or directory".
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
 			return nil, fmt.Errorf("%w: kubeconfig %s: %w", ErrBadConfig, s.Path, err)
 		}
 		rules.ExplicitPath = s.Path
