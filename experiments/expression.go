@@ -321,6 +321,9 @@ func (e *Expression) compile(env *exprEnv, path string) []Problem {
 	if err != nil || len(probs) > 0 {
 		return probs
 	}
+	if kp := e.kindFieldProblems(env); len(kp) > 0 {
+		return e.positioned(kp, path)
+	}
 	e.program = prog
 	e.probes = identifiers(prog.Node(), env)
 	e.types = make(map[string]reflect.Type, len(e.probes))
@@ -490,6 +493,43 @@ func (e *Expression) numberNear(fe *file.Error) string {
 		}
 	}))
 	return found
+}
+
+// kindFieldProblems finds fields an expression reads that the probe's
+// type has but this probe never observes: the workload counts (desired,
+// ready, available, updated) of a kubernetes probe of pods by selector. At
+// run time reading them never holds (FieldMissing); saying so here turns a
+// run that could never pass into an error with its line and column.
+func (e *Expression) kindFieldProblems(env *exprEnv) []exprProblem {
+	tree, err := parser.Parse(e.Source)
+	if err != nil {
+		return nil
+	}
+	var out []exprProblem
+	ast.Walk(&tree.Node, visitorFunc(func(n *ast.Node) {
+		m, ok := (*n).(*ast.MemberNode)
+		if !ok {
+			return
+		}
+		id, ok := m.Node.(*ast.IdentifierNode)
+		if !ok {
+			return
+		}
+		field, ok := m.Property.(*ast.StringNode)
+		if !ok {
+			return
+		}
+		p := env.probes[id.Value]
+		if p == nil || p.Kubernetes == nil || p.Kubernetes.Kind() != KubernetesPodsKind || !workloadFields[field.Value] {
+			return
+		}
+		out = append(out, exprProblem{
+			from:    m.Property.Location().From,
+			message: fmt.Sprintf("probe %s watches pods by selector, which have no %s: only a deployment, statefulSet or daemonSet does", id.Value, field.Value),
+			hint:    "count its pods instead, e.g. " + id.Value + ".podsReady",
+		})
+	}))
+	return out
 }
 
 type visitorFunc func(*ast.Node)

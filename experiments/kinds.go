@@ -66,7 +66,7 @@ func probeKinds() []ProbeKind {
 			zero:     KubernetesObservation{},
 			failed:   func(r string) Observation { return KubernetesObservation{Error: r} },
 			validate: validateKubernetesProbe,
-			describe: func(p *Probe) string { return "kubernetes deployment " + p.Kubernetes.Deployment },
+			describe: func(p *Probe) string { return "kubernetes " + p.Kubernetes.Describe() },
 		},
 		{
 			Name: ProbeExec, set: func(p *Probe) bool { return p.Exec != nil },

@@ -29,7 +29,7 @@ type Probe struct {
 	HTTP       *HTTPProbe       `yaml:"http" oneof:"kind" doc:"One HTTP request; observes ok, error, status, latency, body, json, headers."`
 	TCP        *TCPProbe        `yaml:"tcp" oneof:"kind" doc:"One TCP connection; observes ok, error, latency."`
 	Prometheus *PrometheusProbe `yaml:"prometheus" oneof:"kind" doc:"One instant PromQL query; observes ok, error, value, empty, vector, latency."`
-	Kubernetes *KubernetesProbe `yaml:"kubernetes" oneof:"kind" doc:"A Deployment's replica counts; observes ok, error, desired, ready, available, updated."`
+	Kubernetes *KubernetesProbe `yaml:"kubernetes" oneof:"kind" doc:"A Deployment, StatefulSet or DaemonSet, or pods by selector; observes ok, error, kind, desired, ready, available, updated, pods, podsRunning, podsPending, podsSucceeded, podsFailed, podsUnknown, podsReady, podsTerminating, restarts."`
 	Exec       *ExecProbe       `yaml:"exec" oneof:"kind" doc:"Runs a command; observes ok, error, exitCode, stdout, stderr, duration, truncated."`
 }
 
@@ -150,18 +150,111 @@ type BasicAuth struct {
 	Password Secret `yaml:"password" required:"true" doc:"Write ${env:NAME}."`
 }
 
-// KubernetesProbe reads a Deployment's status.
+// KubernetesProbe reads one workload's status, or a set of pods, through
+// the Kubernetes API. Exactly one of Deployment, StatefulSet, DaemonSet and
+// Pods is set. Every kind also counts the pods it covers (the workload's
+// spec.selector, or Pods' selectors) by phase, and their container
+// restarts within RestartWindow.
 type KubernetesProbe struct {
 	Pos Pos `yaml:"-"`
-	// Deployment is namespace/name.
-	Deployment string `yaml:"deployment" required:"true" doc:"namespace/name of a Deployment."`
+	// Deployment, StatefulSet and DaemonSet are namespace/name.
+	Deployment  string          `yaml:"deployment" oneof:"workload" doc:"namespace/name of a Deployment; observes its replica counts and its pods."`
+	StatefulSet string          `yaml:"statefulSet" oneof:"workload" doc:"namespace/name of a StatefulSet; observes its replica counts and its pods."`
+	DaemonSet   string          `yaml:"daemonSet" oneof:"workload" doc:"namespace/name of a DaemonSet; observes its scheduled/ready/available/updated counts and its pods."`
+	Pods        *KubernetesPods `yaml:"pods" oneof:"workload" doc:"Pods by selector, without a workload; observes their counts by phase and their restarts."`
+	// RestartWindow is how far back restarts counts container restarts.
+	RestartWindow time.Duration `yaml:"restartWindow" default:"5m" doc:"How far back restarts counts container restarts; from 1s to 1h. Default 5m."`
 }
 
-// Namespace and Name split Deployment.
-func (k *KubernetesProbe) Namespace() string { ns, _ := splitNamespaced(k.Deployment); return ns }
+// KubernetesPods selects the pods a kubernetes probe counts when it watches
+// no workload.
+type KubernetesPods struct {
+	Pos       Pos    `yaml:"-"`
+	Namespace string `yaml:"namespace" required:"true" doc:"The pods' namespace."`
+	// Selector is a label selector, as kubectl -l takes it.
+	Selector string `yaml:"selector" required:"true" doc:"A label selector, e.g. app=checkout,tier in (web, api)."`
+	// FieldSelector narrows the pods further, as kubectl --field-selector.
+	FieldSelector string `yaml:"fieldSelector" doc:"A field selector narrowing the pods, e.g. spec.nodeName=node-1."`
+}
 
-// Name is the Deployment's name.
-func (k *KubernetesProbe) Name() string { _, n := splitNamespaced(k.Deployment); return n }
+// Kubernetes probe kinds, as KubernetesProbe.Kind returns them and as the
+// observation's kind field says.
+const (
+	KubernetesDeployment  = "deployment"
+	KubernetesStatefulSet = "statefulSet"
+	KubernetesDaemonSet   = "daemonSet"
+	KubernetesPodsKind    = "pods"
+)
+
+// Bounds of restartWindow.
+const (
+	DefaultRestartWindow = 5 * time.Minute
+	MinRestartWindow     = time.Second
+	// MaxRestartWindow bounds what the probe remembers: one entry per
+	// observation that saw a restart, for as long as the window.
+	MaxRestartWindow = time.Hour
+)
+
+// Kind says what the probe watches: KubernetesDeployment,
+// KubernetesStatefulSet, KubernetesDaemonSet or KubernetesPodsKind; "" when
+// none is set.
+func (k *KubernetesProbe) Kind() string {
+	switch {
+	case k.Deployment != "":
+		return KubernetesDeployment
+	case k.StatefulSet != "":
+		return KubernetesStatefulSet
+	case k.DaemonSet != "":
+		return KubernetesDaemonSet
+	case k.Pods != nil:
+		return KubernetesPodsKind
+	}
+	return ""
+}
+
+// Workload is the namespace/name of the watched workload; "" for pods.
+func (k *KubernetesProbe) Workload() string {
+	switch {
+	case k.Deployment != "":
+		return k.Deployment
+	case k.StatefulSet != "":
+		return k.StatefulSet
+	}
+	return k.DaemonSet
+}
+
+// Namespace is the namespace the probe reads in.
+func (k *KubernetesProbe) Namespace() string {
+	if k.Pods != nil {
+		return k.Pods.Namespace
+	}
+	ns, _ := splitNamespaced(k.Workload())
+	return ns
+}
+
+// Name is the workload's name; "" for pods.
+func (k *KubernetesProbe) Name() string { _, n := splitNamespaced(k.Workload()); return n }
+
+// EffectiveRestartWindow is restartWindow, or DefaultRestartWindow.
+func (k *KubernetesProbe) EffectiveRestartWindow() time.Duration {
+	if k.RestartWindow > 0 {
+		return k.RestartWindow
+	}
+	return DefaultRestartWindow
+}
+
+// Describe says what the probe watches, for the plan and for errors:
+// "statefulSet shop/db", "pods in shop matching app=web".
+func (k *KubernetesProbe) Describe() string {
+	if k.Pods != nil {
+		s := "pods in " + k.Pods.Namespace + " matching " + k.Pods.Selector
+		if k.Pods.FieldSelector != "" {
+			s += " and " + k.Pods.FieldSelector
+		}
+		return s
+	}
+	return k.Kind() + " " + k.Workload()
+}
 
 func splitNamespaced(s string) (string, string) {
 	for i := 0; i < len(s); i++ {
@@ -315,15 +408,44 @@ func (o PrometheusObservation) Values() map[string]any {
 	return withError(map[string]any{"ok": o.OK, "value": recordable(o.Value), "empty": o.Empty, "samples": len(o.Vector), "latency": roundDuration(o.Latency)}, o.Error)
 }
 
-// KubernetesObservation is what a kubernetes probe sees of a Deployment.
+// KubernetesObservation is what a kubernetes probe sees. Desired, Ready,
+// Available and Updated are the workload's own status counts (for a
+// DaemonSet: desiredNumberScheduled, numberReady, numberAvailable,
+// updatedNumberScheduled); a pods probe has no workload: an expression
+// reading them is refused at validate time, and at run time the fields are
+// missing (FieldMissing), so they never let an expression hold.
+//
+// The pod counts cover the pods the workload's spec.selector (or the pods
+// probe's selectors) matches, listed at the same observation: Pods is all
+// of them, PodsRunning..PodsUnknown split them by status.phase (a pod being
+// deleted still counts in its phase), PodsReady are those whose Ready
+// condition is True and that are not being deleted, PodsTerminating those
+// being deleted. Restarts is the number of container restarts seen within
+// the probe's restartWindow (see package probes for exactly how they are
+// counted).
 type KubernetesObservation struct {
-	OK        bool   `expr:"ok"`
-	Error     string `expr:"error"`
+	OK    bool   `expr:"ok"`
+	Error string `expr:"error"`
+	// Kind is what was observed: deployment, statefulSet, daemonSet or pods.
+	Kind      string `expr:"kind"`
 	Desired   int    `expr:"desired"`
 	Ready     int    `expr:"ready"`
 	Available int    `expr:"available"`
 	Updated   int    `expr:"updated"`
+
+	Pods            int `expr:"pods"`
+	PodsRunning     int `expr:"podsRunning"`
+	PodsPending     int `expr:"podsPending"`
+	PodsSucceeded   int `expr:"podsSucceeded"`
+	PodsFailed      int `expr:"podsFailed"`
+	PodsUnknown     int `expr:"podsUnknown"`
+	PodsReady       int `expr:"podsReady"`
+	PodsTerminating int `expr:"podsTerminating"`
+	Restarts        int `expr:"restarts"`
 }
+
+// workloadFields are the fields only a workload has.
+var workloadFields = map[string]bool{"desired": true, "ready": true, "available": true, "updated": true}
 
 // Succeeded implements Observation.
 func (o KubernetesObservation) Succeeded() bool { return o.OK }
@@ -333,7 +455,18 @@ func (o KubernetesObservation) Failure() string { return o.Error }
 
 // Values implements Observation.
 func (o KubernetesObservation) Values() map[string]any {
-	return withError(map[string]any{"ok": o.OK, "desired": o.Desired, "ready": o.Ready, "available": o.Available, "updated": o.Updated}, o.Error)
+	v := map[string]any{"ok": o.OK}
+	if !o.OK {
+		return withError(v, o.Error)
+	}
+	v["kind"] = o.Kind
+	if o.Kind != KubernetesPodsKind {
+		v["desired"], v["ready"], v["available"], v["updated"] = o.Desired, o.Ready, o.Available, o.Updated
+	}
+	v["pods"], v["podsRunning"], v["podsPending"], v["podsSucceeded"] = o.Pods, o.PodsRunning, o.PodsPending, o.PodsSucceeded
+	v["podsFailed"], v["podsUnknown"], v["podsReady"], v["podsTerminating"] = o.PodsFailed, o.PodsUnknown, o.PodsReady, o.PodsTerminating
+	v["restarts"] = o.Restarts
+	return withError(v, o.Error)
 }
 
 // ExecObservation is what an exec probe sees. OK means the command ran and
@@ -393,6 +526,9 @@ func FieldMissing(o Observation, field string) (string, bool) {
 	}
 	if p, ok := o.(PrometheusObservation); ok && p.Empty && field == "value" {
 		return "the query returned no samples", true
+	}
+	if k, ok := o.(KubernetesObservation); ok && k.Kind == KubernetesPodsKind && workloadFields[field] {
+		return "a pods probe watches no workload, so it has no " + field, true
 	}
 	return "", false
 }

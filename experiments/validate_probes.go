@@ -68,16 +68,101 @@ func validateProbe(c checker, path, name string, p *Probe) {
 	}
 }
 
-// validateKubernetesProbe checks a kubernetes probe's deployment.
+// validateKubernetesProbe checks a kubernetes probe: exactly one of a
+// workload (namespace/name) or pods (namespace and selectors), and its
+// restart window.
 func validateKubernetesProbe(c checker, path string, p *Probe) {
-	dp := path + ".kubernetes.deployment"
-	ns, n, ok := strings.Cut(p.Kubernetes.Deployment, "/")
-	switch {
-	case p.Kubernetes.Deployment == "":
-		c.missing(dp, "namespace/name, e.g. shop/checkout")
-	case !ok || !dnsLabel.MatchString(ns) || len(ns) > 63 || !dnsSubdomain.MatchString(n) || len(n) > 253:
-		c.at(dp, fmt.Sprintf("deployment %q is not namespace/name", strictyaml.Shorten(p.Kubernetes.Deployment)), "e.g. shop/checkout")
+	kp := path + ".kubernetes"
+	k := p.Kubernetes
+	kinds := setKinds(c, kp, []kindField{
+		{KubernetesDeployment, c.exp.Has(kp + ".deployment")},
+		{KubernetesStatefulSet, c.exp.Has(kp + ".statefulSet")},
+		{KubernetesDaemonSet, c.exp.Has(kp + ".daemonSet")},
+		{KubernetesPodsKind, k.Pods != nil},
+	})
+	const one = "deployment, statefulSet, daemonSet or pods"
+	switch len(kinds) {
+	case 0:
+		c.noKind(kp, "kubernetes probe watches nothing", "set one of "+one+", e.g. deployment: shop/checkout")
+	case 1:
+		if kinds[0] == KubernetesPodsKind {
+			validateKubernetesPods(c, kp+".pods", k.Pods)
+			break
+		}
+		wp := kp + "." + kinds[0]
+		w := k.Workload()
+		ns, n, ok := strings.Cut(w, "/")
+		switch {
+		case w == "":
+			c.at(wp, kinds[0]+" is empty", "namespace/name, e.g. shop/checkout")
+		case !ok || !dnsLabel.MatchString(ns) || len(ns) > 63 || !dnsSubdomain.MatchString(n) || len(n) > 253:
+			c.at(wp, fmt.Sprintf("%s %q is not namespace/name", kinds[0], strictyaml.Shorten(w)), "e.g. shop/checkout")
+		}
+	default:
+		c.key(kp+"."+kinds[1], fmt.Sprintf("kubernetes probe has both %s and %s", kinds[0], kinds[1]),
+			"a kubernetes probe watches exactly one of "+one+"; declare one probe for each")
 	}
+	if c.exp.Has(kp + ".restartWindow") {
+		if w := k.RestartWindow; w < MinRestartWindow || w > MaxRestartWindow {
+			c.at(kp+".restartWindow", fmt.Sprintf("restartWindow %s must be from %s to %s", w, MinRestartWindow, MaxRestartWindow),
+				"restarts counts container restarts seen within this window")
+		}
+	}
+	if k.RestartWindow == 0 {
+		k.RestartWindow = DefaultRestartWindow
+	}
+}
+
+// validateKubernetesPods checks a kubernetes probe's pods: a namespace, a
+// label selector and an optional field selector, each as the API server
+// would take it, so a typo is found before the run rather than as an
+// observation error in the middle of it.
+func validateKubernetesPods(c checker, path string, p *KubernetesPods) {
+	switch {
+	case p.Namespace == "":
+		c.missing(path+".namespace", "the namespace of the pods, e.g. namespace: shop")
+	case len(p.Namespace) > 63 || !dnsLabel.MatchString(p.Namespace):
+		c.at(path+".namespace", fmt.Sprintf("namespace %q is not a valid Kubernetes namespace", strictyaml.Shorten(p.Namespace)), "lowercase letters, digits and '-', at most 63 characters")
+	}
+	switch {
+	case strings.TrimSpace(p.Selector) == "":
+		c.missing(path+".selector", "a label selector such as app=checkout")
+	default:
+		if msg := checkSelector(p.Selector); msg != "" {
+			c.at(path+".selector", fmt.Sprintf("selector %q is not a label selector: %s", strictyaml.Shorten(p.Selector), msg), "e.g. app=checkout,tier in (web, api),!canary")
+		}
+	}
+	if c.exp.Has(path + ".fieldSelector") {
+		if msg, hint := checkPodFieldSelector(p.FieldSelector); msg != "" {
+			c.at(path+".fieldSelector", fmt.Sprintf("fieldSelector %q %s", strictyaml.Shorten(p.FieldSelector), msg), hint)
+		}
+	}
+}
+
+// podFields are the fields the API server can select pods by.
+var podFields = []string{
+	"metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+	"spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName",
+}
+
+// checkPodFieldSelector checks a pod field selector (field=value,
+// field!=value, comma-separated) and says what is wrong, with a hint.
+func checkPodFieldSelector(sel string) (msg, hint string) {
+	if strings.TrimSpace(sel) == "" {
+		return "is empty", "remove it, or write e.g. spec.nodeName=node-1"
+	}
+	for _, req := range strings.Split(sel, ",") {
+		req = strings.TrimSpace(req)
+		m := selectorCmp.FindStringSubmatch(req)
+		if m == nil {
+			return fmt.Sprintf("has %q, which is not field=value or field!=value", strictyaml.Shorten(req)), "e.g. spec.nodeName=node-1,status.phase!=Succeeded"
+		}
+		if !slices.Contains(podFields, m[1]) {
+			return fmt.Sprintf("selects on %q, which pods cannot be selected by", m[1]),
+				strictyaml.DidYouMean(m[1], podFields, "pods can be selected by "+strings.Join(podFields, ", "))
+		}
+	}
+	return "", ""
 }
 
 // validateExecProbe checks an exec probe's command and environment.

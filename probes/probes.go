@@ -5,8 +5,10 @@
 // observation type, its validation) lives in experiments.
 //
 // A prober observes once per call and never keeps state between calls that
-// could make one observation depend on the last; it must never inject
-// anything.
+// could make one observation depend on the last, with one exception that
+// says so: the kubernetes probe remembers container restart counts, since
+// restarts within a window cannot be read from one answer of the API. A
+// prober must never inject anything.
 package probes
 
 import (

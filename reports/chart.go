@@ -81,7 +81,8 @@ type chartTick struct {
 
 // metricOf picks what to plot for a probe from its observations: value for
 // a Prometheus query, duration for a command, latency for http and tcp,
-// ready replicas for a Deployment. Its unit decides the axis.
+// ready replicas for a workload, ready pods for pods by selector. Its unit
+// decides the axis.
 func metricOf(events []Event) (name string, duration bool) {
 	has := func(k string, num bool) bool {
 		for _, e := range events {
@@ -110,6 +111,9 @@ func metricOf(events []Event) (name string, duration bool) {
 		return "latency", true
 	case has("ready", true):
 		return "ready", false
+	case has("podsReady", true):
+		// A kubernetes probe of pods by selector, which has no workload.
+		return "podsReady", false
 	}
 	return "", false
 }

@@ -103,12 +103,17 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Usage: "check everything and print the plan; inject nothing"},
 			stateDirFlag,
 			pluginDirFlag, pluginLockFlag, allowUnpinnedFlag,
+			kubeconfigFlag, kubeContextFlag,
 		}, append(outputFlags(), gateFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return &exitError{code: reports.Invalid.ExitCode(), msg: "run takes exactly one experiment file"}
 			}
 			level, err := logLevel(c.String("log-level"))
+			if err != nil {
+				return err
+			}
+			kube, err := kubeSource(c)
 			if err != nil {
 				return err
 			}
@@ -127,9 +132,9 @@ func runCommand(stdout, stderr io.Writer) *cli.Command {
 			)
 			runner := &engine.Runner{
 				StateDir:      c.String("state-dir"),
-				PluginCommand: pluginSource(c, path).Command,
+				PluginCommand: pluginCommandWith(kube, pluginSource(c, path).Command),
 				PluginNames:   pluginSource(c, path).Names(),
-				NewProber:     newProber,
+				NewProber:     proberWith(kube),
 				Log:           logs,
 				LogLevel:      level,
 				LogFormat:     c.String("log-format"),

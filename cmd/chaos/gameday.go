@@ -34,10 +34,15 @@ func gamedayCommand(stdin io.Reader, stdout, stderr io.Writer) *cli.Command {
 					&cli.StringFlag{Name: "report-dir", Usage: "write every experiment's reports and the combined gameday.md into `DIR`"},
 					&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)"},
 					stateDirFlag,
+					kubeconfigFlag, kubeContextFlag,
 				},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return &exitError{code: reports.Invalid.ExitCode(), msg: "gameday run takes exactly one game day file"}
+					}
+					kube, err := kubeSource(c)
+					if err != nil {
+						return err
 					}
 					day, err := experiments.LoadGameDay(c.Args().First())
 					if fe := (*experiments.FileError)(nil); errors.As(err, &fe) {
@@ -49,8 +54,8 @@ func gamedayCommand(stdin io.Reader, stdout, stderr io.Writer) *cli.Command {
 					if err != nil {
 						return err
 					}
-					base := engine.Runner{StateDir: c.String("state-dir"), PluginCommand: selfPlugin, PluginNames: builtin.Names(),
-						NewProber: newProber, Log: stderr, LogLevel: level}
+					base := engine.Runner{StateDir: c.String("state-dir"), PluginCommand: pluginCommandWith(kube, selfPlugin), PluginNames: builtin.Names(),
+						NewProber: proberWith(kube), Log: stderr, LogLevel: level}
 					g := &scheduler.GameDay{
 						Day: day, Dir: gamedayDir(c.String("state-dir"), day.Metadata.Name),
 						ReportDir: c.String("report-dir"), Notes: c.StringSlice("note"),

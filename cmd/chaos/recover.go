@@ -49,8 +49,13 @@ func recoverCommand(stdout io.Writer) *cli.Command {
 			&cli.DurationFlag{Name: "call-timeout", Value: engine.DefaultRecoverCallTimeout, Usage: "deadline of each call to a plugin"},
 			&cli.DurationFlag{Name: "grace", Value: engine.DefaultRecoverGrace, Usage: "how long an orphaned plugin gets after SIGTERM before SIGKILL"},
 			pluginDirFlag, pluginLockFlag, allowUnpinnedFlag,
+			kubeconfigFlag, kubeContextFlag,
 		},
 		Action: func(c *cli.Context) error {
+			kube, err := kubeSource(c)
+			if err != nil {
+				return err
+			}
 			dir, err := stateDir(c)
 			if err != nil {
 				return err
@@ -69,7 +74,7 @@ func recoverCommand(stdout io.Writer) *cli.Command {
 			// Installed plugins are found as a run finds them; the lock file is
 			// --plugin-lock's or the plugin directory's (recover has no
 			// experiment file to look beside).
-			runner := &engine.Runner{StateDir: dir, PluginCommand: pluginSource(c, "").Command, Log: os.Stderr}
+			runner := &engine.Runner{StateDir: dir, PluginCommand: pluginCommandWith(kube, pluginSource(c, "").Command), Log: os.Stderr}
 			res, err := runner.Recover(c.Context, engine.RecoverOptions{
 				Ledger: ledger, Force: c.Bool("force"), CallTimeout: c.Duration("call-timeout"), Grace: c.Duration("grace"), Out: stdout,
 			})

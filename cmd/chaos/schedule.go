@@ -17,6 +17,7 @@ import (
 	"github.com/chaos-run/chaos/engine"
 	"github.com/chaos-run/chaos/engine/scheduler"
 	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/internal/kubeconfig"
 	"github.com/chaos-run/chaos/plugins/builtin"
 	"github.com/chaos-run/chaos/reports"
 )
@@ -36,7 +37,7 @@ func scheduleCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)"},
 			stateDirFlag,
 			&cli.BoolFlag{Name: "leader-elect", Usage: "schedule only while holding a coordination/v1 Lease (several replicas, one schedules)"},
-			&cli.StringFlag{Name: "kubeconfig", EnvVars: []string{"KUBECONFIG"}, Usage: "with --leader-elect: the kubeconfig `FILE` (default: in-cluster)"},
+			kubeconfigFlag, kubeContextFlag,
 			&cli.StringFlag{Name: "lease-namespace", Value: "chaos", Usage: "with --leader-elect: the Lease's `NAMESPACE`"},
 			&cli.StringFlag{Name: "lease-name", Value: "chaos-scheduler", Usage: "with --leader-elect: the Lease's `NAME`"},
 			&cli.DurationFlag{Name: "lease-duration", Value: 15 * time.Second, Usage: "with --leader-elect: how long a Lease lasts unrenewed; a dead leader is replaced within it"},
@@ -70,9 +71,13 @@ func scheduleCommand(stdout, stderr io.Writer) *cli.Command {
 			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 			ctx, stop := interruptible(c.Context, stderr)
 			defer stop()
+			kube, err := kubeSource(c)
+			if err != nil {
+				return err
+			}
 			o := scheduleOptions{
 				stateDir: c.String("state-dir"), reportDir: c.String("report-dir"),
-				listen: c.String("listen"), log: log, logLevel: level, stderr: stderr,
+				listen: c.String("listen"), log: log, logLevel: level, stderr: stderr, kube: kube,
 			}
 			if c.Bool("leader-elect") {
 				return electSchedule(ctx, c, s, o)
@@ -131,6 +136,9 @@ type scheduleOptions struct {
 	log                         *slog.Logger
 	logLevel                    slog.Level
 	stderr                      io.Writer
+	// kube is the cluster of --kubeconfig and --context: the runs' and,
+	// with --leader-elect, the Lease's.
+	kube kubeconfig.Source
 	// claims, with leader election, are the fire claims in the shared
 	// state directory, so no fire runs twice across a change of leader.
 	claims *scheduler.Claims
@@ -146,9 +154,9 @@ func serveSchedule(ctx context.Context, s *experiments.Schedule, o scheduleOptio
 	}
 	base := engine.Runner{
 		StateDir:      o.stateDir,
-		PluginCommand: selfPlugin,
+		PluginCommand: pluginCommandWith(o.kube, selfPlugin),
 		PluginNames:   builtin.Names(),
-		NewProber:     newProber,
+		NewProber:     proberWith(o.kube),
 		Log:           o.stderr,
 		LogLevel:      o.logLevel,
 	}

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/chaos-run/chaos/engine"
 	"github.com/chaos-run/chaos/engine/scheduler"
@@ -33,7 +31,7 @@ func electSchedule(ctx context.Context, c *cli.Context, s *experiments.Schedule,
 		return &exitError{code: reports.Invalid.ExitCode(), msg: fmt.Sprintf(
 			"--lease-duration %s, --renew-deadline %s, --retry-period %s: each must be longer than the next, and all above zero", d, r, p)}
 	}
-	cfg, err := kubeConfig(c.String("kubeconfig"))
+	cfg, err := o.kube.Load()
 	if err != nil {
 		return &exitError{code: reports.Invalid.ExitCode(), msg: "--leader-elect: " + err.Error()}
 	}
@@ -64,10 +62,10 @@ func electSchedule(ctx context.Context, c *cli.Context, s *experiments.Schedule,
 	return err
 }
 
-// recoverWait bounds the recover step a new leader runs. The ledger's lock
-// is a blocking flock: a runner stopped while it writes the ledger
-// (SIGSTOP, a frozen node) holds it, and the recover would wait for it
-// for ever.
+// recoverWait bounds the recover step a new leader runs: every plugin call
+// in it honours the context, and every wait for the ledger's lock is
+// bounded by safety.LedgerLockWait (a runner stopped while it writes the
+// ledger fails the step, naming itself, instead of holding it for ever).
 const recoverWait = 5 * time.Minute
 
 // recoverDeadLeader reverts every fault the ledger holds for a runner that
@@ -80,53 +78,17 @@ func recoverDeadLeader(ctx context.Context, dir string, o scheduleOptions) error
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
-	runner := &engine.Runner{StateDir: dir, PluginCommand: selfPlugin, PluginNames: builtin.Names(), Log: o.stderr, LogLevel: o.logLevel}
-	type result struct {
-		res engine.RecoverResult
-		err error
-	}
+	runner := &engine.Runner{StateDir: dir, PluginCommand: pluginCommandWith(o.kube, selfPlugin), PluginNames: builtin.Names(), Log: o.stderr, LogLevel: o.logLevel}
 	rctx, cancel := context.WithTimeout(ctx, recoverWait)
 	defer cancel()
-	done := make(chan result, 1)
-	// Owned by this process only when the ledger's lock never frees: the
-	// replica then exits (not leading), which ends it.
-	go func() {
-		res, err := runner.Recover(rctx, engine.RecoverOptions{Ledger: ledger, Out: o.stderr,
-			CallTimeout: engine.DefaultRecoverCallTimeout, Grace: engine.DefaultRecoverGrace})
-		done <- result{res, err}
-	}()
-	// Recover honours its context in every plugin call; past it by a
-	// minute, only a lock that never frees can be holding it.
-	stuck := time.NewTimer(recoverWait + time.Minute)
-	defer stuck.Stop()
-	var r result
-	select {
-	case r = <-done:
-	case <-stuck.C:
-		return fmt.Errorf("recover the dead leader's runs: no answer within %s: another process holds the ledger's lock in %s (a runner stopped while writing it?); not scheduling", recoverWait+time.Minute, dir)
+	res, err := runner.Recover(rctx, engine.RecoverOptions{Ledger: ledger, Out: o.stderr,
+		CallTimeout: engine.DefaultRecoverCallTimeout, Grace: engine.DefaultRecoverGrace})
+	if err != nil {
+		return fmt.Errorf("recover the dead leader's runs: %w", err)
 	}
-	if r.err != nil {
-		return fmt.Errorf("recover the dead leader's runs: %w", r.err)
-	}
-	o.log.Info("recovered", "failed", r.res.Failed, "unreadable", r.res.Unreadable)
-	if r.res.Failed > 0 || r.res.Unreadable > 0 {
-		return fmt.Errorf("recover the dead leader's runs: %d entries still open, %d unreadable; run `chaos recover --state-dir %s`", r.res.Failed, r.res.Unreadable, dir)
+	o.log.Info("recovered", "failed", res.Failed, "unreadable", res.Unreadable)
+	if res.Failed > 0 || res.Unreadable > 0 {
+		return fmt.Errorf("recover the dead leader's runs: %d entries still open, %d unreadable; run `chaos recover --state-dir %s`", res.Failed, res.Unreadable, dir)
 	}
 	return nil
-}
-
-// kubeConfig is the kubeconfig file's config, or the in-cluster one.
-func kubeConfig(path string) (*rest.Config, error) {
-	if path == "" {
-		cfg, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("no --kubeconfig or KUBECONFIG, and not in a cluster: %w", err)
-		}
-		return cfg, nil
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
-	}
-	return cfg, nil
 }

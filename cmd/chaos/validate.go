@@ -11,6 +11,7 @@ import (
 
 	"github.com/chaos-run/chaos/engine"
 	"github.com/chaos-run/chaos/experiments"
+	"github.com/chaos-run/chaos/internal/kubeconfig"
 	"github.com/chaos-run/chaos/plugins/plugindir"
 	"github.com/chaos-run/chaos/plugins/sdk"
 	"github.com/chaos-run/chaos/reports"
@@ -29,6 +30,7 @@ func validateCommand(stdout io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "`FORMAT` of the problems: text (file:line:col: message (hint)) or json (an array of {file, line, col, path, message, hint})"},
 			&cli.BoolFlag{Name: "offline", Usage: "start no plugin and read no secret: the faults' `with` parameters are not checked, and an unset ${env:NAME} is a note, not a problem"},
 			pluginDirFlag, pluginLockFlag, allowUnpinnedFlag,
+			kubeconfigFlag, kubeContextFlag,
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -40,7 +42,11 @@ func validateCommand(stdout io.Writer) *cli.Command {
 			}
 			var plugins *pluginPool
 			if !c.Bool("offline") {
-				plugins = &pluginPool{open: map[string]*sharedPlugin{}}
+				kube, err := kubeSource(c)
+				if err != nil {
+					return err
+				}
+				plugins = &pluginPool{open: map[string]*sharedPlugin{}, kube: kube}
 				defer plugins.closeAll()
 			}
 			source := func(file string) plugindir.Source { return pluginSource(c, file) }
@@ -178,6 +184,8 @@ func writeProblemsJSON(w io.Writer, results []fileResult) error {
 // end.
 type pluginPool struct {
 	open map[string]*sharedPlugin
+	// kube is the cluster --kubeconfig and --context name for the plugins.
+	kube kubeconfig.Source
 }
 
 // forSource is the pool as the engine.Plugins of files whose plugins src
@@ -197,7 +205,7 @@ func (v poolView) Open(ctx context.Context, name string) (engine.FaultPlugin, er
 	if pl, ok := v.pool.open[key]; ok {
 		return pl, nil
 	}
-	pl, err := engine.ExecPlugins{Command: v.src.Command}.Open(ctx, name)
+	pl, err := engine.ExecPlugins{Command: pluginCommandWith(v.pool.kube, v.src.Command)}.Open(ctx, name)
 	if err != nil {
 		return nil, err
 	}

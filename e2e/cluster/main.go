@@ -34,9 +34,12 @@ import (
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 )
 
-// The controllers a Deployment needs to keep its pods, plus the service
-// account ones so that pods (and tokens) can be created in new namespaces.
-const controllers = "replicaset,deployment,serviceaccount-token,serviceaccount,namespace,garbagecollector"
+// The controllers a Deployment, a StatefulSet and a DaemonSet need to keep
+// their pods, plus the service account ones so that pods (and tokens) can
+// be created in new namespaces. There is no scheduler: test pods name the
+// kwok node in spec.nodeName, and the DaemonSet controller keeps a
+// template's nodeName, so DaemonSet pods need none either.
+const controllers = "replicaset,deployment,statefulset,daemonset,serviceaccount-token,serviceaccount,namespace,garbagecollector"
 
 var (
 	errChildExited = errors.New("component exited")

@@ -2,6 +2,7 @@ package podkill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -17,8 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/chaos-run/chaos/internal/kubeconfig"
 	"github.com/chaos-run/chaos/plugins/sdk"
 )
 
@@ -53,8 +54,10 @@ type clientSet struct {
 }
 
 // client builds (once per kubeconfig and context) a client the way kubectl
-// finds its configuration: the kubeconfig parameter, else $KUBECONFIG, else
-// ~/.kube/config, else the in-cluster service account.
+// finds its configuration: the kubeconfig parameter, else $KUBECONFIG (which
+// a run's --kubeconfig sets for its plugins), else ~/.kube/config, else the
+// in-cluster service account; the context parameter, else the run's
+// --context (kubeconfig.EnvContext), else the kubeconfig's current one.
 func (f *Fault) client(p Params) (*clientSet, error) {
 	key := p.Kubeconfig + "\x00" + p.Context
 	f.mu.Lock()
@@ -77,23 +80,15 @@ func (f *Fault) client(p Params) (*clientSet, error) {
 	return cs, nil
 }
 
-func restConfig(kubeconfig, kcontext string) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if kubeconfig != "" {
-		rules.ExplicitPath = kubeconfig
+func restConfig(path, kcontext string) (*rest.Config, error) {
+	if kcontext == "" {
+		kcontext = os.Getenv(kubeconfig.EnvContext)
 	}
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: kcontext}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
-	if err == nil {
-		return cfg, nil
-	}
-	if kubeconfig == "" && kcontext == "" && clientcmd.IsEmptyConfig(err) {
-		if in, ierr := rest.InClusterConfig(); ierr == nil {
-			return in, nil
-		}
+	cfg, err := kubeconfig.Source{Path: path, Context: kcontext}.Load()
+	if errors.Is(err, kubeconfig.ErrNoConfig) {
 		return nil, fmt.Errorf("%w: set with.kubeconfig or $KUBECONFIG, or run in a pod with a service account", ErrNoConfig)
 	}
-	return nil, fmt.Errorf("load kubeconfig: %w", err)
+	return cfg, err
 }
 
 // canAct asks the API server whether these credentials may list and delete

@@ -74,9 +74,13 @@ func Launch(ctx context.Context, cmd *exec.Cmd, opts LaunchOptions) (*Plugin, er
 		timeout = 10 * time.Second
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  Handshake(),
-		Plugins:          HostPluginMap(),
-		Cmd:              cmd,
+		HandshakeConfig: Handshake(),
+		Plugins:         HostPluginMap(),
+		Cmd:             cmd,
+		// A command with its own Env chose the plugin's whole environment
+		// (os/exec's meaning); go-plugin would otherwise append ours after
+		// it, and ours would win (the run's --kubeconfig over $KUBECONFIG).
+		SkipHostEnv:      cmd.Env != nil,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		SecureConfig:     opts.SecureConfig,
