@@ -67,9 +67,12 @@ func TestDeploymentReplacesDeletedPod(t *testing.T) {
 	t.Logf("cluster start %s; delete returned in %s; replacement Ready %s after delete",
 		c.StartTime.Round(time.Millisecond), deleteReturned.Round(time.Millisecond), replaced.Round(time.Millisecond))
 
-	d, err := cs.AppsV1().Deployments(ns).Get(ctx, app, metav1.GetOptions{})
-	require.NoError(t, err, "get deployment")
-	require.Equal(t, int32(3), d.Status.ReadyReplicas, "deployment is 3/3 Ready again")
+	// The Deployment's status follows its pods a moment later (the
+	// deployment controller writes it after the ReplicaSet's).
+	waitFor(t, ctx, "deployment is 3/3 Ready again", func(ctx context.Context) (bool, error) {
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, app, metav1.GetOptions{})
+		return err == nil && d.Status.ReadyReplicas == 3, err
+	})
 }
 
 func deployment(app string, replicas int32) *appsv1.Deployment {
