@@ -56,6 +56,13 @@ type Stats struct {
 	BytesHeld int64
 	// Open is the number of client connections held now.
 	Open int64
+	// Delayed counts chunks written after a delay; Late counts those of
+	// them written more than LateAfter past their due time (arrival plus
+	// delay), and MaxLate is the latest any was. They tell the proxy's own
+	// exactness apart from what a client measures, which adds its own and
+	// its server's wake-ups.
+	Delayed, Late int64
+	MaxLate       time.Duration
 	// Refused counts client connections closed at once because the proxy
 	// held Limits.Connections already.
 	Refused int64
@@ -105,6 +112,9 @@ type Proxy struct {
 	pauses    atomic.Int64
 	paused    atomic.Int64 // readers waiting for room right now
 	openCount atomic.Int64
+	delayed   atomic.Int64
+	late      atomic.Int64
+	maxLate   atomic.Int64 // nanoseconds
 }
 
 // pair is one proxied connection: the client side and its upstream side.
@@ -306,6 +316,27 @@ func (p *Proxy) Stats() Stats {
 		Refused:         p.refused.Load(),
 		LoopsRefused:    p.loops.Load(),
 		ReadPauses:      p.pauses.Load(),
+		Delayed:         p.delayed.Load(),
+		Late:            p.late.Load(),
+		MaxLate:         time.Duration(p.maxLate.Load()),
+	}
+}
+
+// LateAfter is how far past its due time a delayed chunk's write counts as
+// late (Stats.Late).
+const LateAfter = 100 * time.Microsecond
+
+// released counts a delayed chunk written late past its due time.
+func (p *Proxy) released(late time.Duration) {
+	p.delayed.Add(1)
+	if late > LateAfter {
+		p.late.Add(1)
+	}
+	for {
+		m := p.maxLate.Load()
+		if int64(late) <= m || p.maxLate.CompareAndSwap(m, int64(late)) {
+			return
+		}
 	}
 }
 
@@ -533,7 +564,9 @@ func (p *Proxy) deliver(d *direction, readErr func() error) {
 	// so the reader can never block on a send.
 	for c := range q {
 		if !broken {
-			p.waitDue(c, timer)
+			if p.waitDue(c, timer) {
+				p.released(time.Since(c.due))
+			}
 			n, err := dst.Write(c.data)
 			written.Add(int64(n))
 			if err != nil {
@@ -718,31 +751,35 @@ func (p *Proxy) sample(pr *pair, dir Direction) time.Duration {
 
 // waitDue blocks until c is due. It wakes on every SetShape to recompute the
 // due time, and returns at once when the proxy closes, so neither a revert nor
-// a Close ever waits out a delay.
+// a Close ever waits out a delay. It says whether c was held to its own due
+// time (not released early by a revert or a Close, and delayed at all), so
+// that its lateness counts in Stats.
 //
 // The runtime's timers wake a parked goroutine with millisecond granularity
 // (the poller's timeout is in milliseconds), which alone overshoots a due
 // time by up to a millisecond. So the timer is set finelead short of the due
 // time, and the rest is left to sleepUntil. The last stretch is not
 // interruptible, which costs a revert at most finelead.
-func (p *Proxy) waitDue(c chunk, timer *time.Timer) {
+func (p *Proxy) waitDue(c chunk, timer *time.Timer) (onTime bool) {
 	for {
 		p.mu.Lock()
-		delay, jitter, changed := p.shape.Delay, p.shape.Jitter, p.changed
+		longest, changed := p.shape.Longest(), p.changed
 		p.mu.Unlock()
 
 		due := c.due
 		// The latest the current setting would deliver this chunk.
-		if limit := c.read.Add(delay + jitter); limit.Before(due) {
+		if limit := c.read.Add(longest); limit.Before(due) {
 			due = limit
 		}
 		wait := time.Until(due)
 		if wait <= 0 {
-			return
+			// Due already: a chunk with no delay, one the setting now
+			// releases early, or one whose wait overran.
+			return due.Equal(c.due) && c.due.After(c.read)
 		}
 		if wait <= finelead {
 			sleepUntil(due)
-			return
+			return due.Equal(c.due)
 		}
 		timer.Reset(wait - finelead)
 		select {
@@ -751,7 +788,7 @@ func (p *Proxy) waitDue(c chunk, timer *time.Timer) {
 			timer.Stop()
 		case <-p.closing:
 			timer.Stop()
-			return
+			return false
 		}
 	}
 }

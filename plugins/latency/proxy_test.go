@@ -197,6 +197,10 @@ func TestProxyDelayRoundTripHTTP(t *testing.T) {
 	// The request is delayed on the way in and the response on the way out.
 	require.GreaterOrEqual(t, elapsed, 2*delay,
 		"a round trip through the proxy must take at least the delay in each direction")
+	st := p.Stats()
+	require.GreaterOrEqual(t, st.Delayed, int64(2), "the request and the response were delayed chunks")
+	require.LessOrEqual(t, st.Late, st.Delayed, "late releases are some of the delayed ones")
+	require.GreaterOrEqual(t, st.MaxLate, time.Duration(0))
 }
 
 func TestProxyRevertDeliversPendingData(t *testing.T) {
@@ -221,6 +225,7 @@ func TestProxyRevertDeliversPendingData(t *testing.T) {
 	_, err = io.ReadFull(c, got)
 	require.NoError(t, err, "ending the fault must deliver the waiting chunks, not wait out the delay")
 	require.Equal(t, "firstsecond", string(got), "waiting chunks must be delivered in order")
+	require.Zero(t, p.Stats().Late, "chunks a revert released early are not late")
 }
 
 func TestProxyLowerDelayShortensWait(t *testing.T) {

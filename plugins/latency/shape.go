@@ -75,3 +75,15 @@ func (s Shape) Sample(uniform, normal func() float64) time.Duration {
 	}
 	return max(time.Duration(v), 0)
 }
+
+// Longest is the longest delay Sample can draw: delay+jitter, or for the
+// normal distribution its cut at 2*delay.
+func (s Shape) Longest() time.Duration {
+	if s.Jitter <= 0 {
+		return max(s.Delay, 0)
+	}
+	if s.Distribution == Normal {
+		return 2 * s.Delay
+	}
+	return s.Delay + s.Jitter
+}

@@ -133,3 +133,20 @@ func TestProxyShare(t *testing.T) {
 	require.Positive(t, passed, "and some are not")
 	p.SetDelay(0, 0)
 }
+
+// A chunk whose normal sample is past delay+jitter (up to the cut at twice
+// the delay) is held to its due time: the cap that lets a lower setting
+// release chunks early is the longest the setting can draw, not
+// delay+jitter.
+func TestNormalSampleBeyondDelayPlusJitterIsHeld(t *testing.T) {
+	p, err := latency.Listen("127.0.0.1:0", "127.0.0.1:1")
+	require.NoError(t, err)
+	defer p.Close()
+	sh := latency.Shape{Delay: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Distribution: latency.Normal, Direction: latency.DirBoth, Share: 1}
+	p.SetShape(sh)
+	require.Equal(t, 40*time.Millisecond, sh.Longest())
+	read := time.Now()
+	due := read.Add(35 * time.Millisecond) // a draw 3 deviations out
+	require.True(t, latency.WaitDue(p, read, due), "held to its own due time")
+	require.False(t, time.Now().Before(due), "not released at delay+jitter (25 ms) but at its due time")
+}

@@ -44,7 +44,8 @@ func TestMain(m *testing.M) {
 
 // proxyChild runs one proxy and takes its settings on stdin, one line each:
 // "shape DELAY JITTER DIST DIRECTION"; it answers "ok" when the setting is
-// in effect. It ends when stdin does.
+// in effect. "stats" answers "DELAYED LATE MAXLATE" of its Stats. It ends
+// when stdin does.
 func proxyChild(spec string) int {
 	f := strings.Fields(spec)
 	p, err := latency.Listen(f[0], f[1])
@@ -56,10 +57,15 @@ func proxyChild(spec string) int {
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		w := strings.Fields(sc.Text())
-		if len(w) == 5 && w[0] == "shape" {
+		switch {
+		case len(w) == 5 && w[0] == "shape":
 			d, _ := time.ParseDuration(w[1])
 			j, _ := time.ParseDuration(w[2])
 			p.SetShape(latency.Shape{Delay: d, Jitter: j, Distribution: latency.Distribution(w[3]), Direction: latency.Direction(w[4]), Share: 1})
+		case len(w) == 1 && w[0] == "stats":
+			st := p.Stats()
+			fmt.Println(st.Delayed, st.Late, st.MaxLate)
+			continue
 		}
 		fmt.Println("ok")
 	}
@@ -72,6 +78,10 @@ type proc struct {
 	cmd  *exec.Cmd
 	addr string
 	set  func(d, j time.Duration, dist, dir string) // the fault, in effect when it returns
+	// stats, for chaos's proxy, is its own count of delayed chunks, of
+	// those released more than latency.LateAfter past their due time,
+	// and the latest release so far.
+	stats func() (delayed, late int64, maxLate string)
 }
 
 // cpu is the CPU time the process used so far (user + system).
@@ -95,6 +105,13 @@ func startChaosProxy(t *testing.T, upstream string) *proc {
 		_, err := fmt.Fprintf(stdin, "shape %s %s %s %s\n", d, j, dist, dir)
 		require.NoError(t, err)
 		require.True(t, lines.Scan())
+	}, stats: func() (delayed, late int64, maxLate string) {
+		_, err := fmt.Fprintln(stdin, "stats")
+		require.NoError(t, err)
+		require.True(t, lines.Scan())
+		_, err = fmt.Sscan(lines.Text(), &delayed, &late, &maxLate)
+		require.NoError(t, err, "stats line %q", lines.Text())
+		return delayed, late, maxLate
 	}}
 }
 
@@ -254,6 +271,10 @@ func TestVersusToxiproxy(t *testing.T) {
 		line := fmt.Sprintf("D=%s, %d round trips: floor (direct after %s idle) p50 %s;", d, count, 2*d, ms(pct(idleRTTs(t, echoSrv.addr(), 2*d, min(count, 200)), 50)))
 		for _, s := range sides {
 			s.echo.set(d, 0, "uniform", "both")
+			var delayed0, late0 int64
+			if s.echo.stats != nil {
+				delayed0, late0, _ = s.echo.stats()
+			}
 			cpu0, wall0 := s.echo.cpu(), time.Now()
 			rtts := echoRTTs(t, s.echo.addr, count)
 			cpu := s.echo.cpu() - cpu0
@@ -264,6 +285,10 @@ func TestVersusToxiproxy(t *testing.T) {
 				over[i] = r - 2*d
 			}
 			line += fmt.Sprintf(" %s overshoot p50 %s p99 %s cpu %.1f%% (%s in %s);", s.name, ms(pct(over, 50)), ms(pct(over, 99)), 100*cpu.Seconds()/wall.Seconds(), cpu, wall.Round(time.Millisecond))
+			if s.echo.stats != nil {
+				delayed, late, maxLate := s.echo.stats()
+				line += fmt.Sprintf(" (its own releases: %d of %d more than %s late, latest so far %s);", late-late0, delayed-delayed0, latency.LateAfter, maxLate)
+			}
 		}
 		report("%s", line)
 	}
