@@ -36,9 +36,6 @@ const (
 	// bounds the memory a stalled direction can take (queueChunks*chunkSize).
 	queueChunks = 64
 
-	// spliceSpan is how many bytes one splice call may move before the
-	// pass-through counts them and goes on.
-	spliceSpan = 4 << 20
 )
 
 // Stats are counters of a Proxy since Listen.
@@ -46,8 +43,6 @@ type Stats struct {
 	// Accepted counts client connections accepted.
 	Accepted int64
 	// BytesToUpstream counts bytes written to upstreams (client→upstream).
-	// Bytes the kernel splices (no delay) are counted when a splice
-	// returns: every spliceSpan bytes, at a setting change, or at the end.
 	BytesToUpstream int64
 	// BytesToClient counts bytes written to clients (upstream→client).
 	BytesToClient int64
@@ -146,7 +141,7 @@ type direction struct {
 	q       chan chunk
 	dir     Direction
 	written *atomic.Int64
-	// pending counts chunks queued and not yet written: the reader splices
+	// pending counts chunks queued and not yet written: the reader writes
 	// only when it is zero, so bytes never overtake each other.
 	pending atomic.Int64
 }
@@ -254,7 +249,7 @@ func (p *Proxy) SetDelay(delay, jitter time.Duration) {
 // SetShape sets the delay for chunks read from now on. A zero delay and
 // jitter ends the fault: chunks already waiting are delivered at once (a
 // revert never waits out a sleep) and in order, and each direction goes back
-// to the kernel's pass-through (splice) once it holds nothing.
+// to passing bytes straight through once it holds nothing.
 //
 // More generally, chunks already waiting keep their due time unless the new
 // setting would deliver them sooner: lowering the delay never makes a chunk
@@ -275,9 +270,9 @@ func (p *Proxy) SetShape(sh Shape) {
 	// it can recompute the wait under the new setting.
 	close(p.changed)
 	p.changed = make(chan struct{})
-	// A read deadline in the past ends a blocked read (or splice) without
-	// losing a byte; the reader then looks at the new setting and goes on
-	// splicing or reading chunks. The reader clears the deadline before it
+	// A read deadline in the past ends a blocked read without losing a
+	// byte; the reader then looks at the new setting and goes on passing
+	// bytes through or reading chunks. The reader clears the deadline before it
 	// looks, and this sets it after the setting changed, so no change is
 	// missed.
 	now := time.Now()
@@ -295,7 +290,7 @@ func (p *Proxy) Delay() (delay, jitter time.Duration) {
 }
 
 // Drain ends the fault and stops taking connections, but lets the
-// connections it carries go on, with no delay (spliced by the kernel), until
+// connections it carries go on, with no delay, until
 // their ends close them; their goroutines end with them. Intercept mode
 // drains on revert: the rules are gone, so new connections go straight to
 // the destination, while connections made through the rules stay bound to
@@ -597,10 +592,12 @@ func (p *Proxy) deliver(d *direction, readErr func() error) {
 }
 
 // read moves src's bytes towards dst until src fails or ends. While this
-// direction of this connection has no delay and nothing is queued, the
-// kernel moves them (dst.ReadFrom(src) splices on Linux, no copy through
-// user space); a change of setting interrupts the splice with a read
-// deadline, without losing a byte, and the reader goes on in chunks: each
+// direction of this connection has no delay and nothing is queued, it
+// writes each read to dst itself (on loopback a read and a write through a
+// chunkSize buffer carried a stream 1.2-1.4x faster than the kernel's
+// splice through a pipe, which this did before; see BENCHMARKS.md); a
+// change of setting interrupts the read with a read deadline, without
+// losing a byte, and the reader goes on in chunks: each
 // read is stamped with its release time (arrival in the kernel, see
 // arrival.go, plus the sampled delay), so delays never stack. Before each
 // chunked read it waits for room: a peer that does not read what it is sent
@@ -621,29 +618,30 @@ func (p *Proxy) read(d *direction) error {
 			return errPairDone
 		default:
 		}
+		if buf == nil {
+			buf = make([]byte, chunkSize)
+		}
 		if !p.delays(pr, d.dir) && d.pending.Load() == 0 {
-			// In spans, so the byte counters move during a long stream
-			// (they are updated when a span, a setting change or the
-			// stream ends).
-			lr := &io.LimitedReader{R: src, N: spliceSpan}
-			n, err := d.dst.ReadFrom(lr)
-			d.written.Add(n)
-			switch {
-			case err == nil && lr.N == 0:
-				continue
-			case err == nil:
-				return io.EOF
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				continue
-			default:
+			// Nothing queued, so the writer is idle: the reader writes
+			// itself, and a peer that does not read holds it in the
+			// write, which stops src being read.
+			n, err := src.Read(buf)
+			if n > 0 {
+				w, werr := d.dst.Write(buf[:n])
+				d.written.Add(int64(w))
+				if werr != nil {
+					return werr
+				}
+			}
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 				return err
 			}
+			continue
 		}
 		if err := p.waitRoom(pr); err != nil {
 			return err
 		}
-		if buf == nil {
-			buf = make([]byte, chunkSize)
+		if stamped == nil {
 			stamped = newStampedReader(src)
 		}
 		var n int
