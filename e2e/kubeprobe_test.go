@@ -58,12 +58,7 @@ func TestKubeProbe(t *testing.T) {
 func statefulShop(t *testing.T, c *kubetest.Cluster, ns string) {
 	t.Helper()
 	ctx := t.Context()
-	_, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-	require.NoError(t, err, "create namespace %s", ns)
-	pollUntil(t, "default service account in "+ns, func(ctx context.Context) bool {
-		_, err := c.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil
-	})
+	newNamespace(t, c, ns)
 	template := func(app string) corev1.PodTemplateSpec {
 		return corev1.PodTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}},
@@ -74,7 +69,7 @@ func statefulShop(t *testing.T, c *kubetest.Cluster, ns string) {
 		}
 	}
 	two := int32(2)
-	_, err = c.Client.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{
+	_, err := c.Client.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "db"},
 		Spec: appsv1.StatefulSetSpec{
 			// As for the podkill tests' Deployment: kwok makes a
@@ -281,12 +276,7 @@ func podsOf(t *testing.T, c *kubetest.Cluster, ns, selector string) map[types.UI
 func kubeProbePhasesAndRestarts(t *testing.T, c *kubetest.Cluster) {
 	const ns = "kp-phases"
 	ctx := t.Context()
-	_, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	pollUntil(t, "default service account in "+ns, func(ctx context.Context) bool {
-		_, err := c.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil
-	})
+	newNamespace(t, c, ns)
 	pod := func(name, node string) {
 		_, err := c.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "jobs"}},

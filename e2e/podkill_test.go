@@ -53,6 +53,18 @@ func tail(b []byte) string {
 	return string(b)
 }
 
+// newNamespace creates namespace ns and waits for its default service
+// account (pods cannot be created in it before).
+func newNamespace(t *testing.T, c *kubetest.Cluster, ns string) {
+	t.Helper()
+	_, err := c.Client.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	require.NoError(t, err, "create namespace %s", ns)
+	pollUntil(t, "default service account in "+ns, func(ctx context.Context) bool {
+		_, err := c.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil
+	})
+}
+
 // shop creates namespace ns with a Deployment "web" of n replicas on the
 // kwok node and waits until all are Ready; it returns their uids.
 //
@@ -62,12 +74,7 @@ func tail(b []byte) string {
 func shop(t *testing.T, c *kubetest.Cluster, ns string, n int32) map[types.UID]bool {
 	t.Helper()
 	ctx := t.Context()
-	_, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-	require.NoError(t, err, "create namespace %s", ns)
-	pollUntil(t, "default service account in "+ns, func(ctx context.Context) bool {
-		_, err := c.Client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil
-	})
+	newNamespace(t, c, ns)
 	labels := map[string]string{"app": "web"}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
@@ -84,7 +91,7 @@ func shop(t *testing.T, c *kubetest.Cluster, ns string, n int32) map[types.UID]b
 			},
 		},
 	}
-	_, err = c.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{})
+	_, err := c.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{})
 	require.NoError(t, err, "create deployment")
 	var uids map[types.UID]bool
 	pollUntil(t, fmt.Sprintf("%d pods of %s/web Ready", n, ns), func(ctx context.Context) bool {
