@@ -35,7 +35,6 @@ const (
 	// slow real link, instead of carrying one chunk per delay period. It also
 	// bounds the memory a stalled direction can take (queueChunks*chunkSize).
 	queueChunks = 64
-
 )
 
 // Stats are counters of a Proxy since Listen.
