@@ -173,7 +173,7 @@ func idleRTTs(t testing.TB, addr string, idle time.Duration, n int) []time.Durat
 	out := make([]time.Duration, 0, n)
 	for range n {
 		if idle > 0 {
-			time.Sleep(idle)
+			time.Sleep(idle) // the idle being measured, not a wait for something
 		}
 		start := time.Now()
 		_, err := c.Write(msg)
