@@ -55,11 +55,10 @@ func kubeFlagsMessage(src kubeconfig.Source) string {
 	return "--context " + src.Context
 }
 
-// proberWith is the probe constructor of a run whose cluster is src.
+// proberWith is the probe constructor every command hands the engine: the
+// probe kinds this version runs (package probes), the kubernetes probe on
+// src's cluster (the zero Source is kubectl's default order).
 func proberWith(src kubeconfig.Source) func(name string, p *experiments.Probe) (engine.Prober, error) {
-	if src.IsZero() {
-		return newProber
-	}
 	reg := probes.Builtin()
 	reg[experiments.ProbeKubernetes] = probes.KubernetesProber(src)
 	return func(name string, p *experiments.Probe) (engine.Prober, error) {
