@@ -162,19 +162,13 @@ func startToxiproxy(t *testing.T, bin, upstream string) *proc {
 
 // echoRTTs sends n 64-byte messages on one connection and returns each
 // round trip.
-func echoRTTs(t testing.TB, addr string, n int) []time.Duration { return idleRTTs(t, addr, 0, n) }
-
-// idleRTTs is echoRTTs with the client idle for idle before each message.
-func idleRTTs(t testing.TB, addr string, idle time.Duration, n int) []time.Duration {
+func echoRTTs(t testing.TB, addr string, n int) []time.Duration {
 	c, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	defer c.Close()
 	msg, buf := make([]byte, 64), make([]byte, 64)
 	out := make([]time.Duration, 0, n)
 	for range n {
-		if idle > 0 {
-			time.Sleep(idle) // the idle being measured, not a wait for something
-		}
 		start := time.Now()
 		_, err := c.Write(msg)
 		require.NoError(t, err)
@@ -183,6 +177,82 @@ func idleRTTs(t testing.TB, addr string, idle time.Duration, n int) []time.Durat
 		out = append(out, time.Since(start))
 	}
 	return out
+}
+
+// stampMsg is the size of a message of the measurement at the sockets.
+const stampMsg = 64
+
+// readStamped reads exactly len(buf) bytes and returns when the last of
+// them arrived in the kernel.
+func readStamped(r *latency.Stamped, buf []byte) (time.Time, error) {
+	var at time.Time
+	for got := 0; got < len(buf); {
+		n, arrived, err := latency.ReadStamped(r, buf[got:])
+		if n == 0 && err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return at, err
+		}
+		got, at = got+n, arrived
+	}
+	return at, nil
+}
+
+// stampedEcho answers each stampMsg-byte message at once, with the
+// kernel's arrival time of the message in its first 8 bytes and the time
+// the answer is written in the next 8 (Unix nanoseconds, the wall clock
+// that receive stamps are on).
+func stampedEcho(c *net.TCPConn) {
+	r := latency.NewStamped(c)
+	if r == nil {
+		return
+	}
+	buf := make([]byte, stampMsg)
+	for {
+		at, err := readStamped(r, buf)
+		if err != nil {
+			return
+		}
+		binary.BigEndian.PutUint64(buf[0:8], uint64(at.UnixNano()))
+		binary.BigEndian.PutUint64(buf[8:16], uint64(time.Now().UnixNano()))
+		if _, err := c.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
+// stampedRTTs sends n messages to a stampedEcho through addr, the client
+// idle for idle before each, and returns two durations per round trip:
+// what the client measured (from before its write to after its read), and
+// what the path took at the sockets (from the client's write to the
+// message's arrival at the echo's socket, plus from the echo's write to the
+// answer's arrival at the client's socket). The second leaves out both
+// ends' own wake-up and the echo's turnaround: it is the time the bytes
+// spent between the sockets, the part a delay on the path is responsible
+// for.
+func stampedRTTs(t testing.TB, addr string, idle time.Duration, n int) (app, path []time.Duration) {
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	r := latency.NewStamped(c.(*net.TCPConn))
+	require.NotNil(t, r, "loopback sockets take receive timestamps")
+	msg, buf := make([]byte, stampMsg), make([]byte, stampMsg)
+	for range n {
+		if idle > 0 {
+			time.Sleep(idle) // the idle being measured, not a wait for something
+		}
+		start := time.Now()
+		_, err := c.Write(msg)
+		require.NoError(t, err)
+		back, err := readStamped(r, buf)
+		require.NoError(t, err)
+		app = append(app, time.Since(start))
+		echoArrived := time.Unix(0, int64(binary.BigEndian.Uint64(buf[0:8])))
+		echoSent := time.Unix(0, int64(binary.BigEndian.Uint64(buf[8:16])))
+		path = append(path, echoArrived.Sub(start.Round(0))+back.Round(0).Sub(echoSent))
+	}
+	return app, path
 }
 
 func pct(ds []time.Duration, p float64) time.Duration {
@@ -231,13 +301,14 @@ func TestVersusToxiproxy(t *testing.T) {
 	}
 	echoSrv := startServer(t, echo)
 	sink := startServer(t, sinkServer)
+	stampSrv := startServer(t, stampedEcho)
 	type side struct {
-		name       string
-		echo, sink *proc
+		name              string
+		echo, sink, stamp *proc
 	}
 	sides := []side{
-		{"chaos", startChaosProxy(t, echoSrv.addr()), startChaosProxy(t, sink.addr())},
-		{"toxiproxy", startToxiproxy(t, bin, echoSrv.addr()), startToxiproxy(t, bin, sink.addr())},
+		{"chaos", startChaosProxy(t, echoSrv.addr()), startChaosProxy(t, sink.addr()), startChaosProxy(t, stampSrv.addr())},
+		{"toxiproxy", startToxiproxy(t, bin, echoSrv.addr()), startToxiproxy(t, bin, sink.addr()), startToxiproxy(t, bin, stampSrv.addr())},
 	}
 	report := func(format string, args ...any) { fmt.Printf("versus: "+format+"\n", args...) }
 
@@ -261,32 +332,37 @@ func TestVersusToxiproxy(t *testing.T) {
 	report("one-stream throughput, no delay: chaos %.0f MB/s, toxiproxy %.0f MB/s, ratio %.2f (direct %.0f MB/s)",
 		tp["chaos"], tp["toxiproxy"], tp["chaos"]/tp["toxiproxy"], directTP)
 
-	// Overshoot over 2D, and the CPU each proxy spent doing it. The floor
-	// is the harness's own part of it: a direct round trip after the
-	// client and the echo server have been idle for 2D (a thread woken
-	// after a long sleep on a virtual machine is late, in the client and
-	// the echo server as in a proxy).
+	// Overshoot over 2D, and the CPU each proxy spent doing it, measured
+	// twice in each round trip (see stampedRTTs): as the client sees it
+	// ("app"), and at the sockets ("path"): the time the bytes spent
+	// between the client's write and the echo's socket and back, which
+	// leaves out the client's and the echo server's own wake-up after
+	// idling about D (a thread woken after a long sleep on a virtual
+	// machine is late whatever woke it). The floor is the same
+	// measurement on a direct connection after the client idled 2D.
 	for _, d := range []time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond} {
 		count := int(min(2000, 4*time.Second/(2*d)))
-		line := fmt.Sprintf("D=%s, %d round trips: floor (direct after %s idle) p50 %s;", d, count, 2*d, ms(pct(idleRTTs(t, echoSrv.addr(), 2*d, min(count, 200)), 50)))
+		floorApp, floorPath := stampedRTTs(t, stampSrv.addr(), 2*d, min(count, 200))
+		line := fmt.Sprintf("D=%s, %d round trips: floor (direct after %s idle) app p50 %s path p50 %s;", d, count, 2*d, ms(pct(floorApp, 50)), ms(pct(floorPath, 50)))
 		for _, s := range sides {
-			s.echo.set(d, 0, "uniform", "both")
+			s.stamp.set(d, 0, "uniform", "both")
 			var delayed0, late0 int64
-			if s.echo.stats != nil {
-				delayed0, late0, _ = s.echo.stats()
+			if s.stamp.stats != nil {
+				delayed0, late0, _ = s.stamp.stats()
 			}
-			cpu0, wall0 := s.echo.cpu(), time.Now()
-			rtts := echoRTTs(t, s.echo.addr, count)
-			cpu := s.echo.cpu() - cpu0
+			cpu0, wall0 := s.stamp.cpu(), time.Now()
+			app, path := stampedRTTs(t, s.stamp.addr, 0, count)
+			cpu := s.stamp.cpu() - cpu0
 			wall := time.Since(wall0)
-			s.echo.set(0, 0, "uniform", "both")
-			over := make([]time.Duration, len(rtts))
-			for i, r := range rtts {
-				over[i] = r - 2*d
+			s.stamp.set(0, 0, "uniform", "both")
+			for i := range app {
+				app[i] -= 2 * d
+				path[i] -= 2 * d
 			}
-			line += fmt.Sprintf(" %s overshoot p50 %s p99 %s cpu %.1f%% (%s in %s);", s.name, ms(pct(over, 50)), ms(pct(over, 99)), 100*cpu.Seconds()/wall.Seconds(), cpu, wall.Round(time.Millisecond))
-			if s.echo.stats != nil {
-				delayed, late, maxLate := s.echo.stats()
+			line += fmt.Sprintf(" %s overshoot app p50 %s p99 %s, path p50 %s p99 %s, cpu %.1f%% (%s in %s);", s.name,
+				ms(pct(app, 50)), ms(pct(app, 99)), ms(pct(path, 50)), ms(pct(path, 99)), 100*cpu.Seconds()/wall.Seconds(), cpu, wall.Round(time.Millisecond))
+			if s.stamp.stats != nil {
+				delayed, late, maxLate := s.stamp.stats()
 				line += fmt.Sprintf(" (its own releases: %d of %d more than %s late, latest so far %s);", late-late0, delayed-delayed0, latency.LateAfter, maxLate)
 			}
 		}
