@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -271,9 +272,11 @@ spec:
 }
 
 // TestInterceptAddsDelayAndRevertRestores: while the fault is live the
-// client, untouched, measures the delay twice per round trip; once the run
-// passed, the round trip is back near its baseline and no table is left. On
-// IPv4 and on IPv6.
+// client, untouched, measures the delay twice per round trip; a connection
+// it opened before the fault keeps working, on its direct path; once the
+// run passed, the round trip is back near its baseline, no table is left,
+// and the report says what the fault delayed and that one connection was
+// already open. On IPv4 and on IPv6.
 func TestInterceptAddsDelayAndRevertRestores(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		t.Run(map[bool]string{false: "ipv4", true: "ipv6"}[v6], func(t *testing.T) { interceptAddsDelay(t, newLinkOf(t, v6)) })
@@ -283,6 +286,18 @@ func TestInterceptAddsDelayAndRevertRestores(t *testing.T) {
 func interceptAddsDelay(t *testing.T, l link) {
 	const delay = 150 * time.Millisecond
 	base := l.roundTrip(t)
+	old, err := l.dial(t)
+	require.NoError(t, err)
+	defer old.Close()
+	require.NoError(t, old.SetDeadline(time.Now().Add(waitLimit)))
+	echoOn := func(c net.Conn) error {
+		if _, err := c.Write([]byte("ping")); err != nil {
+			return err
+		}
+		_, err := io.ReadFull(c, make([]byte, 4))
+		return err
+	}
+	require.NoError(t, echoOn(old))
 	file := writeIntercept(t, l, "150ms", "3s")
 	reportDir := t.TempDir()
 	run := start(t, built.chaos, "run", "--state-dir", t.TempDir(), "--report-dir", reportDir, file)
@@ -291,9 +306,16 @@ func interceptAddsDelay(t *testing.T, l link) {
 	during := l.roundTrip(t)
 	// A lower bound only: the delay is added, however busy the machine.
 	require.GreaterOrEqual(t, during, 2*delay, "the client measures the delay each way (baseline %s)", base)
+	// Before the rules, nothing tracked connections in the client's
+	// namespace: the rules must not take this one mid-stream (it would be
+	// reset), only new ones.
+	require.NoError(t, echoOn(old), "a connection open before the fault keeps working during it")
 	require.Equalf(t, 0, run.exitCode(t), "the run passes\nstdout:\n%s\nstderr:\n%s", run.stdout, run.stderr)
 	rec := readRecord(t, reportDir)
 	require.Equal(t, reports.Passed, rec.Verdict, "reason: %s", rec.Reason)
+	require.Len(t, rec.Faults, 1)
+	require.Regexp(t, `^delayed [0-9.]+ (bytes|KiB) in [0-9]+ chunks( \([^)]*\))?; [1-9][0-9]* connections? opened during the fault; 1 connection to `+regexp.QuoteMeta(l.serverAddr)+` was already open and kept its direct path, undelayed`,
+		rec.Faults[0].Detail, "the report says what the fault delayed, and what it could not")
 	require.Empty(t, l.tables(t), "the revert deletes the table")
 	after := l.roundTrip(t)
 	require.Less(t, after, delay, "after the revert the round trip is back to its baseline %s, not delayed (was %s during the fault)", base, during)

@@ -43,6 +43,12 @@ func familyOf(dest netip.AddrPort) nftables.TableFamily {
 	return nftables.TableFamilyIPv6
 }
 
+// TCP header flags (the byte at offset 13).
+const (
+	tcpSYN = 0x02
+	tcpACK = 0x10
+)
+
 // tablePrefix starts the name of every table this plugin writes.
 const tablePrefix = "chaos_latency_"
 
@@ -109,6 +115,15 @@ func redirectExprs(r interceptRule) []expr.Any {
 		// tcp dport
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(r.dest.Port())},
+		// tcp flags & (syn|ack) == syn: the opening of a connection, and
+		// nothing else. A NAT chain sees the first packet connection
+		// tracking has of each connection; in a namespace where nothing
+		// tracked connections before these rules, that is a packet in the
+		// middle of one already open, which must keep its path: redirected
+		// into a proxy that never saw it open, it would be reset.
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpSYN | tcpACK}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{tcpSYN}},
 	}
 	if r.source.IsValid() {
 		ex = append(ex,

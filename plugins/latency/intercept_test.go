@@ -290,3 +290,56 @@ func TestInterceptRefusedWithoutPrivilege(t *testing.T) {
 	require.ErrorIs(t, err, sdk.ErrRefused, "no privilege is the environment saying no")
 	require.ErrorIs(t, err, syscall.EPERM)
 }
+
+// echoOnce writes msg on c and says whether it came back whole.
+func echoOnce(t *testing.T, c *net.TCPConn, msg string) error {
+	t.Helper()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return err
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return err
+	}
+	if string(buf) != msg {
+		return fmt.Errorf("echoed %q, not %q", buf, msg)
+	}
+	return nil
+}
+
+// TestInterceptLeavesOpenConnectionsAndSaysSo: a connection open before the
+// rules go in keeps its direct path (it is neither delayed nor broken), a
+// new one is held back, and after the revert the plugin says what the fault
+// did: how much it delayed, and that one connection was already open and
+// was not delayed.
+func TestInterceptLeavesOpenConnectionsAndSaysSo(t *testing.T) {
+	needRoot(t)
+	for _, ip := range []string{"127.0.0.1", "::1"} {
+		t.Run(ip, func(t *testing.T) {
+			ns := newNetns(t)
+			dest := echoOn(t, ns, ip)
+			old := dialIn(t, ns, dest)
+			require.NoError(t, echoOnce(t, old, "before"))
+
+			f := latency.New()
+			params := fmt.Sprintf(`{"mode":"intercept","delay":"50ms","destination":%q,"namespace":%q}`, dest, ns)
+			h, err := f.Inject(t.Context(), sdk.Request{ID: t.Name(), Target: hostTarget, Params: json.RawMessage(params)})
+			require.NoError(t, err)
+			require.NoError(t, echoOnce(t, old, "during"), "a connection open before the rules keeps working")
+			fresh := dialIn(t, ns, dest)
+			require.NoError(t, echoOnce(t, fresh, "new"), "a new connection rides the proxy")
+			was, err := f.Revert(t.Context(), h)
+			require.NoError(t, err)
+			require.True(t, was)
+			require.NoError(t, echoOnce(t, old, "after"), "the open connection still works after the revert")
+
+			st, err := f.Status(t.Context(), h)
+			require.NoError(t, err)
+			require.False(t, st.Active)
+			t.Log(st.Detail)
+			require.Contains(t, st.Detail, "delayed 6 bytes in 2 chunks", "the new connection's echo was delayed each way")
+			require.Contains(t, st.Detail, "1 connection opened during the fault")
+			require.Contains(t, st.Detail, "1 connection to "+dest+" was already open and kept its direct path, undelayed")
+		})
+	}
+}

@@ -94,9 +94,14 @@ type Params struct {
 type Fault struct {
 	mu         sync.Mutex
 	proxies    map[string]*held      // by listen address
-	faults     map[string]*held      // by fault handle
+	faults     map[string]*fault     // by fault handle
 	intercepts map[string]*intercept // by fault handle
 	seq        int
+	// said is what the latest reverted faults did (effect.go), by handle,
+	// for the Status the engine asks after a revert; saidOrder bounds it
+	// to maxSaid, oldest out first.
+	said      map[string]string
+	saidOrder []string
 
 	// netem is whether the kernel can add a netem qdisc, found once.
 	netemOnce sync.Once
@@ -112,9 +117,32 @@ type held struct {
 	owned    bool
 }
 
+// fault is a proxy-mode fault: the proxy it delays and the proxy's
+// counters when it began.
+type fault struct {
+	*held
+	before Stats
+}
+
+// maxSaid bounds the reverted faults whose effect the plugin remembers.
+const maxSaid = 256
+
 // New returns a latency plugin holding nothing.
 func New() *Fault {
-	return &Fault{proxies: map[string]*held{}, faults: map[string]*held{}, intercepts: map[string]*intercept{}}
+	return &Fault{proxies: map[string]*held{}, faults: map[string]*fault{}, intercepts: map[string]*intercept{}, said: map[string]string{}}
+}
+
+// remember keeps what the reverted fault handle did, for Status. f.mu must
+// be held.
+func (f *Fault) remember(handle string, e effect) {
+	if _, ok := f.said[handle]; !ok {
+		f.saidOrder = append(f.saidOrder, handle)
+	}
+	f.said[handle] = e.String()
+	if len(f.saidOrder) > maxSaid {
+		delete(f.said, f.saidOrder[0])
+		f.saidOrder = f.saidOrder[1:]
+	}
 }
 
 // Describe implements sdk.Fault.
@@ -438,7 +466,7 @@ func (f *Fault) Inject(ctx context.Context, req sdk.Request) (string, error) {
 	h.proxy.SetShape(params.Shape)
 	f.seq++
 	handle := fmt.Sprintf("delay:%s:%d", ep.Listen, f.seq)
-	f.faults[handle] = h
+	f.faults[handle] = &fault{held: h, before: h.proxy.Stats()}
 	return handle, nil
 }
 
@@ -463,7 +491,8 @@ func (f *Fault) Revert(ctx context.Context, handle string) (bool, error) {
 		}
 		delete(f.proxies, listen)
 		for fh, fv := range f.faults {
-			if fv == h {
+			if fv.held == h {
+				f.remember(fh, effectOf(fv.before, h.proxy.Stats()))
 				delete(f.faults, fh)
 			}
 		}
@@ -475,6 +504,7 @@ func (f *Fault) Revert(ctx context.Context, handle string) (bool, error) {
 	}
 	delete(f.faults, handle)
 	h.proxy.SetDelay(0, 0)
+	f.remember(handle, effectOf(h.before, h.proxy.Stats()))
 	if h.owned {
 		delete(f.proxies, h.listen)
 		return true, h.proxy.Close()
@@ -500,7 +530,8 @@ func (f *Fault) Status(_ context.Context, handle string) (sdk.Status, error) {
 	}
 	h, ok := f.faults[handle]
 	if !ok {
-		return sdk.Status{}, nil
+		// Reverted (or never held): what it did, if this process saw it.
+		return sdk.Status{Detail: f.said[handle]}, nil
 	}
 	d, j := h.proxy.Delay()
 	return sdk.Status{Active: true, Detail: fmt.Sprintf("delay %s jitter %s on %s", d, j, h.proxy.Addr())}, nil

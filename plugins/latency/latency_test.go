@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -133,6 +134,46 @@ func TestInjectWithoutPrepareOwnsItsProxy(t *testing.T) {
 	require.True(t, was)
 	_, err = net.Dial("tcp", listenAddr)
 	require.Error(t, err, "the revert must close the proxy the fault stood up")
+}
+
+// TestProxyFaultSaysWhatItDelayed: after a revert, Status says what the
+// fault held back, and says plainly when it held back nothing (no client
+// went through the proxy while it was live).
+func TestProxyFaultSaysWhatItDelayed(t *testing.T) {
+	noLeaks(t)
+	upstream := startServer(t, echo)
+	listenAddr := freeAddr(t)
+	f := latency.New()
+	req := sdk.Request{
+		Target: sdk.Target{Name: "link", Kind: sdk.KindEndpoint, Endpoint: &sdk.EndpointTarget{Listen: listenAddr, Upstream: upstream.addr()}},
+		Params: json.RawMessage(`{"delay":"1ms"}`),
+	}
+	prep, err := f.Prepare(t.Context(), req)
+	require.NoError(t, err)
+	h, err := f.Inject(t.Context(), req)
+	require.NoError(t, err)
+	c := dial(t, listenAddr)
+	_, err = c.Write([]byte("abc"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c, make([]byte, 3))
+	require.NoError(t, err)
+	_, err = f.Revert(t.Context(), h)
+	require.NoError(t, err)
+	st, err := f.Status(t.Context(), h)
+	require.NoError(t, err)
+	require.False(t, st.Active)
+	require.Equal(t, "delayed 6 bytes in 2 chunks; 1 connection opened during the fault", st.Detail)
+
+	// A second fault on the same proxy, with no traffic: its own count.
+	h2, err := f.Inject(t.Context(), req)
+	require.NoError(t, err)
+	_, err = f.Revert(t.Context(), h2)
+	require.NoError(t, err)
+	st, err = f.Status(t.Context(), h2)
+	require.NoError(t, err)
+	require.Equal(t, "delayed nothing: no bytes crossed the fault while it was live; 0 connections opened during the fault", st.Detail)
+	_, err = f.Revert(t.Context(), prep)
+	require.NoError(t, err)
 }
 
 // TestRevertUnknownHandleAfterRestart: a plugin process that restarted knows

@@ -23,11 +23,13 @@ const (
 	netemHandle     = "netem:"     // + major (hex) + ":" + interface + ":" + namespace
 )
 
-// intercept is an intercept fault this process holds: its table and the
-// proxy the table redirects into.
+// intercept is an intercept fault this process holds: its table, the
+// proxy the table redirects into, and what its rules could not take (the
+// connections already open, counted as the rules went in).
 type intercept struct {
 	ns, table string
 	proxy     *Proxy
+	open      effect
 }
 
 // injectionID is the id the kernel state is named from: the ledger entry's,
@@ -56,6 +58,12 @@ func (f *Fault) injectIntercept(ctx context.Context, req sdk.Request, p Params) 
 	}
 	proxy := serveOn(ln, "", Options{Limits: p.Limits, Guard: sdk.Guard(ctx), Route: nsRoute{ns: p.Namespace, mark: mark}})
 	proxy.SetShape(p.Shape)
+	// Counted just before the rules go in: what is open now keeps its
+	// path, and the proxy has no connection of its own to count yet.
+	open := effect{dest: p.Destination.String()}
+	if open.bypassed, open.bypassMore, open.bypassErr = countOpen(p.Namespace, p.Destination, p.Source); open.bypassErr != nil {
+		open.bypassed = -1
+	}
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	if err := addTable(p.Namespace, table, interceptRule{dest: p.Destination, source: p.Source, mark: mark, port: port}); err != nil {
 		_ = proxy.Close()
@@ -69,7 +77,7 @@ func (f *Fault) injectIntercept(ctx context.Context, req sdk.Request, p Params) 
 	}
 	handle := interceptHandle + table + ":" + p.Namespace
 	f.mu.Lock()
-	f.intercepts[handle] = &intercept{ns: p.Namespace, table: table, proxy: proxy}
+	f.intercepts[handle] = &intercept{ns: p.Namespace, table: table, proxy: proxy, open: open}
 	f.mu.Unlock()
 	return handle, nil
 }
@@ -98,6 +106,11 @@ func (f *Fault) revertIntercept(handle string) (bool, error) {
 	f.mu.Lock()
 	ic, held := f.intercepts[handle]
 	delete(f.intercepts, handle)
+	if held {
+		e := effectOf(Stats{}, ic.proxy.Stats())
+		e.bypassed, e.bypassMore, e.bypassErr, e.dest = ic.open.bypassed, ic.open.bypassMore, ic.open.bypassErr, ic.open.dest
+		f.remember(handle, e)
+	}
 	f.mu.Unlock()
 	if held {
 		ic.proxy.Drain()
@@ -114,8 +127,13 @@ func (f *Fault) statusIntercept(handle string) (sdk.Status, error) {
 	ic, held := f.intercepts[handle]
 	f.mu.Unlock()
 	there, err := hasTable(ns, table)
-	if err != nil || !there {
+	if err != nil {
 		return sdk.Status{}, err
+	}
+	if !there {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return sdk.Status{Detail: f.said[handle]}, nil
 	}
 	detail := fmt.Sprintf("nftables table %s in %s", table, nsLabel(ns))
 	if held {

@@ -57,6 +57,8 @@ type Stats struct {
 	// its server's wake-ups.
 	Delayed, Late int64
 	MaxLate       time.Duration
+	// DelayedBytes counts the bytes of the Delayed chunks.
+	DelayedBytes int64
 	// Refused counts client connections closed at once because the proxy
 	// held Limits.Connections already.
 	Refused int64
@@ -107,6 +109,7 @@ type Proxy struct {
 	paused    atomic.Int64 // readers waiting for room right now
 	openCount atomic.Int64
 	delayed   atomic.Int64
+	delayedB  atomic.Int64
 	late      atomic.Int64
 	maxLate   atomic.Int64 // nanoseconds
 }
@@ -311,6 +314,7 @@ func (p *Proxy) Stats() Stats {
 		LoopsRefused:    p.loops.Load(),
 		ReadPauses:      p.pauses.Load(),
 		Delayed:         p.delayed.Load(),
+		DelayedBytes:    p.delayedB.Load(),
 		Late:            p.late.Load(),
 		MaxLate:         time.Duration(p.maxLate.Load()),
 	}
@@ -320,9 +324,11 @@ func (p *Proxy) Stats() Stats {
 // late (Stats.Late).
 const LateAfter = 100 * time.Microsecond
 
-// released counts a delayed chunk written late past its due time.
-func (p *Proxy) released(late time.Duration) {
+// released counts a delayed chunk of n bytes written late past its due
+// time.
+func (p *Proxy) released(n int, late time.Duration) {
 	p.delayed.Add(1)
+	p.delayedB.Add(int64(n))
 	if late > LateAfter {
 		p.late.Add(1)
 	}
@@ -559,7 +565,7 @@ func (p *Proxy) deliver(d *direction, readErr func() error) {
 	for c := range q {
 		if !broken {
 			if p.waitDue(c, timer) {
-				p.released(time.Since(c.due))
+				p.released(len(c.data), time.Since(c.due))
 			}
 			n, err := dst.Write(c.data)
 			written.Add(int64(n))
