@@ -134,9 +134,10 @@ func countOpen(ns string, dest netip.AddrPort, source netip.Addr) (n int, more b
 		seen[netip.AddrPortFrom(client.Addr().Unmap(), client.Port())] = struct{}{}
 		return true
 	}
+	deadline := time.Now().Add(countWait)
 	err = inNS(ns, func() error {
 		for _, file := range []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"} {
-			if err := scanSockets(file, dest, add); err != nil {
+			if err := scanSockets(file, dest, deadline, add); err != nil {
 				return err
 			}
 		}
@@ -145,13 +146,22 @@ func countOpen(ns string, dest netip.AddrPort, source netip.Addr) (n int, more b
 	return len(seen), more, err
 }
 
+// countWait bounds the reading of the socket tables: on a machine with
+// very many sockets /proc/net/tcp is slow to read, and the fault waits for
+// the count.
+const countWait = time.Second
+
+// errCountTimeout says the socket tables took longer than countWait.
+var errCountTimeout = fmt.Errorf("socket tables took longer than %s to read", countWait)
+
 // tcpEstablished is TCP_ESTABLISHED in /proc/net/tcp's st column.
 const tcpEstablished = "01"
 
 // scanSockets reads a /proc/net/tcp file line by line and calls add with
 // the client end of each established connection to dest, until add says
-// stop. A file that is not there (no IPv6) holds nothing.
-func scanSockets(file string, dest netip.AddrPort, add func(netip.AddrPort) bool) error {
+// stop or the deadline passes (an error). A file that is not there (no
+// IPv6) holds nothing.
+func scanSockets(file string, dest netip.AddrPort, deadline time.Time, add func(netip.AddrPort) bool) error {
 	f, err := os.Open(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -162,7 +172,10 @@ func scanSockets(file string, dest netip.AddrPort, add func(netip.AddrPort) bool
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Scan() // the header
-	for sc.Scan() {
+	for line := 0; sc.Scan(); line++ {
+		if line%1024 == 1023 && time.Now().After(deadline) {
+			return errCountTimeout
+		}
 		fields := strings.Fields(sc.Text())
 		if len(fields) < 4 || fields[3] != tcpEstablished {
 			continue
