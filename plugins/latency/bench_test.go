@@ -58,7 +58,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 // BenchmarkReleaseWait measures how late a writer wakes for a due time D
 // ahead: on a runtime timer alone; on a timer to 1.5 ms short of it plus one
 // nanosleep; and on the timer plus what the proxy does (sleepUntil: a
-// nanosleep to 200 µs short, then a spin). It reports the median and p99
+// nanosleep to the spin lead short, then a spin; the lead adapts to how
+// late the nanosleeps wake, between 20 and 200 µs). It reports the median and p99
 // lateness (overshoot-p50-ns, overshoot-p99-ns) and the CPU the waiting
 // thread used per wait (cpu-ns/op, from its thread's CPU clock); ns/op is
 // just D.

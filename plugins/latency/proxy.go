@@ -800,11 +800,44 @@ func (p *Proxy) waitDue(c chunk, timer *time.Timer) (onTime bool) {
 // runtime's timer and sleeps precisely.
 const finelead = 1500 * time.Microsecond
 
-// spinlead is how long before a due time the writer stops sleeping and
-// spins: a thread woken from nanosleep on a virtual machine is typically
-// 60-200 µs late (measured with BenchmarkReleaseWait), more the longer it
-// slept, whatever its timer slack.
-const spinlead = 200 * time.Microsecond
+// The writer stops sleeping and spins a lead before a due time: a thread
+// woken from nanosleep on a virtual machine is typically 60-200 µs late
+// (measured with BenchmarkReleaseWait), more the longer it slept, whatever
+// its timer slack. The lead is what this machine needs now: the latest of
+// the last wakeRing nanosleeps' lateness, plus spinMargin, between
+// minSpinLead and maxSpinLead. It starts at maxSpinLead, and a quiet
+// machine brings it down, and the CPU the spin costs with it.
+const (
+	minSpinLead = 20 * time.Microsecond
+	maxSpinLead = 200 * time.Microsecond
+	spinMargin  = 20 * time.Microsecond
+	wakeRing    = 64
+)
+
+// wakes holds the lateness of the latest nanosleeps of sleepUntil.
+var wakes = func() *[wakeRing]atomic.Int64 {
+	var r [wakeRing]atomic.Int64
+	for i := range r {
+		r[i].Store(int64(maxSpinLead))
+	}
+	return &r
+}()
+
+var wakeNext atomic.Uint32
+
+// noteWake records how late a nanosleep woke.
+func noteWake(late time.Duration) {
+	wakes[wakeNext.Add(1)%wakeRing].Store(int64(max(late, 0)))
+}
+
+// spinLead is how long before a due time the writer spins.
+func spinLead() time.Duration {
+	var latest int64
+	for i := range wakes {
+		latest = max(latest, wakes[i].Load())
+	}
+	return min(maxSpinLead, max(minSpinLead, time.Duration(latest)+spinMargin))
+}
 
 // spinners counts the writers spinning now; at most maxSpinners spin at
 // once (half the CPUs, at least one), so the exactness bought with CPU time
@@ -815,11 +848,13 @@ var (
 )
 
 // sleepUntil returns at due, as exactly as the machine allows: a nanosleep
-// to spinlead short of it, then a spin that yields to other goroutines, or,
+// to spinLead short of it, then a spin that yields to other goroutines, or,
 // when enough writers already spin, a nanosleep to the end.
 func sleepUntil(due time.Time) {
-	if rest := time.Until(due) - spinlead; rest > 0 {
+	if rest := time.Until(due) - spinLead(); rest > 0 {
+		woke := time.Now().Add(rest)
 		sleepPrecise(rest)
+		noteWake(time.Since(woke))
 	}
 	if spinners.Add(1) > maxSpinners {
 		spinners.Add(-1)
