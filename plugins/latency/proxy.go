@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -803,10 +804,13 @@ const finelead = 1500 * time.Microsecond
 // The writer stops sleeping and spins a lead before a due time: a thread
 // woken from nanosleep on a virtual machine is typically 60-200 µs late
 // (measured with BenchmarkReleaseWait), more the longer it slept, whatever
-// its timer slack. The lead is what this machine needs now: the latest of
-// the last wakeRing nanosleeps' lateness, plus spinMargin, between
-// minSpinLead and maxSpinLead. It starts at maxSpinLead, and a quiet
-// machine brings it down, and the CPU the spin costs with it.
+// its timer slack. The lead is what this machine needs now: the 90th
+// percentile of the last wakeRing nanosleeps' lateness, plus spinMargin,
+// between minSpinLead and maxSpinLead. It starts at maxSpinLead, and a
+// quiet machine brings it down, and the CPU the spin costs with it. Not the
+// latest of them: the rare wake that is milliseconds late (the thread
+// preempted) would pin the lead at its most, and no lead short of those
+// milliseconds would have helped that release.
 const (
 	minSpinLead = 20 * time.Microsecond
 	maxSpinLead = 200 * time.Microsecond
@@ -832,11 +836,13 @@ func noteWake(late time.Duration) {
 
 // spinLead is how long before a due time the writer spins.
 func spinLead() time.Duration {
-	var latest int64
+	var ring [wakeRing]int64
 	for i := range wakes {
-		latest = max(latest, wakes[i].Load())
+		ring[i] = wakes[i].Load()
 	}
-	return min(maxSpinLead, max(minSpinLead, time.Duration(latest)+spinMargin))
+	slices.Sort(ring[:])
+	p90 := time.Duration(ring[wakeRing*9/10])
+	return min(maxSpinLead, max(minSpinLead, p90+spinMargin))
 }
 
 // spinners counts the writers spinning now; at most maxSpinners spin at
