@@ -150,6 +150,7 @@ func TestProxyFaultSaysWhatItDelayed(t *testing.T) {
 	}
 	prep, err := f.Prepare(t.Context(), req)
 	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = f.Revert(context.WithoutCancel(t.Context()), prep) })
 	h, err := f.Inject(t.Context(), req)
 	require.NoError(t, err)
 	c := dial(t, listenAddr)
@@ -162,7 +163,8 @@ func TestProxyFaultSaysWhatItDelayed(t *testing.T) {
 	st, err := f.Status(t.Context(), h)
 	require.NoError(t, err)
 	require.False(t, st.Active)
-	require.Equal(t, "delayed 6 bytes in 2 chunks; 1 connection opened during the fault", st.Detail)
+	// How many of the two were late depends on the machine.
+	require.Regexp(t, `^delayed 6 bytes in 2 chunks( \([12] released more than 100µs past due\))?; 1 connection opened during the fault$`, st.Detail)
 
 	// A second fault on the same proxy, with no traffic: its own count.
 	h2, err := f.Inject(t.Context(), req)
@@ -172,8 +174,6 @@ func TestProxyFaultSaysWhatItDelayed(t *testing.T) {
 	st, err = f.Status(t.Context(), h2)
 	require.NoError(t, err)
 	require.Equal(t, "delayed nothing: no bytes crossed the fault while it was live; 0 connections opened during the fault", st.Detail)
-	_, err = f.Revert(t.Context(), prep)
-	require.NoError(t, err)
 }
 
 // TestRevertUnknownHandleAfterRestart: a plugin process that restarted knows
