@@ -110,17 +110,23 @@ func TestProxyFaultByIDInFreshPlugin(t *testing.T) {
 	require.False(t, was)
 }
 
+// echoLink is a proxy-mode request for a 1 ms delay on a free listen
+// address in front of an echo server, and that address.
+func echoLink(t *testing.T) (sdk.Request, string) {
+	upstream := startServer(t, echo)
+	listenAddr := freeAddr(t)
+	return sdk.Request{
+		Target: sdk.Target{Name: "link", Kind: sdk.KindEndpoint, Endpoint: &sdk.EndpointTarget{Listen: listenAddr, Upstream: upstream.addr()}},
+		Params: json.RawMessage(`{"delay":"1ms"}`),
+	}, listenAddr
+}
+
 // TestInjectWithoutPrepareOwnsItsProxy: a fault injected on a target that was
 // not prepared stands its own proxy, and its revert takes it down.
 func TestInjectWithoutPrepareOwnsItsProxy(t *testing.T) {
 	noLeaks(t)
-	upstream := startServer(t, echo)
-	listenAddr := freeAddr(t)
 	f := latency.New()
-	req := sdk.Request{
-		Target: sdk.Target{Name: "link", Kind: sdk.KindEndpoint, Endpoint: &sdk.EndpointTarget{Listen: listenAddr, Upstream: upstream.addr()}},
-		Params: json.RawMessage(`{"delay":"1ms"}`),
-	}
+	req, listenAddr := echoLink(t)
 	h, err := f.Inject(t.Context(), req)
 	require.NoError(t, err)
 	c := dial(t, listenAddr)
@@ -141,13 +147,8 @@ func TestInjectWithoutPrepareOwnsItsProxy(t *testing.T) {
 // went through the proxy while it was live).
 func TestProxyFaultSaysWhatItDelayed(t *testing.T) {
 	noLeaks(t)
-	upstream := startServer(t, echo)
-	listenAddr := freeAddr(t)
 	f := latency.New()
-	req := sdk.Request{
-		Target: sdk.Target{Name: "link", Kind: sdk.KindEndpoint, Endpoint: &sdk.EndpointTarget{Listen: listenAddr, Upstream: upstream.addr()}},
-		Params: json.RawMessage(`{"delay":"1ms"}`),
-	}
+	req, listenAddr := echoLink(t)
 	prep, err := f.Prepare(t.Context(), req)
 	require.NoError(t, err)
 	t.Cleanup(func() { _, _ = f.Revert(context.WithoutCancel(t.Context()), prep) })
