@@ -31,13 +31,17 @@ type effect struct {
 	delayed, delayedBytes int64 // chunks (and their bytes) held to their due time
 	late                  int64 // of them, released more than LateAfter past it
 	accepted              int64 // connections the proxy took while the fault was live
-	// bypassed counts, for intercept, connections to the destination that
-	// were established before the rules went in; they keep their direct
-	// path. -1: not counted (bypassErr says why). Proxy mode: 0.
-	bypassed   int
-	bypassMore bool // more than bypassed (maxOpen) were open
-	bypassErr  error
-	dest       string
+	open                  openConns
+}
+
+// openConns are, for intercept, the connections to dest established
+// before the rules went in: they keep their direct path. Proxy mode has
+// none.
+type openConns struct {
+	dest string
+	n    int
+	more bool  // more than n (maxOpen) were open
+	err  error // not counted: why
 }
 
 // effectOf is the effect between two readings of one proxy's Stats.
@@ -62,16 +66,16 @@ func (e effect) String() string {
 		}
 	}
 	fmt.Fprintf(&b, "; %s opened during the fault", count(e.accepted, "connection"))
-	switch {
-	case e.bypassed > 0:
+	switch o := e.open; {
+	case o.err != nil:
+		fmt.Fprintf(&b, "; connections to %s already open were not counted (%v): any there kept their direct path, undelayed", o.dest, o.err)
+	case o.n > 0:
 		atLeast := ""
-		if e.bypassMore {
+		if o.more {
 			atLeast = "at least "
 		}
 		fmt.Fprintf(&b, "; %s%s to %s %s already open and kept %s direct path, undelayed (intercept takes new connections only)",
-			atLeast, count(int64(e.bypassed), "connection"), e.dest, plural(e.bypassed, "was", "were"), plural(e.bypassed, "its", "their"))
-	case e.bypassed < 0:
-		fmt.Fprintf(&b, "; connections to %s already open were not counted (%v): any there kept their direct path, undelayed", e.dest, e.bypassErr)
+			atLeast, count(int64(o.n), "connection"), o.dest, plural(o.n, "was", "were"), plural(o.n, "its", "their"))
 	}
 	return b.String()
 }
@@ -120,7 +124,8 @@ type connKey = netip.AddrPort
 // routed through the namespace, when anything tracked it). One connection
 // seen from both ends counts once. More than maxOpen is reported as
 // maxOpen with more set.
-func countOpen(ns string, dest netip.AddrPort, source netip.Addr) (n int, more bool, err error) {
+func countOpen(ns string, dest netip.AddrPort, source netip.Addr) openConns {
+	o := openConns{dest: dest.String()}
 	dest = netip.AddrPortFrom(dest.Addr().Unmap(), dest.Port())
 	seen := map[connKey]struct{}{}
 	add := func(client netip.AddrPort) bool {
@@ -128,14 +133,14 @@ func countOpen(ns string, dest netip.AddrPort, source netip.Addr) (n int, more b
 			return true
 		}
 		if len(seen) >= maxOpen {
-			more = true
+			o.more = true
 			return false
 		}
 		seen[netip.AddrPortFrom(client.Addr().Unmap(), client.Port())] = struct{}{}
 		return true
 	}
 	deadline := time.Now().Add(countWait)
-	err = inNS(ns, func() error {
+	o.err = inNS(ns, func() error {
 		for _, file := range []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"} {
 			if err := scanSockets(file, dest, deadline, add); err != nil {
 				return err
@@ -143,7 +148,8 @@ func countOpen(ns string, dest netip.AddrPort, source netip.Addr) (n int, more b
 		}
 		return scanTracked(dest, add)
 	})
-	return len(seen), more, err
+	o.n = len(seen)
+	return o
 }
 
 // countWait bounds the reading of the socket tables: on a machine with

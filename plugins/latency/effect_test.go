@@ -17,11 +17,11 @@ func TestEffectSaysWhatTheFaultDid(t *testing.T) {
 		{effect{}, "delayed nothing: no bytes crossed the fault while it was live; 0 connections opened during the fault"},
 		{effect{delayed: 3, delayedBytes: 3 << 20, late: 1, accepted: 1},
 			"delayed 3.0 MiB in 3 chunks (1 released more than 100µs past due); 1 connection opened during the fault"},
-		{effect{accepted: 0, bypassed: 4, dest: "10.0.0.2:80"},
+		{effect{open: openConns{n: 4, dest: "10.0.0.2:80"}},
 			"delayed nothing: no bytes crossed the fault while it was live; 0 connections opened during the fault; 4 connections to 10.0.0.2:80 were already open and kept their direct path, undelayed (intercept takes new connections only)"},
-		{effect{delayed: 1, delayedBytes: 1, accepted: 2, bypassed: maxOpen, bypassMore: true, dest: "[fd00::1]:443"},
+		{effect{delayed: 1, delayedBytes: 1, accepted: 2, open: openConns{n: maxOpen, more: true, dest: "[fd00::1]:443"}},
 			"delayed 1 byte in 1 chunk; 2 connections opened during the fault; at least 100000 connections to [fd00::1]:443 were already open and kept their direct path, undelayed (intercept takes new connections only)"},
-		{effect{delayed: 2, delayedBytes: 2048, accepted: 1, bypassed: -1, bypassErr: errors.New("boom"), dest: "10.0.0.2:80"},
+		{effect{delayed: 2, delayedBytes: 2048, accepted: 1, open: openConns{err: errors.New("boom"), dest: "10.0.0.2:80"}},
 			"delayed 2.0 KiB in 2 chunks; 1 connection opened during the fault; connections to 10.0.0.2:80 already open were not counted (boom): any there kept their direct path, undelayed"},
 	} {
 		require.Equal(t, c.want, c.e.String())

@@ -29,7 +29,7 @@ const (
 type intercept struct {
 	ns, table string
 	proxy     *Proxy
-	open      effect
+	open      openConns
 }
 
 // injectionID is the id the kernel state is named from: the ledger entry's,
@@ -60,10 +60,7 @@ func (f *Fault) injectIntercept(ctx context.Context, req sdk.Request, p Params) 
 	proxy.SetShape(p.Shape)
 	// Counted just before the rules go in: what is open now keeps its
 	// path, and the proxy has no connection of its own to count yet.
-	open := effect{dest: p.Destination.String()}
-	if open.bypassed, open.bypassMore, open.bypassErr = countOpen(p.Namespace, p.Destination, p.Source); open.bypassErr != nil {
-		open.bypassed = -1
-	}
+	open := countOpen(p.Namespace, p.Destination, p.Source)
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	if err := addTable(p.Namespace, table, interceptRule{dest: p.Destination, source: p.Source, mark: mark, port: port}); err != nil {
 		_ = proxy.Close()
@@ -108,7 +105,7 @@ func (f *Fault) revertIntercept(handle string) (bool, error) {
 	delete(f.intercepts, handle)
 	if held {
 		e := effectOf(Stats{}, ic.proxy.Stats())
-		e.bypassed, e.bypassMore, e.bypassErr, e.dest = ic.open.bypassed, ic.open.bypassMore, ic.open.bypassErr, ic.open.dest
+		e.open = ic.open
 		f.remember(handle, e)
 	}
 	f.mu.Unlock()

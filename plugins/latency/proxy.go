@@ -858,9 +858,9 @@ var (
 // when enough writers already spin, a nanosleep to the end.
 func sleepUntil(due time.Time) {
 	if rest := time.Until(due) - spinLead(); rest > 0 {
-		woke := time.Now().Add(rest)
+		wake := time.Now().Add(rest)
 		sleepPrecise(rest)
-		noteWake(time.Since(woke))
+		noteWake(time.Since(wake))
 	}
 	if spinners.Add(1) > maxSpinners {
 		spinners.Add(-1)
