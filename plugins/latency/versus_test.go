@@ -343,7 +343,7 @@ func TestVersusToxiproxy(t *testing.T) {
 	for _, d := range []time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond} {
 		// At least 100 round trips, so that p99 is not simply the largest.
 		count := max(100, int(min(2000, 4*time.Second/(2*d))))
-		floorApp, floorPath := stampedRTTs(t, stampSrv.addr(), 2*d, min(count, 200))
+		floorApp, floorPath := stampedRTTs(t, stampSrv.addr(), 2*d, min(count, 50))
 		line := fmt.Sprintf("D=%s, %d round trips: floor (direct after %s idle) app p50 %s path p50 %s;", d, count, 2*d, ms(pct(floorApp, 50)), ms(pct(floorPath, 50)))
 		for _, s := range sides {
 			s.stamp.set(d, 0, "uniform", "both")
