@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,6 +83,18 @@ func scheduleCommand(stdout, stderr io.Writer) *cli.Command {
 			if c.Bool("leader-elect") {
 				return electSchedule(ctx, c, s, o)
 			}
+			// A single scheduler keeps the same fire claims as the
+			// replicas of leader election, with no Lease to ask: after a
+			// restart it catches up what fell due while it was down, and
+			// a second one started on the same state directory by
+			// mistake skips what the first decided instead of running
+			// every fire again.
+			dir, err := stateDir(c)
+			if err != nil {
+				return err
+			}
+			o.stateDir = dir
+			o.claims = &scheduler.Claims{Dir: filepath.Join(dir, "fires"), Identity: scheduler.Identity()}
 			return serveSchedule(ctx, s, o)
 		},
 	}
@@ -139,8 +152,9 @@ type scheduleOptions struct {
 	// kube is the cluster of --kubeconfig and --context: the runs' and,
 	// with --leader-elect, the Lease's.
 	kube kubeconfig.Source
-	// claims, with leader election, are the fire claims in the shared
-	// state directory, so no fire runs twice across a change of leader.
+	// claims are the fire claims in the state directory, so no fire runs
+	// twice across a change of leader, a restart, or two schedulers on
+	// one directory, and one that starts catches up what it missed.
 	claims *scheduler.Claims
 }
 
@@ -196,7 +210,7 @@ func serveSchedule(ctx context.Context, s *experiments.Schedule, o scheduleOptio
 	} else {
 		close(serveDone)
 	}
-	o.log.Info("schedule", "name", s.Metadata.Name, "entries", len(s.Spec.Entries))
+	o.log.Info("schedule", "name", s.Metadata.Name, "entries", len(s.Spec.Entries), "stateDir", o.stateDir, "claimsAs", o.claims.Identity)
 	err = sch.Run(ctx)
 	if srv != nil {
 		shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

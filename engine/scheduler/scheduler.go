@@ -51,12 +51,17 @@ type Scheduler struct {
 	Log *slog.Logger
 	// Fired, when set, is told every fire's outcome (tests wait on it).
 	Fired func(Outcome)
-	// Claims, when set, are the fire claims every replica shares (with
-	// leader election). Every fire is claimed before it is decided, run or
-	// skipped: one claimed already is skipped as claimed, so no fire runs
-	// twice across a change of leader. Run catches up the fires due since
-	// each entry's newest claim (see catchUp) and prunes old claims. Keep
-	// is at least KeepClaims of the schedule (zero is that).
+	// Claims, when set, are the fire claims in the state directory: the
+	// record of which fires were decided, shared by every scheduler on it
+	// (the replicas of leader election, or a single scheduler and the
+	// same one restarted). Every fire is claimed before it is decided, run
+	// or skipped: one claimed already is skipped as claimed, so no fire
+	// runs twice across a change of leader, a restart, or two schedulers
+	// on one directory. Run catches up the fires due since each entry's
+	// record ends (Claims.Resume; see catchUp) and prunes old claims. Keep
+	// is at least KeepClaims of the schedule (zero is that). Without
+	// Claims nothing is recorded: a fire due while the scheduler was down
+	// is not caught up.
 	Claims *Claims
 
 	claims  *Claims // Claims with Keep set
@@ -71,6 +76,9 @@ type Outcome struct {
 	Fire
 	// Started is when the run started (zero for a skip).
 	Started time.Time
+	// CaughtUp says the fire fell due before the scheduler began, while
+	// no scheduler decided it, and the catch-up let it run late.
+	CaughtUp bool
 	// Records are the runs' records, one per experiment file.
 	Records []*reports.Record
 }
@@ -159,7 +167,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				missed = append(missed, missedFire(e, fire))
 				continue
 			}
-			fires.Go(func() { s.fire(ctx, runCtx, plan, it.i, fire) })
+			fires.Go(func() { s.fire(ctx, runCtx, plan, it.i, fire, false) })
 		}
 		if len(missed) > 0 {
 			fires.Go(func() { s.skipMissed(missed) })
@@ -211,18 +219,21 @@ func missedFire(e *experiments.ScheduleEntry, at time.Time) Fire {
 }
 
 // catchUp decides the fires that fell due before start (when this
-// scheduler began) but after the newest claim of their entry: fires no
-// replica decided, because none was leading. As a CronJob does, only the
-// newest of them may still run, if it is within its entry's starting
-// deadline; every other is skipped as missed. Each is claimed first, so
-// each is decided once across replicas.
+// scheduler began) but after their entry's record ends (its newest claim,
+// or when a scheduler first began scheduling it: Claims.Resume): fires no
+// scheduler decided, because none was leading or, without leader
+// election, none was running. As a CronJob does, only the newest of them
+// may still run, if it is within its entry's starting deadline; every
+// other is skipped as missed. Each is claimed first, so each is decided
+// once across replicas and restarts.
 //
 // It looks back at most the schedule's longest starting deadline plus
 // ClaimMargin/4: an older fire could not run anyway, and claims are kept
 // only a little longer (Claims). Older fires of a long gap are counted as
 // missed in the metric and named in one log line, not claimed one by one.
-// An entry with no claim at all is new to this state directory: nothing
-// is caught up.
+// An entry with no record at all is new to this state directory (a first
+// start, a directory an older version wrote): nothing is caught up, and
+// its record begins now.
 func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.Time, fires *sync.WaitGroup) {
 	// The longest starting deadline and a quarter of the margin: a
 	// quarter less than the claim horizon, so that the clock moving on
@@ -230,7 +241,7 @@ func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.
 	lookback := start.Add(-(s.claims.Keep - ClaimMargin + ClaimMargin/4))
 	for i, pe := range plan.entries {
 		e := pe.e
-		last, err := s.claims.Last(e.Name)
+		last, err := s.claims.Resume(e.Name, start)
 		if err != nil {
 			s.Log.Warn("catch up", "entry", e.Name, "err", err)
 			continue
@@ -251,7 +262,7 @@ func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.
 		if len(gap) == 0 {
 			continue
 		}
-		s.Log.Info("catch up", "entry", e.Name, "after", last, "fires", len(gap)+dropped)
+		s.Log.Info("catch up", "entry", e.Name, "after", last, "fires", len(gap)+dropped, "why", s.gap())
 		if dropped > 0 {
 			s.Log.Warn("not caught up", "entry", e.Name, "fires", dropped, "why", fmt.Sprintf("more than %d fires in the gap", maxCatchUp))
 			s.Metrics.skippedN(e.Name, SkipMissed, dropped)
@@ -259,17 +270,27 @@ func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.
 		newest := gap[len(gap)-1]
 		for _, at := range gap[:len(gap)-1] {
 			if f := missedFire(e, at); s.own(f) {
-				f.Detail = "no replica was leading: " + f.Detail
+				f.Detail = s.gap() + ": " + f.Detail
 				if !Missed(at, start, e.StartingDeadline) {
-					f.Detail = fmt.Sprintf("no replica was leading, and a later fire (%s) is the one caught up", newest.Format(time.RFC3339))
+					f.Detail = fmt.Sprintf("%s, and a later fire (%s) is the one caught up", s.gap(), newest.Format(time.RFC3339))
 				}
 				s.skipped(f)
 			}
 		}
 		// The newest goes the way of any fire: claimed, judged (its
 		// deadline against the clock now), run or skipped.
-		fires.Go(func() { s.fire(ctx, runCtx, plan, i, newest) })
+		fires.Go(func() { s.fire(ctx, runCtx, plan, i, newest, true) })
 	}
+}
+
+// gap says why fires of a catch-up were not decided when they fell due.
+// Without leader election (no Leading) there is no leader to speak of:
+// the one scheduler of the state directory was not running.
+func (s *Scheduler) gap() string {
+	if s.claims.Leading != nil {
+		return "no replica was leading"
+	}
+	return "no scheduler was running on this state directory"
 }
 
 // maxGone bounds the counting of fires older than the catch-up looks at.
@@ -288,7 +309,7 @@ func (s *Scheduler) own(f Fire) bool {
 	case err != nil:
 		f.Skip, f.Detail = SkipClaimed, err.Error()
 	case !ok:
-		f.Skip, f.Detail = SkipClaimed, "another replica claimed this fire"
+		f.Skip, f.Detail = SkipClaimed, s.claimedBy(f)
 	default:
 		return true
 	}
@@ -296,9 +317,28 @@ func (s *Scheduler) own(f Fire) bool {
 	return false
 }
 
+// claimedBy says who decided a fire this scheduler found claimed. Without
+// leader election that is another scheduler on the same state directory:
+// two were started on it, and only the claims keep them from running
+// every fire twice.
+func (s *Scheduler) claimedBy(f Fire) string {
+	who := s.claims.holder(f.Entry, f.At)
+	switch {
+	case s.claims.Leading != nil && who == "":
+		return "another replica claimed this fire"
+	case s.claims.Leading != nil:
+		return fmt.Sprintf("another replica (%s) claimed this fire", who)
+	case who == "":
+		return "another scheduler on this state directory claimed this fire"
+	default:
+		return fmt.Sprintf("another scheduler on this state directory (%s) claimed this fire", who)
+	}
+}
+
 // fire handles one fire of entry i due at at: judged, then checked for
-// incidents, then given to the concurrency policy, then run.
-func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time.Time) {
+// incidents, then given to the concurrency policy, then run. caughtUp
+// says the catch-up hands it on: it fell due before the scheduler began.
+func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time.Time, caughtUp bool) {
 	e := plan.entries[i].e
 	clk := clock.Or(s.Clock)
 	if !s.own(Fire{Entry: e.Name, At: at}) {
@@ -311,7 +351,10 @@ func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time
 	case ferr != nil:
 		f.Skip, f.Detail = SkipFreezeUnknown, ferr.Error()
 	case Missed(at, clk.Now(), e.StartingDeadline):
-		f.Skip, f.Detail = SkipMissed, fmt.Sprintf("due at %s, past its starting deadline of %s", at.Format(time.RFC3339), e.StartingDeadline)
+		f = missedFire(e, at)
+		if caughtUp {
+			f.Detail = s.gap() + ": " + f.Detail
+		}
 	}
 	if f.Skip == "" && len(e.Alerts) > 0 {
 		f.Skip, f.Detail = s.incident(ctx, e)
@@ -336,8 +379,13 @@ func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time
 	}
 	ctxRun, cancel := context.WithCancelCause(runCtx)
 	l.cancel = cancel
-	o := Outcome{Fire: f, Started: clk.Now()}
-	s.Log.Info("run", "entry", e.Name, "due", at, "files", len(files))
+	o := Outcome{Fire: f, Started: clk.Now(), CaughtUp: caughtUp}
+	if caughtUp {
+		s.Metrics.caughtUp(e.Name)
+		s.Log.Info("run", "entry", e.Name, "due", at, "files", len(files), "caughtUp", true, "late", o.Started.Sub(at).Round(time.Millisecond))
+	} else {
+		s.Log.Info("run", "entry", e.Name, "due", at, "files", len(files))
+	}
 	for _, file := range files {
 		if ctxRun.Err() != nil {
 			break // replaced or stopping: the rest of the entry's files do not start
