@@ -168,7 +168,7 @@ func (l *leaders) stopB(t *testing.T, took time.Time) string {
 
 	// Every fire is claimed in the shared state directory by one identity,
 	// one after another every 3s: the new leader caught up the gap.
-	names, err := os.ReadDir(filepath.Join(l.state, "fires", "tick"))
+	names, err := os.ReadDir(firesOf(l.state, "tick"))
 	require.NoError(t, err)
 	var prev time.Time
 	for _, n := range names {
@@ -177,7 +177,7 @@ func (l *leaders) stopB(t *testing.T, took time.Time) string {
 		}
 		at, err := time.Parse(claimLayout, n.Name())
 		require.NoError(t, err, "only claims in fires/tick")
-		who := strings.TrimSpace(readFile(t, filepath.Join(l.state, "fires", "tick"), n.Name()))
+		who := strings.TrimSpace(readFile(t, firesOf(l.state, "tick"), n.Name()))
 		require.Contains(t, []string{l.idA, l.idB}, who, "claim %s", n.Name())
 		if !prev.IsZero() {
 			require.Equal(t, tickEvery, at.Sub(prev), "no fire between %s and %s went undecided\nA:\n%s\nB:\n%s", prev, at, logA, logB)

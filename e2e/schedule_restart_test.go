@@ -14,8 +14,15 @@ import (
 	"github.com/chaos-run/chaos/reports"
 )
 
-// claimLayout names a fire claim in STATE/fires/ENTRY (the scheduler's).
+// claimLayout names a fire claim in STATE/fires/SCHEDULE/ENTRY (the
+// scheduler's).
 const claimLayout = "20060102T150405Z"
+
+// firesOf is the folder of a schedule's fire claims of entry in state;
+// writeScheduleFile's schedules are named e2e.
+func firesOf(state, entry string) string {
+	return filepath.Join(state, "fires", "e2e", entry)
+}
 
 // waitBegun waits until a single scheduler on state has begun scheduling
 // entry: its record in the fire claims exists. Then its signal handler is
@@ -23,7 +30,7 @@ const claimLayout = "20060102T150405Z"
 func waitBegun(t *testing.T, p *process, state, entry string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		_, err := os.Stat(filepath.Join(state, "fires", entry, "since"))
+		_, err := os.Stat(filepath.Join(firesOf(state, entry), "since"))
 		return err == nil
 	}, waitLimit, 20*time.Millisecond, "the scheduler records where %s's record begins\nstderr:\n%s", entry, p.stderr)
 }
@@ -31,7 +38,7 @@ func waitBegun(t *testing.T, p *process, state, entry string) {
 // claimsOf lists entry's fire claims in state, with who made each.
 func claimsOf(t *testing.T, state, entry string) map[time.Time]string {
 	t.Helper()
-	dir := filepath.Join(state, "fires", entry)
+	dir := firesOf(state, entry)
 	des, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
 		return nil
@@ -143,9 +150,11 @@ func parseDue(t *testing.T, line string) time.Time {
 }
 
 // TestScheduleTwoOnOneStateDir starts two single schedulers (no leader
-// election) on one state directory, as a mistake would: every fire runs
-// once between them, the other skipping it as claimed by the first. The
-// claims are pruned as they go: an old entry's claims older than the
+// election) of one schedule on one state directory, as a mistake would:
+// every fire runs once between them, the other skipping it as claimed by
+// the first. A different schedule on the same state directory with an
+// entry of the same name is not in their way: claims are per schedule.
+// The claims are pruned as they go: an old entry's claims older than the
 // longest starting deadline plus 10 minutes are removed, its newest kept.
 func TestScheduleTwoOnOneStateDir(t *testing.T) {
 	tg := startTarget(t)
@@ -153,16 +162,22 @@ func TestScheduleTwoOnOneStateDir(t *testing.T) {
 	sched := writeScheduleFile(t, fmt.Sprintf("    - {name: tick, experiments: [%q], cron: %q, concurrencyPolicy: Forbid}\n", exp.File, "*/3 * * * * *"))
 	state := t.TempDir()
 	// An entry the schedule no longer has, with claims from two hours ago.
-	gone := filepath.Join(state, "fires", "gone")
+	gone := firesOf(state, "gone")
 	require.NoError(t, os.MkdirAll(gone, 0o700))
 	old := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
 	for i := range 5 {
 		require.NoError(t, os.WriteFile(filepath.Join(gone, old.Add(time.Duration(i)*time.Minute).Format(claimLayout)), []byte("old_1\n"), 0o600))
 	}
 
-	dirA, dirB := t.TempDir(), t.TempDir()
+	// The other schedule acts on a target of its own: what is tested is
+	// that its fires are its own, not the target locks.
+	otherExp := writeExperiment(t, startTarget(t), experimentOpts{name: "other", faultFor: "1s"})
+	otherSched := writeNamedSchedule(t, "other", fmt.Sprintf("    - {name: tick, experiments: [%q], cron: %q, concurrencyPolicy: Forbid}\n", otherExp.File, "*/3 * * * * *"))
+
+	dirA, dirB, dirC := t.TempDir(), t.TempDir(), t.TempDir()
 	a := start(t, built.chaos, "schedule", "--state-dir", state, "--report-dir", dirA, "--listen", "", sched)
 	b := start(t, built.chaos, "schedule", "--state-dir", state, "--report-dir", dirB, "--listen", "", sched)
+	c := start(t, built.chaos, "schedule", "--state-dir", state, "--report-dir", dirC, "--listen", "", otherSched)
 	idA := fieldOf(a.waitLine(t, a.stderr, "msg=schedule "), "claimsAs=")
 	idB := fieldOf(b.waitLine(t, b.stderr, "msg=schedule "), "claimsAs=")
 	require.NotEqual(t, idA, idB)
@@ -176,11 +191,19 @@ func TestScheduleTwoOnOneStateDir(t *testing.T) {
 	}, waitLimit, 50*time.Millisecond, "the old claims are pruned")
 	_, err := os.Stat(filepath.Join(gone, old.Add(4*time.Minute).Format(claimLayout)))
 	require.NoError(t, err, "an entry's newest claim is kept")
-	require.NoError(t, a.cmd.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, b.cmd.Process.Signal(syscall.SIGTERM))
-	require.Equal(t, 0, a.exitCode(t), "stderr:\n%s", a.stderr)
-	require.Equal(t, 0, b.exitCode(t), "stderr:\n%s", b.stderr)
+	require.Eventually(t, func() bool { return strings.Count(c.stderr.String(), "msg=ran entry=tick") >= 2 }, waitLimit, 50*time.Millisecond,
+		"the other schedule runs its own fires\nstderr:\n%s", c.stderr)
+	for _, p := range []*process{a, b, c} {
+		require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	}
+	for _, p := range []*process{a, b, c} {
+		require.Equal(t, 0, p.exitCode(t), "stderr:\n%s", p.stderr)
+	}
 	logA, logB := a.stderr.String(), b.stderr.String()
+	require.NotContains(t, c.stderr.String(), "reason=claimed", "another schedule's claims are not this one's")
+	otherClaims, err := filepath.Glob(filepath.Join(state, "fires", "other", "tick", "2*Z"))
+	require.NoError(t, err)
+	require.NotEmpty(t, otherClaims, "the other schedule claims under its own name")
 
 	runA, runB := dues(logA, "msg=run "), dues(logB, "msg=run ")
 	for d := range runA {
@@ -209,4 +232,5 @@ func TestScheduleTwoOnOneStateDir(t *testing.T) {
 	require.Len(t, claims, len(decided), "every decided fire is claimed\nA:\n%s\nB:\n%s", logA, logB)
 	require.Len(t, append(reportsOf(t, dirA, "tick"), reportsOf(t, dirB, "tick")...), len(runA)+len(runB), "one report per run")
 	requireNothingLeft(t, exp)
+	requireNothingLeft(t, otherExp)
 }

@@ -94,7 +94,7 @@ func scheduleCommand(stdout, stderr io.Writer) *cli.Command {
 				return err
 			}
 			o.stateDir = dir
-			o.claims = &scheduler.Claims{Dir: filepath.Join(dir, "fires"), Identity: scheduler.Identity()}
+			o.claims = fireClaims(dir, s, scheduler.Identity(), nil)
 			return serveSchedule(ctx, s, o)
 		},
 	}
@@ -156,6 +156,16 @@ type scheduleOptions struct {
 	// twice across a change of leader, a restart, or two schedulers on
 	// one directory, and one that starts catches up what it missed.
 	claims *scheduler.Claims
+}
+
+// fireClaims are schedule s's fire claims in the state directory dir:
+// STATE/fires/SCHEDULE. Under the schedule's name, because the state
+// directory is shared by whatever runs as its user (by default one per
+// user): two different schedules on it, each with an entry "nightly",
+// must not skip each other's fires as claimed. leading is the fence of
+// leader election; nil for a single scheduler.
+func fireClaims(dir string, s *experiments.Schedule, identity string, leading scheduler.Leading) *scheduler.Claims {
+	return &scheduler.Claims{Dir: filepath.Join(dir, "fires", s.Metadata.Name), Identity: identity, Leading: leading}
 }
 
 // serveSchedule runs the scheduler and its HTTP endpoints until ctx ends;
