@@ -264,26 +264,35 @@ func ClaimFire(dir, entry string, at time.Time, identity string) (bool, error) {
 }
 
 // createOnce creates path with text unless it exists, and says whether it
-// did. The text is written and synced under a temporary name in tmpDir
-// (beside the entry folders, where nobody lists claims) and hard-linked
-// into place: the link fails if path exists, so only one creator wins,
-// as with O_EXCL (and on NFS too), and path is never seen empty or
-// half-written, so a loser can read who won.
+// did. The text is written under a temporary name in tmpDir (beside the
+// entry folders, where nobody lists claims) and hard-linked into place:
+// the link fails if path exists, so only one creator wins, as with O_EXCL
+// (and on NFS too), and path is never seen empty or half-written, so a
+// loser can read who won. The file is synced after the link, which on a
+// journalling filesystem commits the link too, as the sync of a file
+// created with O_EXCL commits its creation.
 func createOnce(tmpDir, path, text string) (bool, error) {
 	f, err := os.CreateTemp(tmpDir, ".new-*")
 	if err != nil {
 		return false, err
 	}
 	defer func() { _ = os.Remove(f.Name()) }()
-	_, werr := f.WriteString(text)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
+	if _, err := f.WriteString(text); err != nil {
+		_ = f.Close()
 		return false, err
 	}
 	err = os.Link(f.Name(), path)
 	if errors.Is(err, os.ErrExist) {
-		return false, nil
+		return false, f.Close()
 	}
-	return err == nil, err
+	if err != nil {
+		_ = f.Close()
+		return false, err
+	}
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(serr, cerr); err != nil {
+		return false, err
+	}
+	return true, nil
 }
