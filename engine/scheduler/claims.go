@@ -26,8 +26,8 @@ var ErrClaimTooOld = errors.New("the fire is older than the claims are kept")
 const claimLayout = "20060102T150405Z"
 
 // Claims are a schedule's fire claims in its state directory
-// (STATE/fires): ENTRY/TIME, created with O_EXCL, naming the scheduler
-// that decided the fire. Every scheduler on the directory uses them: the
+// (STATE/fires/SCHEDULE): ENTRY/TIME, created once (ClaimFire), naming
+// the scheduler that decided the fire. Every scheduler on the directory uses them: the
 // replicas of leader election, which share it, and a single scheduler,
 // which may be restarted or, by mistake, started twice on it. Every fire
 // is claimed first, whether it runs or is skipped, so that
@@ -45,7 +45,8 @@ const claimLayout = "20060102T150405Z"
 // what Prune removes can no longer be asked for, even by a replica whose
 // clock is up to ClaimMargin/2 behind.
 type Claims struct {
-	// Dir is the shared directory, STATE/fires.
+	// Dir is the schedule's folder of the state directory,
+	// STATE/fires/SCHEDULE.
 	Dir string
 	// Identity names this replica in its claims.
 	Identity string
