@@ -78,6 +78,7 @@ func TestScheduleRestartCatchesUp(t *testing.T) {
 		require.True(t, time.Now().Before(due), "precondition: the scheduler was stopped before the fire (the machine took more than 10s)")
 		require.Empty(t, claimsOf(t, state, "daily"), "stopped before the fire: nothing decided")
 		require.NotContains(t, first.stderr.String(), `msg="catch up"`, "a first start on an empty state directory catches up nothing")
+		require.Contains(t, first.stderr.String(), `msg="nothing to catch up" entries=1 first=daily why="new to this state directory`, "and says why")
 
 		// Nothing runs while the fire falls due: wait for its time to pass
 		// (at most 10s), then start again.

@@ -239,6 +239,14 @@ func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.
 	// quarter less than the claim horizon, so that the clock moving on
 	// while this goes never makes a gap fire too old to claim.
 	lookback := start.Add(-(s.claims.Keep - ClaimMargin + ClaimMargin/4))
+	var fresh []string
+	defer func() {
+		// One line, however many entries: a first start on a state
+		// directory says why it caught nothing up.
+		if len(fresh) > 0 {
+			s.Log.Info("nothing to catch up", "entries", len(fresh), "first", fresh[0], "why", "new to this state directory: their record begins now")
+		}
+	}()
 	for i, pe := range plan.entries {
 		e := pe.e
 		last, err := s.claims.Resume(e.Name, start)
@@ -246,7 +254,11 @@ func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.
 			s.Log.Warn("catch up", "entry", e.Name, "err", err)
 			continue
 		}
-		if last.IsZero() || ctx.Err() != nil {
+		if last.IsZero() {
+			fresh = append(fresh, e.Name)
+			continue
+		}
+		if ctx.Err() != nil {
 			continue
 		}
 		from := last
