@@ -27,8 +27,11 @@ import (
 // process's resident memory at the end and the fire jitter: from the time
 // a fire was due to the moment its run started (after the freeze, policy
 // and conflict checks, which read the experiment file). Every fire is
-// claimed in a state directory on disk first, as `chaos schedule` does
-// (CHAOS_SCHED_BENCH_CLAIMS=0 leaves the claims out, to compare).
+// noted in a progress record in a state directory on disk, as a single
+// `chaos schedule` does (CHAOS_SCHED_BENCH_MODE=progress, the default);
+// CHAOS_SCHED_BENCH_MODE=claims claims every fire first instead, as a
+// leader of `chaos schedule --leader-elect` does, and none records
+// nothing, to compare.
 func TestScheduleBench10k(t *testing.T) {
 	if os.Getenv("CHAOS_SCHED_BENCH") == "" {
 		t.Skip("a benchmark: make bench runs it (CHAOS_SCHED_BENCH=1)")
@@ -60,13 +63,28 @@ func TestScheduleBench10k(t *testing.T) {
 		skips  = map[SkipReason]int{}
 		begun  = time.Now()
 	)
-	var claims *Claims
-	if os.Getenv("CHAOS_SCHED_BENCH_CLAIMS") != "0" {
-		claims = &Claims{Dir: filepath.Join(t.TempDir(), "fires", "bench"), Identity: "bench_1"}
+	var (
+		claims   *Claims
+		progress *Progress
+		mode     = os.Getenv("CHAOS_SCHED_BENCH_MODE")
+		state    = filepath.Join(t.TempDir(), "fires", "bench")
+	)
+	switch mode {
+	case "", "progress":
+		mode = "progress"
+		progress, err = OpenProgress(state, "bench_1")
+		require.NoError(t, err)
+		defer func() { require.NoError(t, progress.Close()) }()
+	case "claims":
+		claims = &Claims{Dir: state, Identity: "bench_1", Leading: func() error { return nil }}
+	case "none":
+	default:
+		t.Fatalf("CHAOS_SCHED_BENCH_MODE=%q: give progress, claims or none", mode)
 	}
 	sch := &Scheduler{
 		Schedule: s,
 		Claims:   claims,
+		Progress: progress,
 		RunFile: func(ctx context.Context, path, dir string) *reports.Record {
 			return &reports.Record{Verdict: reports.Passed}
 		},
@@ -99,8 +117,8 @@ func TestScheduleBench10k(t *testing.T) {
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("schedule-10k: entries=%d claims=%t seconds=%d runs=%d skipped=%v rss=%.1fMB heap=%.1fMB jitter p50=%s p99=%s max=%s; from 10s on: p99=%s\n",
-		n, claims != nil, secs, len(jitter), skips, rss, float64(ms.HeapInuse)/(1<<20), pct(0.5), pct(0.99), jitter[len(jitter)-1], steadyP99)
+	fmt.Printf("schedule-10k: entries=%d mode=%s seconds=%d runs=%d skipped=%v rss=%.1fMB heap=%.1fMB jitter p50=%s p99=%s max=%s; from 10s on: p99=%s\n",
+		n, mode, secs, len(jitter), skips, rss, float64(ms.HeapInuse)/(1<<20), pct(0.5), pct(0.99), jitter[len(jitter)-1], steadyP99)
 }
 
 // residentMB is this process's resident set (VmRSS).

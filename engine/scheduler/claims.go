@@ -25,19 +25,18 @@ var ErrClaimTooOld = errors.New("the fire is older than the claims are kept")
 // has no finer unit).
 const claimLayout = "20060102T150405Z"
 
-// Claims are a schedule's fire claims in its state directory
-// (STATE/fires/SCHEDULE): ENTRY/TIME, created once (ClaimFire), naming
-// the scheduler that decided the fire. Every scheduler on the directory uses them: the
-// replicas of leader election, which share it, and a single scheduler,
-// which may be restarted or, by mistake, started twice on it. Every fire
-// is claimed first, whether it runs or is skipped, so that
+// Claims are a schedule's fire claims in the state directory the
+// replicas of leader election share (STATE/fires/SCHEDULE): ENTRY/TIME,
+// created once (ClaimFire), naming the replica that decided the fire.
+// (A single scheduler keeps no claims: it holds the schedule's lock and a
+// progress record instead, Progress.) Every fire a leader decides is
+// claimed first, whether it runs or is skipped, so that
 //
 //   - no fire is decided twice: a fire already claimed is skipped as
-//     claimed, even across a change of leader or a restart, and with two
-//     schedulers on one directory;
+//     claimed, even across a change of leader;
 //   - an entry's newest claim (or its since file, before its first claim:
-//     Resume) is where the last scheduler got to, and one that starts
-//     catches up the fires after it (Scheduler.Run).
+//     Resume) is where the last leader got to, and a new leader catches
+//     up the fires after it (Scheduler.Run).
 //
 // The claims are bounded by Prune: it removes claims older than Keep, but
 // never an entry's newest one. Exactly once holds across pruning because
@@ -50,10 +49,8 @@ type Claims struct {
 	Dir string
 	// Identity names this replica in its claims.
 	Identity string
-	// Leading, with leader election, is asked before every claim: an
-	// error (the Lease is lost) refuses the claim with that error. Nil
-	// means a single scheduler (no leader election): what its skips say
-	// speaks of a scheduler that was not running, not of a leader.
+	// Leading is asked before every claim: an error (the Lease is lost)
+	// refuses the claim with that error. Nil asks nothing (tests).
 	Leading Leading
 	// Keep is how long claims are kept: the schedule's longest starting
 	// deadline plus ClaimMargin (KeepClaims), or more. The Scheduler
@@ -98,7 +95,7 @@ func (c *Claims) Last(entry string) (time.Time, error) {
 	return ts[len(ts)-1], nil
 }
 
-// sinceFile, in an entry's folder, records when a scheduler first began
+// sinceFile, in an entry's folder, records when a leader first began
 // scheduling the entry on this directory: an RFC 3339 time and the
 // identity that wrote it. Its name is not a claim's, so list, Last and
 // Prune pass it by.
@@ -109,14 +106,13 @@ const sinceFile = "since"
 const maxSince = 512
 
 // Resume is where entry's record in the directory ends: the fires after
-// it fell due while no scheduler decided them (none was running, or none
-// was leading). It is the entry's newest claim, or, for an entry never
-// claimed, when a scheduler first began scheduling it (its since file).
-// An entry with neither is new to the directory (a first start, a state
-// directory an older version wrote, an entry just added): Resume records
-// now as its beginning and returns zero, so nothing before now is ever
-// caught up, and a scheduler stopped before the entry's first fire
-// catches that fire up when it starts again.
+// it fell due while no replica was leading. It is the entry's newest
+// claim, or, for an entry never claimed, when a leader first began
+// scheduling it (its since file). An entry with neither is new to the
+// directory (a first start, a state directory an older version wrote, an
+// entry just added): Resume records now as its beginning and returns
+// zero, so nothing before now is ever caught up, and a leader stopped
+// before the entry's first fire has that fire caught up by the next.
 func (c *Claims) Resume(entry string, now time.Time) (time.Time, error) {
 	last, err := c.Last(entry)
 	if err != nil || !last.IsZero() {

@@ -411,3 +411,46 @@ func TestLostLeaseStopsBetweenFiles(t *testing.T) {
 	require.Len(t, o.Records, 1, "the second file did not start")
 	require.EqualValues(t, 1, started.Load())
 }
+
+// TestClaimFireRace: schedulers racing for one fire: exactly one claims
+// it, and every loser can read who won (the claim is never seen empty).
+func TestClaimFireRace(t *testing.T) {
+	dir := t.TempDir()
+	const n = 8
+	type result struct {
+		id  string
+		ok  bool
+		err error
+	}
+	results := make(chan result, n)
+	start := make(chan struct{})
+	for i := range n {
+		id := fmt.Sprintf("host_%d", i)
+		go func() {
+			<-start
+			ok, err := ClaimFire(dir, "a", t0, id)
+			results <- result{id, ok, err}
+		}()
+	}
+	close(start)
+	c := &Claims{Dir: dir}
+	var winner string
+	var losers []string
+	for range n {
+		r := recv(t, results, "a claimer")
+		require.NoError(t, r.err)
+		if r.ok {
+			require.Empty(t, winner, "two schedulers claimed one fire: %s and %s", winner, r.id)
+			winner = r.id
+			continue
+		}
+		losers = append(losers, c.holder("a", t0))
+	}
+	require.NotEmpty(t, winner, "one claimed the fire")
+	for _, who := range losers {
+		require.Equal(t, winner, who, "a loser reads who won")
+	}
+	des, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, des, 1, "only the entry's folder: no temporary file is left")
+}

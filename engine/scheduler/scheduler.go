@@ -51,18 +51,22 @@ type Scheduler struct {
 	Log *slog.Logger
 	// Fired, when set, is told every fire's outcome (tests wait on it).
 	Fired func(Outcome)
-	// Claims, when set, are the fire claims in the state directory: the
-	// record of which fires were decided, shared by every scheduler on it
-	// (the replicas of leader election, or a single scheduler and the
-	// same one restarted). Every fire is claimed before it is decided, run
-	// or skipped: one claimed already is skipped as claimed, so no fire
-	// runs twice across a change of leader, a restart, or two schedulers
-	// on one directory. Run catches up the fires due since each entry's
-	// record ends (Claims.Resume; see catchUp) and prunes old claims. Keep
-	// is at least KeepClaims of the schedule (zero is that). Without
-	// Claims nothing is recorded: a fire due while the scheduler was down
-	// is not caught up.
+	// Claims, with leader election, are the fire claims in the state
+	// directory the replicas share. Every fire is claimed before it is
+	// decided, run or skipped: one claimed already is skipped as claimed,
+	// so no fire runs twice across a change of leader. Run catches up the
+	// fires due since each entry's newest claim (Claims.Resume; see
+	// catchUp) and prunes old claims. Keep is at least KeepClaims of the
+	// schedule (zero is that).
 	Claims *Claims
+	// Progress, for a single scheduler (no leader election), is its
+	// record of how far it got, under the lock that keeps a second
+	// scheduler of the schedule off the state directory (OpenProgress).
+	// Run notes every fire it decides there, off the fire's path, and
+	// catches up the fires due since each entry's record ends. Not with
+	// Claims. With neither, nothing is recorded: a fire due while the
+	// scheduler was down is not caught up.
+	Progress *Progress
 
 	claims  *Claims // Claims with Keep set
 	keys    keyCache
@@ -99,6 +103,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	s.claims = nil
+	if s.Claims != nil && s.Progress != nil {
+		return errors.New("scheduler: Claims (leader election) and Progress (a single scheduler) are exclusive")
+	}
 	if s.Claims != nil {
 		c := *s.Claims
 		c.Keep = max(c.Keep, KeepClaims(plan))
@@ -106,7 +113,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 
 	runCtx, stopRuns := context.WithCancelCause(context.WithoutCancel(ctx))
-	var fires sync.WaitGroup
+	var (
+		fires sync.WaitGroup
+		// stopped runs once every fire was decided and every run ended.
+		stopped = func() {}
+	)
 	defer func() {
 		cause := context.Cause(ctx)
 		if cause == nil || errors.Is(cause, context.Canceled) {
@@ -114,6 +125,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		stopRuns(cause)
 		fires.Wait()
+		stopped()
 	}()
 
 	// Read every experiment's targets once before the first fire, so that
@@ -130,7 +142,34 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		s.Metrics.nextRun(plan.entries[it.i].e.Name, it.at)
 	}
 	if s.claims != nil {
-		fires.Go(func() { s.catchUp(ctx, runCtx, plan, start, &fires) })
+		window := s.claims.Keep - ClaimMargin + ClaimMargin/4
+		resume := func(i int) (time.Time, error) { return s.claims.Resume(plan.entries[i].e.Name, start) }
+		fires.Go(func() { s.catchUp(ctx, runCtx, plan, start, window, resume, &fires) })
+	}
+	if s.Progress != nil {
+		// Read and saved once before the loop begins: a record that
+		// cannot be kept stops the scheduler here, saying why, rather
+		// than let a restart catch up what it already ran.
+		resume, _, err := s.Progress.begin(plan, start)
+		if err != nil {
+			return err
+		}
+		stopSaving := make(chan struct{})
+		var saver sync.WaitGroup
+		saver.Go(func() { s.Progress.keep(stopSaving, clk.Now, s.Log) })
+		// Once every fire was decided and noted (the catch-up too): the
+		// last save says where this run ended.
+		stopped = func() {
+			close(stopSaving)
+			saver.Wait()
+			if err := s.Progress.save(clk.Now()); err != nil {
+				s.Log.Warn("save progress", "err", err, "why", "the next start may catch up again what this one decided since its last save")
+			}
+		}
+		window := KeepClaims(plan) - ClaimMargin + ClaimMargin/4
+		fires.Go(func() {
+			s.catchUp(ctx, runCtx, plan, start, window, func(i int) (time.Time, error) { return resume[i], nil }, &fires)
+		})
 	}
 	var (
 		nextPrune time.Time
@@ -161,6 +200,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			it.at = plan.next(it.i, fire)
 			heap.Fix(q, 0)
 			s.Metrics.nextRun(plan.entries[it.i].e.Name, it.at)
+			s.noteDecided(it.i, fire)
 			if e := plan.entries[it.i].e; Missed(fire, now, e.StartingDeadline) {
 				// Said by one goroutine per pass, not one per fire: after
 				// a long stop an entry may have missed thousands of fires.
@@ -219,26 +259,23 @@ func missedFire(e *experiments.ScheduleEntry, at time.Time) Fire {
 }
 
 // catchUp decides the fires that fell due before start (when this
-// scheduler began) but after their entry's record ends (its newest claim,
-// or when a scheduler first began scheduling it: Claims.Resume): fires no
-// scheduler decided, because none was leading or, without leader
+// scheduler began) but after their entry's record ends (resume: its
+// newest claim with leader election, its progress record without): fires
+// no scheduler decided, because none was leading or, without leader
 // election, none was running. As a CronJob does, only the newest of them
 // may still run, if it is within its entry's starting deadline; every
-// other is skipped as missed. Each is claimed first, so each is decided
-// once across replicas and restarts.
+// other is skipped as missed. With claims each is claimed first, so each
+// is decided once across replicas; with progress each is noted.
 //
-// It looks back at most the schedule's longest starting deadline plus
-// ClaimMargin/4: an older fire could not run anyway, and claims are kept
-// only a little longer (Claims). Older fires of a long gap are counted as
-// missed in the metric and named in one log line, not claimed one by one.
-// An entry with no record at all is new to this state directory (a first
-// start, a directory an older version wrote): nothing is caught up, and
-// its record begins now.
-func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.Time, fires *sync.WaitGroup) {
-	// The longest starting deadline and a quarter of the margin: a
-	// quarter less than the claim horizon, so that the clock moving on
-	// while this goes never makes a gap fire too old to claim.
-	lookback := start.Add(-(s.claims.Keep - ClaimMargin + ClaimMargin/4))
+// It looks back at most window (the schedule's longest starting deadline
+// plus ClaimMargin/4): an older fire could not run anyway, and claims are
+// kept only a little longer (Claims). Older fires of a long gap are
+// counted as missed in the metric and named in one log line, not decided
+// one by one. An entry with no record at all (zero resume) is new to this
+// state directory (a first start, a directory an older version wrote, an
+// entry just added): nothing is caught up, and its record begins now.
+func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.Time, window time.Duration, resume func(i int) (time.Time, error), fires *sync.WaitGroup) {
+	lookback := start.Add(-window)
 	var fresh []string
 	defer func() {
 		// One line, however many entries: a first start on a state
@@ -249,7 +286,7 @@ func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.
 	}()
 	for i, pe := range plan.entries {
 		e := pe.e
-		last, err := s.claims.Resume(e.Name, start)
+		last, err := resume(i)
 		if err != nil {
 			s.Log.Warn("catch up", "entry", e.Name, "err", err)
 			continue
@@ -282,6 +319,7 @@ func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.
 		newest := gap[len(gap)-1]
 		for _, at := range gap[:len(gap)-1] {
 			if f := missedFire(e, at); s.own(f) {
+				s.noteDecided(i, at)
 				f.Detail = s.gap() + ": " + f.Detail
 				if !Missed(at, start, e.StartingDeadline) {
 					f.Detail = fmt.Sprintf("%s, and a later fire (%s) is the one caught up", s.gap(), newest.Format(time.RFC3339))
@@ -291,15 +329,23 @@ func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.
 		}
 		// The newest goes the way of any fire: claimed, judged (its
 		// deadline against the clock now), run or skipped.
+		s.noteDecided(i, newest)
 		fires.Go(func() { s.fire(ctx, runCtx, plan, i, newest, true) })
 	}
 }
 
+// noteDecided notes in the progress record, when there is one, that entry
+// i's fire due at at was decided.
+func (s *Scheduler) noteDecided(i int, at time.Time) {
+	if s.Progress != nil {
+		s.Progress.decidedFire(i, at)
+	}
+}
+
 // gap says why fires of a catch-up were not decided when they fell due.
-// Without leader election (no Leading) there is no leader to speak of:
-// the one scheduler of the state directory was not running.
+// A single scheduler has no leader to speak of: it was not running.
 func (s *Scheduler) gap() string {
-	if s.claims.Leading != nil {
+	if s.claims != nil {
 		return "no replica was leading"
 	}
 	return "no scheduler was running on this state directory"
@@ -329,22 +375,12 @@ func (s *Scheduler) own(f Fire) bool {
 	return false
 }
 
-// claimedBy says who decided a fire this scheduler found claimed. Without
-// leader election that is another scheduler on the same state directory:
-// two were started on it, and only the claims keep them from running
-// every fire twice.
+// claimedBy says which replica decided a fire this one found claimed.
 func (s *Scheduler) claimedBy(f Fire) string {
-	who := s.claims.holder(f.Entry, f.At)
-	switch {
-	case s.claims.Leading != nil && who == "":
-		return "another replica claimed this fire"
-	case s.claims.Leading != nil:
+	if who := s.claims.holder(f.Entry, f.At); who != "" {
 		return fmt.Sprintf("another replica (%s) claimed this fire", who)
-	case who == "":
-		return "another scheduler on this state directory claimed this fire"
-	default:
-		return fmt.Sprintf("another scheduler on this state directory (%s) claimed this fire", who)
 	}
+	return "another replica claimed this fire"
 }
 
 // fire handles one fire of entry i due at at: judged, then checked for
