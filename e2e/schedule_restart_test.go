@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,54 +15,57 @@ import (
 	"github.com/chaos-run/chaos/reports"
 )
 
-// claimLayout names a fire claim in STATE/fires/SCHEDULE/ENTRY (the
-// scheduler's).
+// claimLayout names a fire claim in STATE/fires/SCHEDULE/ENTRY (leader
+// election's).
 const claimLayout = "20060102T150405Z"
 
-// firesOf is the folder of a schedule's fire claims of entry in state;
-// writeScheduleFile's schedules are named e2e.
+// firesOf is the folder of a schedule's fire claims of entry in state
+// (leader election); writeScheduleFile's schedules are named e2e.
 func firesOf(state, entry string) string {
 	return filepath.Join(state, "fires", "e2e", entry)
 }
 
-// waitBegun waits until a single scheduler on state has begun scheduling
-// entry: its record in the fire claims exists. Then its signal handler is
-// set and its catch-up has looked at the entry.
-func waitBegun(t *testing.T, p *process, state, entry string) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		_, err := os.Stat(filepath.Join(firesOf(state, entry), "since"))
-		return err == nil
-	}, waitLimit, 20*time.Millisecond, "the scheduler records where %s's record begins\nstderr:\n%s", entry, p.stderr)
+// entryProgress is an entry of a single scheduler's progress record.
+type entryProgress struct {
+	Since   time.Time `json:"since"`
+	Decided time.Time `json:"decided"`
 }
 
-// claimsOf lists entry's fire claims in state, with who made each.
-func claimsOf(t *testing.T, state, entry string) map[time.Time]string {
+// progressOf reads the progress record of schedule e2e in state: per
+// entry, when its record began and the newest fire decided. Nil when
+// there is none (yet).
+func progressOf(t *testing.T, state string) map[string]entryProgress {
 	t.Helper()
-	dir := firesOf(state, entry)
-	des, err := os.ReadDir(dir)
+	b, err := os.ReadFile(filepath.Join(state, "fires", "e2e", "progress.json"))
 	if os.IsNotExist(err) {
 		return nil
 	}
 	require.NoError(t, err)
-	out := map[time.Time]string{}
-	for _, de := range des {
-		at, err := time.Parse(claimLayout, de.Name())
-		if err != nil {
-			continue // the since file
-		}
-		out[at] = strings.TrimSpace(readFile(t, dir, de.Name()))
+	var rec struct {
+		Entries map[string]entryProgress `json:"entries"`
 	}
-	return out
+	require.NoError(t, json.Unmarshal(b, &rec), "the progress record is JSON:\n%s", b)
+	return rec.Entries
+}
+
+// waitBegun waits until a single scheduler on state has begun scheduling
+// entry: its progress record, saved before the first fire, names it. Then
+// its signal handler is set.
+func waitBegun(t *testing.T, p *process, state, entry string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		_, ok := progressOf(t, state)[entry]
+		return ok
+	}, waitLimit, 20*time.Millisecond, "the scheduler records where %s's record begins\nstderr:\n%s", entry, p.stderr)
 }
 
 // TestScheduleRestartCatchesUp runs a single `chaos schedule` (no leader
 // election) on an entry that falls due while it is stopped: started on a
 // fresh state directory, it is stopped (SIGTERM) before the fire and
 // started again after it. Within the entry's starting deadline the
-// restarted scheduler runs the fire it missed, once (a report, a claim,
-// the log and /metrics say caught up); past the deadline it skips it as
-// missed, saying the scheduler was not running.
+// restarted scheduler runs the fire it missed, once (a report, the
+// progress record, the log and /metrics say caught up); past the deadline
+// it skips it as missed, saying the scheduler was not running.
 func TestScheduleRestartCatchesUp(t *testing.T) {
 	t.Run("within the deadline", func(t *testing.T) {
 		t.Parallel()
@@ -76,7 +80,7 @@ func TestScheduleRestartCatchesUp(t *testing.T) {
 		require.NoError(t, first.cmd.Process.Signal(syscall.SIGTERM))
 		require.Equal(t, 0, first.exitCode(t), "stderr:\n%s", first.stderr)
 		require.True(t, time.Now().Before(due), "precondition: the scheduler was stopped before the fire (the machine took more than 10s)")
-		require.Empty(t, claimsOf(t, state, "daily"), "stopped before the fire: nothing decided")
+		require.True(t, progressOf(t, state)["daily"].Decided.IsZero(), "stopped before the fire: nothing decided")
 		require.NotContains(t, first.stderr.String(), `msg="catch up"`, "a first start on an empty state directory catches up nothing")
 		require.Contains(t, first.stderr.String(), `msg="nothing to catch up" entries=1 first=daily why="new to this state directory`, "and says why")
 
@@ -85,7 +89,6 @@ func TestScheduleRestartCatchesUp(t *testing.T) {
 		time.Sleep(time.Until(due) + time.Second)
 		second := start(t, built.chaos, "schedule", "--state-dir", state, "--report-dir", dir, "--listen", "127.0.0.1:0", sched)
 		addr := fieldOf(second.waitLine(t, second.stderr, "msg=listening"), "addr=")
-		id := fieldOf(second.waitLine(t, second.stderr, "msg=schedule "), "claimsAs=")
 		catch := second.waitLine(t, second.stderr, `msg="catch up" entry=daily`)
 		require.Contains(t, catch, `why="no scheduler was running on this state directory"`, "the log says why the fire is caught up")
 		run := second.waitLine(t, second.stderr, "msg=run entry=daily")
@@ -102,7 +105,7 @@ func TestScheduleRestartCatchesUp(t *testing.T) {
 		recs := reportsOf(t, dir, "daily")
 		require.Len(t, recs, 1, "the missed fire ran once and wrote its report")
 		require.Equal(t, reports.Passed, recs[0].Verdict)
-		require.Equal(t, map[time.Time]string{due.UTC(): id}, claimsOf(t, state, "daily"), "the fire is decided once, by the restarted scheduler")
+		require.Equal(t, due.UTC(), progressOf(t, state)["daily"].Decided.UTC(), "the record says the restarted scheduler decided the fire")
 		requireNothingLeft(t, exp)
 	})
 
@@ -137,7 +140,7 @@ func TestScheduleRestartCatchesUp(t *testing.T) {
 
 		require.NotContains(t, second.stderr.String(), "msg=run ", "the missed fire did not run")
 		require.Empty(t, reportsOf(t, dir, "daily"))
-		require.Len(t, claimsOf(t, state, "daily"), 1, "the skip is decided once")
+		require.Equal(t, due.UTC(), progressOf(t, state)["daily"].Decided.UTC(), "the skip is recorded, so no later start decides it again")
 		requireNothingLeft(t, exp)
 	})
 }
@@ -150,88 +153,66 @@ func parseDue(t *testing.T, line string) time.Time {
 	return at.UTC()
 }
 
-// TestScheduleTwoOnOneStateDir starts two single schedulers (no leader
-// election) of one schedule on one state directory, as a mistake would:
-// every fire runs once between them, the other skipping it as claimed by
-// the first. A different schedule on the same state directory with an
-// entry of the same name is not in their way: claims are per schedule.
-// The claims are pruned as they go: an old entry's claims older than the
-// longest starting deadline plus 10 minutes are removed, its newest kept.
+// TestScheduleTwoOnOneStateDir starts a single `chaos schedule` (no leader
+// election), then, by mistake, a second of the same schedule on the same
+// state directory: the second is refused at once (the exit code of a
+// refusal) in one line naming the first's pid, and the first runs every
+// fire once, one every 3s. A different schedule on the same state
+// directory, with an entry of the same name, is not refused and runs its
+// own fires.
 func TestScheduleTwoOnOneStateDir(t *testing.T) {
 	tg := startTarget(t)
 	exp := writeExperiment(t, tg, experimentOpts{name: "tick", faultFor: "1s"})
 	sched := writeScheduleFile(t, fmt.Sprintf("    - {name: tick, experiments: [%q], cron: %q, concurrencyPolicy: Forbid}\n", exp.File, "*/3 * * * * *"))
 	state := t.TempDir()
-	// An entry the schedule no longer has, with claims from two hours ago.
-	gone := firesOf(state, "gone")
-	require.NoError(t, os.MkdirAll(gone, 0o700))
-	old := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
-	for i := range 5 {
-		require.NoError(t, os.WriteFile(filepath.Join(gone, old.Add(time.Duration(i)*time.Minute).Format(claimLayout)), []byte("old_1\n"), 0o600))
-	}
 
 	// The other schedule acts on a target of its own: what is tested is
-	// that its fires are its own, not the target locks.
+	// that its lock and record are its own, not the target locks.
 	otherExp := writeExperiment(t, startTarget(t), experimentOpts{name: "other", faultFor: "1s"})
 	otherSched := writeNamedSchedule(t, "other", fmt.Sprintf("    - {name: tick, experiments: [%q], cron: %q, concurrencyPolicy: Forbid}\n", otherExp.File, "*/3 * * * * *"))
 
 	dirA, dirB, dirC := t.TempDir(), t.TempDir(), t.TempDir()
 	a := start(t, built.chaos, "schedule", "--state-dir", state, "--report-dir", dirA, "--listen", "", sched)
+	waitBegun(t, a, state, "tick")
 	b := start(t, built.chaos, "schedule", "--state-dir", state, "--report-dir", dirB, "--listen", "", sched)
+	require.Equal(t, 5, b.exitCode(t), "a second scheduler of the schedule is refused\nstderr:\n%s", b.stderr)
+	refusal := strings.TrimSpace(b.stderr.String())
+	require.NotContains(t, refusal, "\n", "the refusal is one line")
+	require.Contains(t, refusal, fmt.Sprintf("pid %d", a.cmd.Process.Pid), "it names the first scheduler's pid")
+	require.Contains(t, refusal, `schedule "e2e"`)
+	require.Contains(t, refusal, filepath.Join(state, "fires", "e2e", "scheduler.lock"))
+	require.Empty(t, reportsOf(t, dirB, "tick"), "the refused scheduler ran nothing")
+
 	c := start(t, built.chaos, "schedule", "--state-dir", state, "--report-dir", dirC, "--listen", "", otherSched)
-	idA := fieldOf(a.waitLine(t, a.stderr, "msg=schedule "), "claimsAs=")
-	idB := fieldOf(b.waitLine(t, b.stderr, "msg=schedule "), "claimsAs=")
-	require.NotEqual(t, idA, idB)
-	// Both reach every fire; wait until the losers have skipped three.
 	require.Eventually(t, func() bool {
-		return strings.Count(a.stderr.String(), "reason=claimed")+strings.Count(b.stderr.String(), "reason=claimed") >= 3
-	}, waitLimit, 50*time.Millisecond, "both schedulers reach the fires\nA:\n%s\nB:\n%s", a.stderr, b.stderr)
-	require.Eventually(t, func() bool {
-		des, err := os.ReadDir(gone)
-		return err == nil && len(des) == 1
-	}, waitLimit, 50*time.Millisecond, "the old claims are pruned")
-	_, err := os.Stat(filepath.Join(gone, old.Add(4*time.Minute).Format(claimLayout)))
-	require.NoError(t, err, "an entry's newest claim is kept")
-	require.Eventually(t, func() bool { return strings.Count(c.stderr.String(), "msg=ran entry=tick") >= 2 }, waitLimit, 50*time.Millisecond,
-		"the other schedule runs its own fires\nstderr:\n%s", c.stderr)
-	for _, p := range []*process{a, b, c} {
+		return strings.Count(a.stderr.String(), "msg=ran entry=tick") >= 3 && strings.Count(c.stderr.String(), "msg=ran entry=tick") >= 2
+	}, waitLimit, 50*time.Millisecond, "both schedules run their fires\nA:\n%s\nC:\n%s", a.stderr, c.stderr)
+	for _, p := range []*process{a, c} {
 		require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	}
-	for _, p := range []*process{a, b, c} {
+	for _, p := range []*process{a, c} {
 		require.Equal(t, 0, p.exitCode(t), "stderr:\n%s", p.stderr)
 	}
-	logA, logB := a.stderr.String(), b.stderr.String()
-	require.NotContains(t, c.stderr.String(), "reason=claimed", "another schedule's claims are not this one's")
-	otherClaims, err := filepath.Glob(filepath.Join(state, "fires", "other", "tick", "2*Z"))
-	require.NoError(t, err)
-	require.NotEmpty(t, otherClaims, "the other schedule claims under its own name")
 
-	runA, runB := dues(logA, "msg=run "), dues(logB, "msg=run ")
-	for d := range runA {
-		require.False(t, runB[d], "the fire due %s ran on both schedulers\nA:\n%s\nB:\n%s", d, logA, logB)
-	}
-	require.GreaterOrEqual(t, len(runA)+len(runB), 3, "the fires ran")
-	for _, l := range strings.Split(logA+logB, "\n") {
-		if strings.Contains(l, "reason=claimed") {
-			require.Contains(t, l, "another scheduler on this state directory (", "the skip names the other scheduler: %s", l)
-			require.True(t, strings.Contains(l, idA) || strings.Contains(l, idB), l)
+	// The first decided every fire once: each due 3s after the one
+	// before, none twice.
+	logA := a.stderr.String()
+	var prev time.Time
+	for _, l := range strings.Split(logA, "\n") {
+		if !strings.Contains(l, "msg=run entry=tick") && !strings.Contains(l, "msg=skip entry=tick") {
+			continue
 		}
-	}
-	// Every fire either decided (ran, or skipped for a reason other than
-	// the other's claim) is claimed once, by one of them.
-	decided := map[time.Time]bool{}
-	for _, l := range strings.Split(logA+logB, "\n") {
-		if strings.Contains(l, "entry=tick") && (strings.Contains(l, "msg=run ") || strings.Contains(l, "msg=skip ") && !strings.Contains(l, "reason=claimed")) {
-			decided[parseDue(t, l)] = true
+		at := parseDue(t, l)
+		if !prev.IsZero() {
+			require.Equal(t, 3*time.Second, at.Sub(prev), "every fire once, in order\n%s", logA)
 		}
+		prev = at
 	}
-	claims := claimsOf(t, state, "tick")
-	for at, who := range claims {
-		require.Contains(t, []string{idA, idB}, who, "the claim of the fire due %s", at)
-		require.True(t, decided[at], "the fire due %s was claimed and decided\nA:\n%s\nB:\n%s", at, logA, logB)
-	}
-	require.Len(t, claims, len(decided), "every decided fire is claimed\nA:\n%s\nB:\n%s", logA, logB)
-	require.Len(t, append(reportsOf(t, dirA, "tick"), reportsOf(t, dirB, "tick")...), len(runA)+len(runB), "one report per run")
+	require.Equal(t, prev, progressOf(t, state)["tick"].Decided.UTC(), "the record ends at the last fire decided")
+	require.Len(t, reportsOf(t, dirA, "tick"), strings.Count(logA, "msg=run entry=tick"), "one report per run")
+	otherRec, err := os.ReadFile(filepath.Join(state, "fires", "other", "progress.json"))
+	require.NoError(t, err, "the other schedule keeps its record under its own name")
+	require.Contains(t, string(otherRec), `"tick":`)
 	requireNothingLeft(t, exp)
 	requireNothingLeft(t, otherExp)
 }
