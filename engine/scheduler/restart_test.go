@@ -208,12 +208,13 @@ func TestFirstStartCatchesUpNothing(t *testing.T) {
 
 			// Entry a removed, b added: b's record begins now; a's goes.
 			clk.Advance(time.Minute)
-			r = startSingle(t, clk, dir, "host_2", `  entries:
+			second := startSingle(t, clk, dir, "host_2", `  entries:
     - {name: b, experiments: [exp.yaml], cron: "*/10 * * * * *", startingDeadline: 20s}
 `)
 			waitTimers(t, clk, 1)
 			rec := record(t, dir)
 			require.Equal(t, map[string]progressEntry{"b": {Since: t0.Add(110 * time.Second)}}, rec.Entries)
+			second.stop()
 		})
 	}
 }
