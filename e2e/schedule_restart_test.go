@@ -216,3 +216,33 @@ func TestScheduleTwoOnOneStateDir(t *testing.T) {
 	requireNothingLeft(t, exp)
 	requireNothingLeft(t, otherExp)
 }
+
+// TestScheduleCrashKeepsItsRecord: a single scheduler SIGKILLed after it
+// ran a fire does not run that fire again when started again within its
+// starting deadline: the record is saved while the scheduler runs (within
+// a second of the fire), not only when it stops.
+func TestScheduleCrashKeepsItsRecord(t *testing.T) {
+	tg := startTarget(t)
+	exp := writeExperiment(t, tg, experimentOpts{name: "crash", faultFor: "1s"})
+	due := time.Now().Add(6 * time.Second).Truncate(time.Second)
+	sched := writeScheduleFile(t, fmt.Sprintf("    - {name: daily, experiments: [%q], cron: %q, startingDeadline: 10m}\n", exp.File, cronAt(due)))
+	state, dir := t.TempDir(), t.TempDir()
+
+	first := start(t, built.chaos, "schedule", "--state-dir", state, "--report-dir", dir, "--listen", "", sched)
+	waitBegun(t, first, state, "daily")
+	require.True(t, time.Now().Before(due), "precondition: the scheduler began before the fire (the machine took more than 5s)")
+	require.Contains(t, first.waitLine(t, first.stderr, "msg=ran entry=daily"), "verdict=passed")
+	require.Eventually(t, func() bool { return progressOf(t, state)["daily"].Decided.Equal(due) }, waitLimit, 20*time.Millisecond,
+		"the record says the fire was decided, while the scheduler runs\nstderr:\n%s", first.stderr)
+	require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
+	<-first.exited
+
+	second := start(t, built.chaos, "schedule", "--state-dir", state, "--report-dir", dir, "--listen", "", sched)
+	second.waitLine(t, second.stderr, `msg="caught up"`)
+	require.NoError(t, second.cmd.Process.Signal(syscall.SIGTERM))
+	require.Equal(t, 0, second.exitCode(t), "stderr:\n%s", second.stderr)
+	require.NotContains(t, second.stderr.String(), `msg="catch up"`, "nothing was left to catch up")
+	require.NotContains(t, second.stderr.String(), "msg=run ", "the fire the crashed scheduler ran did not run again")
+	require.Len(t, reportsOf(t, dir, "daily"), 1, "one run, one report")
+	requireNothingLeft(t, exp)
+}

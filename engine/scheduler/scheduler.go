@@ -276,13 +276,19 @@ func missedFire(e *experiments.ScheduleEntry, at time.Time) Fire {
 // entry just added): nothing is caught up, and its record begins now.
 func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.Time, window time.Duration, resume func(i int) (time.Time, error), fires *sync.WaitGroup) {
 	lookback := start.Add(-window)
-	var fresh []string
+	var (
+		fresh []string
+		gaps  int // entries with fires to catch up
+	)
 	defer func() {
 		// One line, however many entries: a first start on a state
 		// directory says why it caught nothing up.
 		if len(fresh) > 0 {
 			s.Log.Info("nothing to catch up", "entries", len(fresh), "first", fresh[0], "why", "new to this state directory: their record begins now")
 		}
+		// And one when it is done: every fire before start was decided
+		// or handed on by then.
+		s.Log.Info("caught up", "entries", len(plan.entries), "withGaps", gaps)
 	}()
 	for i, pe := range plan.entries {
 		e := pe.e
@@ -311,6 +317,7 @@ func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.
 		if len(gap) == 0 {
 			continue
 		}
+		gaps++
 		s.Log.Info("catch up", "entry", e.Name, "after", last, "fires", len(gap)+dropped, "why", s.gap())
 		if dropped > 0 {
 			s.Log.Warn("not caught up", "entry", e.Name, "fires", dropped, "why", fmt.Sprintf("more than %d fires in the gap", maxCatchUp))
