@@ -212,12 +212,32 @@ func readProgress(path string) (map[string]progressEntry, error) {
 	}
 	var rec progressRecord
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("read progress: %s: %w (remove it to start the record again; nothing is caught up then)", path, err)
+		where := path
+		if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
+			line, col := lineCol(b, se.Offset)
+			where = fmt.Sprintf("%s:%d:%d", path, line, col)
+		}
+		return nil, fmt.Errorf("read progress: %s: %w (remove it to start the record again; nothing is caught up then)", where, err)
 	}
 	if rec.Entries == nil {
 		rec.Entries = map[string]progressEntry{}
 	}
 	return rec.Entries, nil
+}
+
+// lineCol is the line and column (from 1) of byte offset off of b; a
+// JSON syntax error's offset is just past the byte it could not read.
+func lineCol(b []byte, off int64) (int, int) {
+	off = min(max(off-1, 0), int64(len(b)))
+	line, col := 1, 1
+	for _, c := range b[:off] {
+		if c == '\n' {
+			line, col = line+1, 1
+			continue
+		}
+		col++
+	}
+	return line, col
 }
 
 // begin prepares the record for a Run of plan starting at start, and says

@@ -253,7 +253,7 @@ func TestProgressRecordUnreadable(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, progressFile), []byte("{\"entries\": yesterday"), 0o600))
 	_, err := OpenProgress(dir, "host_1")
 	require.Error(t, err)
-	require.Contains(t, err.Error(), filepath.Join(dir, progressFile), "the error names the file")
+	require.Contains(t, err.Error(), filepath.Join(dir, progressFile)+":1:13:", "the error names the file, line and column")
 	require.Contains(t, err.Error(), "remove it")
 	require.NoError(t, os.Remove(filepath.Join(dir, progressFile)))
 	p, err := OpenProgress(dir, "host_1")
