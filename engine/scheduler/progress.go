@@ -249,6 +249,13 @@ func (p *Progress) begin(plan *Plan, start time.Time) ([]time.Time, []string, er
 	if p.lock == nil {
 		return nil, nil, errors.New("progress: used after Close")
 	}
+	if p.names != nil {
+		// A Run before this one, on the same lock, saved it last.
+		var err error
+		if p.entries, err = readProgress(p.Path()); err != nil {
+			return nil, nil, err
+		}
+	}
 	n := len(plan.entries)
 	p.names = make([]string, n)
 	p.since = make([]time.Time, n)

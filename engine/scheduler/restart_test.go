@@ -288,3 +288,41 @@ func TestProgressKeptOffTheFirePath(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{lockFile, progressFile}, names, "no temporary file is left")
 }
+
+// TestProgressRunTwiceOnOneLock: a scheduler run again on the progress it
+// holds (without giving the lock back) resumes from what its last run
+// decided, not from the record as it was opened (empty: it would catch
+// nothing up).
+func TestProgressRunTwiceOnOneLock(t *testing.T) {
+	clk := clock.NewFake(t0)
+	dir := t.TempDir()
+	p, err := OpenProgress(dir, "host_1")
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+	fired := make(chan Outcome, 8)
+	sch := &Scheduler{
+		Schedule: writeSchedule(t, everyTen), Clock: clk, Progress: p,
+		RunFile: func(context.Context, string, string) *reports.Record {
+			return &reports.Record{Verdict: reports.Passed}
+		},
+		Fired: func(o Outcome) { fired <- o },
+	}
+	run := func() (stop func()) {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- sch.Run(ctx) }()
+		return func() { cancel(); <-done }
+	}
+	stop := run()
+	waitTimers(t, clk, 1)
+	clk.Advance(10 * time.Second)
+	require.Empty(t, recv(t, fired, "the first fire").Skip)
+	stop()
+
+	clk.Advance(15 * time.Second) // 10:00:25: :20 fell due between the runs
+	stop = run()
+	defer stop()
+	o := recv(t, fired, "the fire missed between the runs")
+	require.Equal(t, t0.Add(20*time.Second), o.At, "caught up after :10, which the first run decided")
+	require.True(t, o.CaughtUp)
+}
