@@ -242,18 +242,18 @@ func lineCol(b []byte, off int64) (int, int) {
 
 // begin prepares the record for a Run of plan starting at start, and says
 // where each entry's record ends (zero for an entry new to it: its record
-// begins at start) and which entries are new. It saves the record once
+// begins at start). It saves the record once
 // before the loop begins, so an entry's beginning survives a crash before
 // its first fire. Entries no longer in the schedule are dropped.
-func (p *Progress) begin(plan *Plan, start time.Time) ([]time.Time, []string, error) {
+func (p *Progress) begin(plan *Plan, start time.Time) ([]time.Time, error) {
 	if p.lock == nil {
-		return nil, nil, errors.New("progress: used after Close")
+		return nil, errors.New("progress: used after Close")
 	}
 	if p.names != nil {
 		// A Run before this one, on the same lock, saved it last.
 		var err error
 		if p.entries, err = readProgress(p.Path()); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	n := len(plan.entries)
@@ -263,7 +263,6 @@ func (p *Progress) begin(plan *Plan, start time.Time) ([]time.Time, []string, er
 	p.dirty = make(chan struct{}, 1)
 	p.quoted = make([][]byte, n+1)
 	resume := make([]time.Time, n)
-	var fresh []string
 	for i, pe := range plan.entries {
 		name := pe.e.Name
 		p.names[i] = name
@@ -271,7 +270,6 @@ func (p *Progress) begin(plan *Plan, start time.Time) ([]time.Time, []string, er
 		pr, ok := p.entries[name]
 		if !ok || pr.Since.IsZero() {
 			p.since[i] = start
-			fresh = append(fresh, name)
 			continue
 		}
 		p.since[i] = pr.Since
@@ -285,9 +283,9 @@ func (p *Progress) begin(plan *Plan, start time.Time) ([]time.Time, []string, er
 	}
 	p.quoted[n], _ = json.Marshal(p.identity)
 	if err := p.save(start); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return resume, fresh, nil
+	return resume, nil
 }
 
 // decidedFire notes that entry i's fire due at at was decided. It is on the

@@ -150,7 +150,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		// Read and saved once before the loop begins: a record that
 		// cannot be kept stops the scheduler here, saying why, rather
 		// than let a restart catch up what it already ran.
-		resume, _, err := s.Progress.begin(plan, start)
+		resume, err := s.Progress.begin(plan, start)
 		if err != nil {
 			return err
 		}
