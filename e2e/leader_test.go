@@ -89,15 +89,21 @@ type leaders struct {
 	idA, idB      string
 	lease         string
 	state, dir    string
+	oldClaims     []time.Time // what prepare left in state
 	exp           *experiments.Experiment
 	clusterClient *kubetest.Cluster
 }
 
-func startLeaders(t *testing.T, c *kubetest.Cluster, lease string) *leaders {
+// startLeaders starts the two replicas; prepare, if given, first fills
+// the state directory.
+func startLeaders(t *testing.T, c *kubetest.Cluster, lease string, prepare ...func(state string) []time.Time) *leaders {
 	tg := startTarget(t)
 	exp := writeExperiment(t, tg, experimentOpts{name: "tick", faultFor: "2s"})
 	sched := writeScheduleFile(t, fmt.Sprintf("    - {name: tick, experiments: [%q], cron: %q, concurrencyPolicy: Forbid}\n", exp.File, "*/3 * * * * *"))
 	l := &leaders{lease: lease, state: t.TempDir(), dir: t.TempDir(), exp: exp, clusterClient: c}
+	for _, p := range prepare {
+		l.oldClaims = append(l.oldClaims, p(l.state)...)
+	}
 	replica := func() *process {
 		return start(t, built.chaos, "schedule", "--leader-elect", "--kubeconfig", c.Kubeconfig,
 			"--lease-namespace", "chaos", "--lease-name", lease,
@@ -168,13 +174,16 @@ func (l *leaders) stopB(t *testing.T, took time.Time) string {
 
 	// Every fire is claimed in the shared state directory by one identity,
 	// one after another every 3s: the new leader caught up the gap.
-	names, err := os.ReadDir(filepath.Join(l.state, "fires", "tick"))
+	names, err := os.ReadDir(firesOf(l.state, "tick"))
 	require.NoError(t, err)
 	var prev time.Time
 	for _, n := range names {
-		at, err := time.Parse("20060102T150405Z", n.Name())
+		if n.Name() == "since" {
+			continue // where the entry's record began: when a first leader began
+		}
+		at, err := time.Parse(claimLayout, n.Name())
 		require.NoError(t, err, "only claims in fires/tick")
-		who := strings.TrimSpace(readFile(t, filepath.Join(l.state, "fires", "tick"), n.Name()))
+		who := strings.TrimSpace(readFile(t, firesOf(l.state, "tick"), n.Name()))
 		require.Contains(t, []string{l.idA, l.idB}, who, "claim %s", n.Name())
 		if !prev.IsZero() {
 			require.Equal(t, tickEvery, at.Sub(prev), "no fire between %s and %s went undecided\nA:\n%s\nB:\n%s", prev, at, logA, logB)
@@ -191,7 +200,7 @@ func (l *leaders) stopB(t *testing.T, took time.Time) string {
 }
 
 func leaderFailover(t *testing.T, c *kubetest.Cluster) {
-	l := startLeaders(t, c, "e2e-scheduler")
+	l := startLeaders(t, c, "e2e-scheduler", oldClaims(t))
 	// Kill the leader while its next run's fault is live.
 	l.liveSecondRun(t)
 	require.NoError(t, l.a.cmd.Process.Signal(syscall.SIGKILL))
@@ -209,8 +218,35 @@ func leaderFailover(t *testing.T, c *kubetest.Cluster) {
 	require.NotContains(t, l.b.stderr.String(), "nothing to recover", "the dead leader held a live fault for the new leader to revert")
 	require.NotContains(t, l.a.stderr.String(), "msg=following", "the first replica never followed before it was killed")
 	l.b.waitLine(t, l.b.stderr, `msg="catch up"`)
+	// The claims are pruned as the leaders go: an entry the schedule no
+	// longer has keeps only its newest claim of two hours ago.
+	gone := firesOf(l.state, "gone")
+	require.Eventually(t, func() bool {
+		des, err := os.ReadDir(gone)
+		return err == nil && len(des) == 1
+	}, waitLimit, 50*time.Millisecond, "the old claims are pruned")
+	_, err := os.Stat(filepath.Join(gone, l.oldClaims[len(l.oldClaims)-1].Format(claimLayout)))
+	require.NoError(t, err, "an entry's newest claim is kept")
 	l.stopB(t, took)
 	requireNothingLeft(t, l.exp)
+}
+
+// oldClaims prepares a state directory as leaders left it: claims of an
+// entry the schedule no longer has, from two hours ago, older than they
+// are kept (the longest starting deadline plus 10 minutes).
+func oldClaims(t *testing.T) func(state string) []time.Time {
+	return func(state string) []time.Time {
+		gone := firesOf(state, "gone")
+		require.NoError(t, os.MkdirAll(gone, 0o700))
+		old := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+		var ats []time.Time
+		for i := range 5 {
+			at := old.Add(time.Duration(i) * time.Minute)
+			require.NoError(t, os.WriteFile(filepath.Join(gone, at.Format(claimLayout)), []byte("old_1\n"), 0o600))
+			ats = append(ats, at)
+		}
+		return ats
+	}
 }
 
 // leaderStopped: the leader is SIGSTOPped with a fault live, past its

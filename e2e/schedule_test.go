@@ -22,12 +22,18 @@ func cronAt(t time.Time) string {
 	return fmt.Sprintf("%d %d %d * * *", t.Second(), t.Minute(), t.Hour())
 }
 
-// writeScheduleFile writes a schedule file next to nothing else; the
-// entries name experiment files by absolute path.
+// writeScheduleFile writes a schedule file named e2e next to nothing
+// else; the entries name experiment files by absolute path.
 func writeScheduleFile(t *testing.T, entries string) string {
 	t.Helper()
+	return writeNamedSchedule(t, "e2e", entries)
+}
+
+// writeNamedSchedule writes a schedule file named name.
+func writeNamedSchedule(t *testing.T, name, entries string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "schedule.yaml")
-	text := "apiVersion: chaos/v1\nkind: Schedule\nmetadata: {name: e2e}\nspec:\n  timeZone: UTC\n  entries:\n" + entries
+	text := "apiVersion: chaos/v1\nkind: Schedule\nmetadata: {name: " + name + "}\nspec:\n  timeZone: UTC\n  entries:\n" + entries
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
 	return path
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,6 +83,22 @@ func scheduleCommand(stdout, stderr io.Writer) *cli.Command {
 			if c.Bool("leader-elect") {
 				return electSchedule(ctx, c, s, o)
 			}
+			// A single scheduler holds its schedule's lock in the state
+			// directory for its whole life (a second one of the same
+			// schedule is refused, naming the first) and keeps a record
+			// of how far it got, so a restart catches up what fell due
+			// while it was down.
+			dir, err := stateDir(c)
+			if err != nil {
+				return err
+			}
+			o.stateDir = dir
+			p, err := openProgress(dir, s)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = p.Close() }()
+			o.progress = p
 			return serveSchedule(ctx, s, o)
 		},
 	}
@@ -140,8 +157,42 @@ type scheduleOptions struct {
 	// with --leader-elect, the Lease's.
 	kube kubeconfig.Source
 	// claims, with leader election, are the fire claims in the shared
-	// state directory, so no fire runs twice across a change of leader.
+	// state directory, so no fire runs twice across a change of leader,
+	// and a new leader catches up what no replica decided.
 	claims *scheduler.Claims
+	// progress, without leader election, is the single scheduler's lock
+	// and record in the state directory: one scheduler of the schedule on
+	// it, and a restart catches up what it missed.
+	progress *scheduler.Progress
+}
+
+// fireDir is schedule s's folder of the state directory dir:
+// STATE/fires/SCHEDULE. Under the schedule's name, because the state
+// directory is shared by whatever runs as its user (by default one per
+// user): two different schedules on it, each with an entry "nightly",
+// must neither skip each other's fires as claimed nor lock each other out.
+func fireDir(dir string, s *experiments.Schedule) string {
+	return filepath.Join(dir, "fires", s.Metadata.Name)
+}
+
+// fireClaims are schedule s's fire claims for leader election; leading is
+// its fence.
+func fireClaims(dir string, s *experiments.Schedule, identity string, leading scheduler.Leading) *scheduler.Claims {
+	return &scheduler.Claims{Dir: fireDir(dir, s), Identity: identity, Leading: leading}
+}
+
+// openProgress takes schedule s's lock in the state directory dir and
+// reads its progress record. Another scheduler of s holding it is a
+// refusal (its exit code), in one line naming that scheduler's pid.
+func openProgress(dir string, s *experiments.Schedule) (*scheduler.Progress, error) {
+	p, err := scheduler.OpenProgress(fireDir(dir, s), scheduler.Identity())
+	if errors.Is(err, scheduler.ErrScheduleHeld) {
+		return nil, &exitError{code: reports.Refused.ExitCode(), msg: fmt.Sprintf("schedule %q, --state-dir %s: %v; stop it first, or give this one another --state-dir", s.Metadata.Name, dir, err)}
+	}
+	if err != nil {
+		return nil, &exitError{code: reports.Error.ExitCode(), msg: fmt.Sprintf("schedule %q, --state-dir %s: %v", s.Metadata.Name, dir, err)}
+	}
+	return p, nil
 }
 
 // serveSchedule runs the scheduler and its HTTP endpoints until ctx ends;
@@ -166,6 +217,7 @@ func serveSchedule(ctx context.Context, s *experiments.Schedule, o scheduleOptio
 		Metrics:   metrics,
 		Log:       o.log,
 		Claims:    o.claims,
+		Progress:  o.progress,
 		RunFile: func(ctx context.Context, path, reportDir string) *reports.Record {
 			rn := base
 			rn.ReportDir = reportDir
@@ -196,7 +248,11 @@ func serveSchedule(ctx context.Context, s *experiments.Schedule, o scheduleOptio
 	} else {
 		close(serveDone)
 	}
-	o.log.Info("schedule", "name", s.Metadata.Name, "entries", len(s.Spec.Entries))
+	if o.progress != nil {
+		o.log.Info("schedule", "name", s.Metadata.Name, "entries", len(s.Spec.Entries), "stateDir", o.stateDir, "progress", o.progress.Path())
+	} else {
+		o.log.Info("schedule", "name", s.Metadata.Name, "entries", len(s.Spec.Entries), "stateDir", o.stateDir, "claimsAs", o.claims.Identity)
+	}
 	err = sch.Run(ctx)
 	if srv != nil {
 		shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

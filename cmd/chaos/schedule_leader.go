@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -47,7 +46,7 @@ func electSchedule(ctx context.Context, c *cli.Context, s *experiments.Schedule,
 		Config: cfg, Namespace: c.String("lease-namespace"), Name: c.String("lease-name"), Identity: id,
 		LeaseDuration: d, RenewDeadline: r, RetryPeriod: p, Log: log,
 	}, func(ctx context.Context, leading scheduler.Leading) error {
-		o.claims = &scheduler.Claims{Dir: filepath.Join(dir, "fires"), Identity: id, Leading: leading}
+		o.claims = fireClaims(dir, s, id, leading)
 		if err := recoverDeadLeader(ctx, dir, o); err != nil {
 			// Scheduling over faults nobody reverted is not safe: stop,
 			// and let the next replica (or a person) try again.

@@ -3,9 +3,11 @@ package scheduler
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -23,15 +25,18 @@ var ErrClaimTooOld = errors.New("the fire is older than the claims are kept")
 // has no finer unit).
 const claimLayout = "20060102T150405Z"
 
-// Claims are a schedule's fire claims in a directory every replica shares
-// (STATE/fires): ENTRY/TIME, created with O_EXCL, naming the replica that
-// decided the fire. Every fire a leader decides is claimed first, whether
-// it runs or is skipped, so that
+// Claims are a schedule's fire claims in the state directory the
+// replicas of leader election share (STATE/fires/SCHEDULE): ENTRY/TIME,
+// created once (ClaimFire), naming the replica that decided the fire.
+// (A single scheduler keeps no claims: it holds the schedule's lock and a
+// progress record instead, Progress.) Every fire a leader decides is
+// claimed first, whether it runs or is skipped, so that
 //
 //   - no fire is decided twice: a fire already claimed is skipped as
 //     claimed, even across a change of leader;
-//   - an entry's newest claim is where the last leader got to, and a new
-//     leader catches up the fires after it (Scheduler.Run).
+//   - an entry's newest claim (or its since file, before its first claim:
+//     Resume) is where the last leader got to, and a new leader catches
+//     up the fires after it (Scheduler.Run).
 //
 // The claims are bounded by Prune: it removes claims older than Keep, but
 // never an entry's newest one. Exactly once holds across pruning because
@@ -39,12 +44,13 @@ const claimLayout = "20060102T150405Z"
 // what Prune removes can no longer be asked for, even by a replica whose
 // clock is up to ClaimMargin/2 behind.
 type Claims struct {
-	// Dir is the shared directory, STATE/fires.
+	// Dir is the schedule's folder of the state directory,
+	// STATE/fires/SCHEDULE.
 	Dir string
 	// Identity names this replica in its claims.
 	Identity string
-	// Leading, when set, is asked before every claim: an error (the Lease
-	// is lost) refuses the claim with that error.
+	// Leading is asked before every claim: an error (the Lease is lost)
+	// refuses the claim with that error. Nil asks nothing (tests).
 	Leading Leading
 	// Keep is how long claims are kept: the schedule's longest starting
 	// deadline plus ClaimMargin (KeepClaims), or more. The Scheduler
@@ -87,6 +93,96 @@ func (c *Claims) Last(entry string) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return ts[len(ts)-1], nil
+}
+
+// sinceFile, in an entry's folder, records when a leader first began
+// scheduling the entry on this directory: an RFC 3339 time and the
+// identity that wrote it. Its name is not a claim's, so list, Last and
+// Prune pass it by.
+const sinceFile = "since"
+
+// maxSince bounds what is read of a since file or a claim: a time and an
+// identity fit many times over.
+const maxSince = 512
+
+// Resume is where entry's record in the directory ends: the fires after
+// it fell due while no replica was leading. It is the entry's newest
+// claim, or, for an entry never claimed, when a leader first began
+// scheduling it (its since file). An entry with neither is new to the
+// directory (a first start, a state directory an older version wrote, an
+// entry just added): Resume records now as its beginning and returns
+// zero, so nothing before now is ever caught up, and a leader stopped
+// before the entry's first fire has that fire caught up by the next.
+func (c *Claims) Resume(entry string, now time.Time) (time.Time, error) {
+	last, err := c.Last(entry)
+	if err != nil || !last.IsZero() {
+		return last, err
+	}
+	since, err := c.since(entry)
+	if err != nil || !since.IsZero() {
+		return since, err
+	}
+	if c.Leading != nil {
+		if err := c.Leading(); err != nil {
+			return time.Time{}, err
+		}
+	}
+	if err := c.begin(entry, now); err != nil {
+		return time.Time{}, err
+	}
+	return time.Time{}, nil
+}
+
+// since reads entry's since file; zero when there is none.
+func (c *Claims) since(entry string) (time.Time, error) {
+	path := filepath.Join(c.Dir, entry, sinceFile)
+	text, err := readSmall(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read claims: %w", err)
+	}
+	first, _, _ := strings.Cut(strings.TrimSpace(text), " ")
+	t, err := time.Parse(time.RFC3339Nano, first)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read claims: %s: %q is not an RFC 3339 time (remove the file to start the entry's record again)", path, first)
+	}
+	return t, nil
+}
+
+// begin writes entry's since file, at now, unless another scheduler wrote
+// it first (createOnce).
+func (c *Claims) begin(entry string, now time.Time) error {
+	d := filepath.Join(c.Dir, entry)
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return fmt.Errorf("begin claims: %w", err)
+	}
+	if _, err := createOnce(c.Dir, filepath.Join(d, sinceFile), fmt.Sprintf("%s %s\n", now.UTC().Format(time.RFC3339Nano), c.Identity)); err != nil {
+		return fmt.Errorf("begin claims: %w", err)
+	}
+	return nil
+}
+
+// holder is who claimed entry's fire due at at, as its claim file says;
+// empty when that cannot be read (the claim is being written).
+func (c *Claims) holder(entry string, at time.Time) string {
+	text, err := readSmall(filepath.Join(c.Dir, entry, at.UTC().Format(claimLayout)))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(text)
+}
+
+// readSmall reads at most maxSince bytes of a file.
+func readSmall(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = f.Close() }()
+	b, err := io.ReadAll(io.LimitReader(f, maxSince))
+	return string(b), err
 }
 
 // list is the claimed fire times in one entry's folder, oldest first;
@@ -149,26 +245,51 @@ func (c *Claims) Prune(now time.Time) (int, error) {
 }
 
 // ClaimFire claims one fire of an entry for identity by creating a file in
-// dir (the shared state directory's fires/ folder) that no other replica
-// can create again: O_EXCL on one filesystem. It says false when the fire
-// was already claimed. Claims.Claim is the checked way in.
+// dir (the state directory's fires/ folder) that no other scheduler can
+// create again. It says false when the fire was already claimed.
+// Claims.Claim is the checked way in.
 func ClaimFire(dir, entry string, at time.Time, identity string) (bool, error) {
 	d := filepath.Join(dir, entry)
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return false, fmt.Errorf("claim fire: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(d, at.UTC().Format(claimLayout)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return false, nil
-	}
+	ok, err := createOnce(dir, filepath.Join(d, at.UTC().Format(claimLayout)), identity+"\n")
 	if err != nil {
 		return false, fmt.Errorf("claim fire: %w", err)
 	}
-	_, werr := f.WriteString(identity + "\n")
+	return ok, nil
+}
+
+// createOnce creates path with text unless it exists, and says whether it
+// did. The text is written under a temporary name in tmpDir (beside the
+// entry folders, where nobody lists claims) and hard-linked into place:
+// the link fails if path exists, so only one creator wins, as with O_EXCL
+// (and on NFS too), and path is never seen empty or half-written, so a
+// loser can read who won. The file is synced after the link, which on a
+// journalling filesystem commits the link too, as the sync of a file
+// created with O_EXCL commits its creation.
+func createOnce(tmpDir, path, text string) (bool, error) {
+	f, err := os.CreateTemp(tmpDir, ".new-*")
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = os.Remove(f.Name()) }()
+	if _, err := f.WriteString(text); err != nil {
+		_ = f.Close()
+		return false, err
+	}
+	err = os.Link(f.Name(), path)
+	if errors.Is(err, os.ErrExist) {
+		return false, f.Close()
+	}
+	if err != nil {
+		_ = f.Close()
+		return false, err
+	}
 	serr := f.Sync()
 	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		return false, fmt.Errorf("claim fire: %w", err)
+	if err := errors.Join(serr, cerr); err != nil {
+		return false, err
 	}
 	return true, nil
 }

@@ -20,7 +20,8 @@ import (
 
 var t0 = time.Date(2026, 3, 6, 10, 0, 0, 0, time.UTC)
 
-// claimed lists the fire times claimed for entry, with who claimed each.
+// claimed lists the fire times claimed for entry, with who claimed each
+// (the since file, where the entry's record begins, is not a claim).
 func claimed(t *testing.T, dir, entry string) map[time.Time]string {
 	t.Helper()
 	des, err := os.ReadDir(filepath.Join(dir, entry))
@@ -30,6 +31,9 @@ func claimed(t *testing.T, dir, entry string) map[time.Time]string {
 	require.NoError(t, err)
 	out := map[time.Time]string{}
 	for _, de := range des {
+		if de.Name() == sinceFile {
+			continue
+		}
 		at, err := time.Parse(claimLayout, de.Name())
 		require.NoError(t, err, "only claims in %s", dir)
 		b, err := os.ReadFile(filepath.Join(dir, entry, de.Name()))
@@ -170,6 +174,9 @@ func waitTimers(t *testing.T, clk *clock.Fake, n int) {
 	require.NoError(t, clk.BlockUntil(ctx, n))
 }
 
+// leading is the fence of a replica that holds the Lease throughout.
+func leading() error { return nil }
+
 // TestNewLeaderCatchesUpTheGap: replica one leads and runs the 10:00:10
 // fire, then stops; nobody leads through 10:00:20, :30 and :40; replica
 // two leads at 10:00:47. As a CronJob would, it runs the newest fire of
@@ -180,7 +187,7 @@ func waitTimers(t *testing.T, clk *clock.Fake, n int) {
 func TestNewLeaderCatchesUpTheGap(t *testing.T) {
 	clk := clock.NewFake(t0)
 	claims := t.TempDir()
-	one := startReplica(t, clk, claims, "one_1", nil)
+	one := startReplica(t, clk, claims, "one_1", leading)
 	waitTimers(t, clk, 1)
 	clk.Advance(10 * time.Second)
 	o := recv(t, one.fired, "one's run")
@@ -189,13 +196,14 @@ func TestNewLeaderCatchesUpTheGap(t *testing.T) {
 	one.stop()
 
 	clk.Advance(37 * time.Second) // 10:00:47
-	two := startReplica(t, clk, claims, "two_2", nil)
+	two := startReplica(t, clk, claims, "two_2", leading)
 	got := two.outcomes(t, 3)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	require.Equal(t, SkipMissed, got[at(20)].Skip, "past its deadline: missed")
 	require.Contains(t, got[at(20)].Detail, "no replica was leading")
 	require.Equal(t, SkipMissed, got[at(30)].Skip, "only the newest fire of a gap is caught up")
 	require.Empty(t, got[at(40)].Skip, "the newest fire of the gap, within its deadline, runs")
+	require.True(t, got[at(40)].CaughtUp)
 	require.Len(t, got[at(40)].Records, 1)
 	require.Equal(t, at(47), got[at(40)].Started, "it ran when the new leader began")
 	require.Equal(t, map[time.Time]string{at(10): "one_1", at(20): "two_2", at(30): "two_2", at(40): "two_2"},
@@ -297,7 +305,14 @@ func TestCatchUpLongGap(t *testing.T) {
 	// counted, not claimed.
 	require.InDelta(t, 343+16, count(t, r.metrics.skips.WithLabelValues("a", string(SkipMissed))), 0)
 	require.Len(t, claimed(t, claims, "a"), 1+17, "only the fires within the lookback were claimed")
-	require.Nil(t, claimed(t, claims, "fresh"), "an entry with no claim is not caught up")
+	// The catch-up goes on to the next entry after a's fires: poll.
+	var since time.Time
+	require.Eventually(t, func() bool {
+		since, err = (&Claims{Dir: claims}).since("fresh")
+		return err == nil && !since.IsZero()
+	}, 10*time.Second, 10*time.Millisecond, "the new entry's record begins")
+	require.Equal(t, t0.Add(time.Hour+5*time.Second), since, "its record begins when this scheduler began")
+	require.Empty(t, claimed(t, claims, "fresh"), "an entry with no claim is not caught up")
 }
 
 // TestLostLeaseStartsNothing: a replica whose fence fell claims and runs
@@ -332,7 +347,8 @@ func TestLostLeaseStartsNothing(t *testing.T) {
 
 // TestSchedulerPrunesClaims: a scheduler with claims prunes them as it
 // goes: another entry's claims older than Keep are removed but its newest;
-// its own recent claims stay.
+// its own recent claims stay. The scheduler is a single one (no Leading):
+// pruning does not wait for leader election.
 func TestSchedulerPrunesClaims(t *testing.T) {
 	clk := clock.NewFake(t0)
 	claims := t.TempDir()
@@ -394,4 +410,47 @@ func TestLostLeaseStopsBetweenFiles(t *testing.T) {
 	o := recv(t, fired, "the fire's outcome")
 	require.Len(t, o.Records, 1, "the second file did not start")
 	require.EqualValues(t, 1, started.Load())
+}
+
+// TestClaimFireRace: schedulers racing for one fire: exactly one claims
+// it, and every loser can read who won (the claim is never seen empty).
+func TestClaimFireRace(t *testing.T) {
+	dir := t.TempDir()
+	const n = 8
+	type result struct {
+		id  string
+		ok  bool
+		err error
+	}
+	results := make(chan result, n)
+	start := make(chan struct{})
+	for i := range n {
+		id := fmt.Sprintf("host_%d", i)
+		go func() {
+			<-start
+			ok, err := ClaimFire(dir, "a", t0, id)
+			results <- result{id, ok, err}
+		}()
+	}
+	close(start)
+	c := &Claims{Dir: dir}
+	var winner string
+	var losers []string
+	for range n {
+		r := recv(t, results, "a claimer")
+		require.NoError(t, r.err)
+		if r.ok {
+			require.Empty(t, winner, "two schedulers claimed one fire: %s and %s", winner, r.id)
+			winner = r.id
+			continue
+		}
+		losers = append(losers, c.holder("a", t0))
+	}
+	require.NotEmpty(t, winner, "one claimed the fire")
+	for _, who := range losers {
+		require.Equal(t, winner, who, "a loser reads who won")
+	}
+	des, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, des, 1, "only the entry's folder: no temporary file is left")
 }

@@ -17,6 +17,7 @@ type Metrics struct {
 	timeToSafety *prometheus.HistogramVec
 	budgetSpent  *prometheus.CounterVec
 	nextRunAt    *prometheus.GaugeVec
+	caughtUps    *prometheus.CounterVec
 }
 
 // NewMetrics registers the scheduler's metrics on reg.
@@ -38,8 +39,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		nextRunAt: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "chaos_schedule_next_run_timestamp_seconds", Help: "When each entry fires next (Unix time); 0 when it never does again.",
 		}, []string{"entry"}),
+		caughtUps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chaos_schedule_caught_up_total", Help: "Fires that fell due while no scheduler decided them (stopped, restarting, no leader) and ran late when one began, by entry.",
+		}, []string{"entry"}),
 	}
-	for _, c := range []prometheus.Collector{m.runs, m.skips, m.timeToSafety, m.budgetSpent, m.nextRunAt} {
+	for _, c := range []prometheus.Collector{m.runs, m.skips, m.timeToSafety, m.budgetSpent, m.nextRunAt, m.caughtUps} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -72,6 +76,13 @@ func (m *Metrics) skippedN(entry string, reason SkipReason, n int) {
 		return
 	}
 	m.skips.WithLabelValues(entry, string(reason)).Add(float64(n))
+}
+
+func (m *Metrics) caughtUp(entry string) {
+	if m == nil {
+		return
+	}
+	m.caughtUps.WithLabelValues(entry).Inc()
 }
 
 // nextRun sets when entry fires next.

@@ -51,13 +51,22 @@ type Scheduler struct {
 	Log *slog.Logger
 	// Fired, when set, is told every fire's outcome (tests wait on it).
 	Fired func(Outcome)
-	// Claims, when set, are the fire claims every replica shares (with
-	// leader election). Every fire is claimed before it is decided, run or
-	// skipped: one claimed already is skipped as claimed, so no fire runs
-	// twice across a change of leader. Run catches up the fires due since
-	// each entry's newest claim (see catchUp) and prunes old claims. Keep
-	// is at least KeepClaims of the schedule (zero is that).
+	// Claims, with leader election, are the fire claims in the state
+	// directory the replicas share. Every fire is claimed before it is
+	// decided, run or skipped: one claimed already is skipped as claimed,
+	// so no fire runs twice across a change of leader. Run catches up the
+	// fires due since each entry's newest claim (Claims.Resume; see
+	// catchUp) and prunes old claims. Keep is at least KeepClaims of the
+	// schedule (zero is that).
 	Claims *Claims
+	// Progress, for a single scheduler (no leader election), is its
+	// record of how far it got, under the lock that keeps a second
+	// scheduler of the schedule off the state directory (OpenProgress).
+	// Run notes every fire it decides there, off the fire's path, and
+	// catches up the fires due since each entry's record ends. Not with
+	// Claims. With neither, nothing is recorded: a fire due while the
+	// scheduler was down is not caught up.
+	Progress *Progress
 
 	claims  *Claims // Claims with Keep set
 	keys    keyCache
@@ -71,6 +80,9 @@ type Outcome struct {
 	Fire
 	// Started is when the run started (zero for a skip).
 	Started time.Time
+	// CaughtUp says the fire fell due before the scheduler began, while
+	// no scheduler decided it, and the catch-up let it run late.
+	CaughtUp bool
 	// Records are the runs' records, one per experiment file.
 	Records []*reports.Record
 }
@@ -91,6 +103,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	s.claims = nil
+	if s.Claims != nil && s.Progress != nil {
+		return errors.New("scheduler: Claims (leader election) and Progress (a single scheduler) are exclusive")
+	}
 	if s.Claims != nil {
 		c := *s.Claims
 		c.Keep = max(c.Keep, KeepClaims(plan))
@@ -98,7 +113,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 
 	runCtx, stopRuns := context.WithCancelCause(context.WithoutCancel(ctx))
-	var fires sync.WaitGroup
+	var (
+		fires sync.WaitGroup
+		// stopped runs once every fire was decided and every run ended.
+		stopped = func() {}
+	)
 	defer func() {
 		cause := context.Cause(ctx)
 		if cause == nil || errors.Is(cause, context.Canceled) {
@@ -106,6 +125,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		stopRuns(cause)
 		fires.Wait()
+		stopped()
 	}()
 
 	// Read every experiment's targets once before the first fire, so that
@@ -122,7 +142,34 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		s.Metrics.nextRun(plan.entries[it.i].e.Name, it.at)
 	}
 	if s.claims != nil {
-		fires.Go(func() { s.catchUp(ctx, runCtx, plan, start, &fires) })
+		window := s.claims.Keep - ClaimMargin + ClaimMargin/4
+		resume := func(i int) (time.Time, error) { return s.claims.Resume(plan.entries[i].e.Name, start) }
+		fires.Go(func() { s.catchUp(ctx, runCtx, plan, start, window, resume, &fires) })
+	}
+	if s.Progress != nil {
+		// Read and saved once before the loop begins: a record that
+		// cannot be kept stops the scheduler here, saying why, rather
+		// than let a restart catch up what it already ran.
+		resume, err := s.Progress.begin(plan, start)
+		if err != nil {
+			return err
+		}
+		stopSaving := make(chan struct{})
+		var saver sync.WaitGroup
+		saver.Go(func() { s.Progress.keep(stopSaving, clk.Now, s.Log) })
+		// Once every fire was decided and noted (the catch-up too): the
+		// last save says where this run ended.
+		stopped = func() {
+			close(stopSaving)
+			saver.Wait()
+			if err := s.Progress.save(clk.Now()); err != nil {
+				s.Log.Warn("save progress", "err", err, "why", "the next start may catch up again what this one decided since its last save")
+			}
+		}
+		window := KeepClaims(plan) - ClaimMargin + ClaimMargin/4
+		fires.Go(func() {
+			s.catchUp(ctx, runCtx, plan, start, window, func(i int) (time.Time, error) { return resume[i], nil }, &fires)
+		})
 	}
 	var (
 		nextPrune time.Time
@@ -153,13 +200,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			it.at = plan.next(it.i, fire)
 			heap.Fix(q, 0)
 			s.Metrics.nextRun(plan.entries[it.i].e.Name, it.at)
+			s.noteDecided(it.i, fire)
 			if e := plan.entries[it.i].e; Missed(fire, now, e.StartingDeadline) {
 				// Said by one goroutine per pass, not one per fire: after
 				// a long stop an entry may have missed thousands of fires.
 				missed = append(missed, missedFire(e, fire))
 				continue
 			}
-			fires.Go(func() { s.fire(ctx, runCtx, plan, it.i, fire) })
+			fires.Go(func() { s.fire(ctx, runCtx, plan, it.i, fire, false) })
 		}
 		if len(missed) > 0 {
 			fires.Go(func() { s.skipMissed(missed) })
@@ -211,31 +259,49 @@ func missedFire(e *experiments.ScheduleEntry, at time.Time) Fire {
 }
 
 // catchUp decides the fires that fell due before start (when this
-// scheduler began) but after the newest claim of their entry: fires no
-// replica decided, because none was leading. As a CronJob does, only the
-// newest of them may still run, if it is within its entry's starting
-// deadline; every other is skipped as missed. Each is claimed first, so
-// each is decided once across replicas.
+// scheduler began) but after their entry's record ends (resume: its
+// newest claim with leader election, its progress record without): fires
+// no scheduler decided, because none was leading or, without leader
+// election, none was running. As a CronJob does, only the newest of them
+// may still run, if it is within its entry's starting deadline; every
+// other is skipped as missed. With claims each is claimed first, so each
+// is decided once across replicas; with progress each is noted.
 //
-// It looks back at most the schedule's longest starting deadline plus
-// ClaimMargin/4: an older fire could not run anyway, and claims are kept
-// only a little longer (Claims). Older fires of a long gap are counted as
-// missed in the metric and named in one log line, not claimed one by one.
-// An entry with no claim at all is new to this state directory: nothing
-// is caught up.
-func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.Time, fires *sync.WaitGroup) {
-	// The longest starting deadline and a quarter of the margin: a
-	// quarter less than the claim horizon, so that the clock moving on
-	// while this goes never makes a gap fire too old to claim.
-	lookback := start.Add(-(s.claims.Keep - ClaimMargin + ClaimMargin/4))
+// It looks back at most window (the schedule's longest starting deadline
+// plus ClaimMargin/4): an older fire could not run anyway, and claims are
+// kept only a little longer (Claims). Older fires of a long gap are
+// counted as missed in the metric and named in one log line, not decided
+// one by one. An entry with no record at all (zero resume) is new to this
+// state directory (a first start, a directory an older version wrote, an
+// entry just added): nothing is caught up, and its record begins now.
+func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.Time, window time.Duration, resume func(i int) (time.Time, error), fires *sync.WaitGroup) {
+	lookback := start.Add(-window)
+	var (
+		fresh []string
+		gaps  int // entries with fires to catch up
+	)
+	defer func() {
+		// One line, however many entries: a first start on a state
+		// directory says why it caught nothing up.
+		if len(fresh) > 0 {
+			s.Log.Info("nothing to catch up", "entries", len(fresh), "first", fresh[0], "why", "new to this state directory: their record begins now")
+		}
+		// And one when it is done: every fire before start was decided
+		// or handed on by then.
+		s.Log.Info("caught up", "entries", len(plan.entries), "withGaps", gaps)
+	}()
 	for i, pe := range plan.entries {
 		e := pe.e
-		last, err := s.claims.Last(e.Name)
+		last, err := resume(i)
 		if err != nil {
 			s.Log.Warn("catch up", "entry", e.Name, "err", err)
 			continue
 		}
-		if last.IsZero() || ctx.Err() != nil {
+		if last.IsZero() {
+			fresh = append(fresh, e.Name)
+			continue
+		}
+		if ctx.Err() != nil {
 			continue
 		}
 		from := last
@@ -251,7 +317,8 @@ func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.
 		if len(gap) == 0 {
 			continue
 		}
-		s.Log.Info("catch up", "entry", e.Name, "after", last, "fires", len(gap)+dropped)
+		gaps++
+		s.Log.Info("catch up", "entry", e.Name, "after", last, "fires", len(gap)+dropped, "why", s.gap())
 		if dropped > 0 {
 			s.Log.Warn("not caught up", "entry", e.Name, "fires", dropped, "why", fmt.Sprintf("more than %d fires in the gap", maxCatchUp))
 			s.Metrics.skippedN(e.Name, SkipMissed, dropped)
@@ -259,17 +326,36 @@ func (s *Scheduler) catchUp(ctx, runCtx context.Context, plan *Plan, start time.
 		newest := gap[len(gap)-1]
 		for _, at := range gap[:len(gap)-1] {
 			if f := missedFire(e, at); s.own(f) {
-				f.Detail = "no replica was leading: " + f.Detail
+				s.noteDecided(i, at)
+				f.Detail = s.gap() + ": " + f.Detail
 				if !Missed(at, start, e.StartingDeadline) {
-					f.Detail = fmt.Sprintf("no replica was leading, and a later fire (%s) is the one caught up", newest.Format(time.RFC3339))
+					f.Detail = fmt.Sprintf("%s, and a later fire (%s) is the one caught up", s.gap(), newest.Format(time.RFC3339))
 				}
 				s.skipped(f)
 			}
 		}
 		// The newest goes the way of any fire: claimed, judged (its
 		// deadline against the clock now), run or skipped.
-		fires.Go(func() { s.fire(ctx, runCtx, plan, i, newest) })
+		s.noteDecided(i, newest)
+		fires.Go(func() { s.fire(ctx, runCtx, plan, i, newest, true) })
 	}
+}
+
+// noteDecided notes in the progress record, when there is one, that entry
+// i's fire due at at was decided.
+func (s *Scheduler) noteDecided(i int, at time.Time) {
+	if s.Progress != nil {
+		s.Progress.decidedFire(i, at)
+	}
+}
+
+// gap says why fires of a catch-up were not decided when they fell due.
+// A single scheduler has no leader to speak of: it was not running.
+func (s *Scheduler) gap() string {
+	if s.claims != nil {
+		return "no replica was leading"
+	}
+	return "no scheduler was running on this state directory"
 }
 
 // maxGone bounds the counting of fires older than the catch-up looks at.
@@ -288,7 +374,7 @@ func (s *Scheduler) own(f Fire) bool {
 	case err != nil:
 		f.Skip, f.Detail = SkipClaimed, err.Error()
 	case !ok:
-		f.Skip, f.Detail = SkipClaimed, "another replica claimed this fire"
+		f.Skip, f.Detail = SkipClaimed, s.claimedBy(f)
 	default:
 		return true
 	}
@@ -296,9 +382,18 @@ func (s *Scheduler) own(f Fire) bool {
 	return false
 }
 
+// claimedBy says which replica decided a fire this one found claimed.
+func (s *Scheduler) claimedBy(f Fire) string {
+	if who := s.claims.holder(f.Entry, f.At); who != "" {
+		return fmt.Sprintf("another replica (%s) claimed this fire", who)
+	}
+	return "another replica claimed this fire"
+}
+
 // fire handles one fire of entry i due at at: judged, then checked for
-// incidents, then given to the concurrency policy, then run.
-func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time.Time) {
+// incidents, then given to the concurrency policy, then run. caughtUp
+// says the catch-up hands it on: it fell due before the scheduler began.
+func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time.Time, caughtUp bool) {
 	e := plan.entries[i].e
 	clk := clock.Or(s.Clock)
 	if !s.own(Fire{Entry: e.Name, At: at}) {
@@ -311,7 +406,10 @@ func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time
 	case ferr != nil:
 		f.Skip, f.Detail = SkipFreezeUnknown, ferr.Error()
 	case Missed(at, clk.Now(), e.StartingDeadline):
-		f.Skip, f.Detail = SkipMissed, fmt.Sprintf("due at %s, past its starting deadline of %s", at.Format(time.RFC3339), e.StartingDeadline)
+		f = missedFire(e, at)
+		if caughtUp {
+			f.Detail = s.gap() + ": " + f.Detail
+		}
 	}
 	if f.Skip == "" && len(e.Alerts) > 0 {
 		f.Skip, f.Detail = s.incident(ctx, e)
@@ -336,8 +434,13 @@ func (s *Scheduler) fire(ctx, runCtx context.Context, plan *Plan, i int, at time
 	}
 	ctxRun, cancel := context.WithCancelCause(runCtx)
 	l.cancel = cancel
-	o := Outcome{Fire: f, Started: clk.Now()}
-	s.Log.Info("run", "entry", e.Name, "due", at, "files", len(files))
+	o := Outcome{Fire: f, Started: clk.Now(), CaughtUp: caughtUp}
+	if caughtUp {
+		s.Metrics.caughtUp(e.Name)
+		s.Log.Info("run", "entry", e.Name, "due", at, "files", len(files), "caughtUp", true, "late", o.Started.Sub(at).Round(time.Millisecond))
+	} else {
+		s.Log.Info("run", "entry", e.Name, "due", at, "files", len(files))
+	}
 	for _, file := range files {
 		if ctxRun.Err() != nil {
 			break // replaced or stopping: the rest of the entry's files do not start
