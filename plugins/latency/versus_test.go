@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -177,6 +178,44 @@ func echoRTTs(t testing.TB, addr string, n int) []time.Duration {
 		out = append(out, time.Since(start))
 	}
 	return out
+}
+
+// stallOver is how late a watchStalls wake must be to count as a stall.
+const stallOver = time.Millisecond
+
+// watchStalls starts a thread that sleeps 5 ms at a time and notes each
+// wake more than stallOver late: a pause of the whole machine (a virtual
+// machine whose host stops it for a while), which every process meets,
+// the proxies included. Calling the function it returns stops it and
+// says how many stalls it saw, and the longest. Reported beside the
+// overshoot, so that a p99 that a stall made is told from the proxy's own.
+func watchStalls() func() (n int, longest time.Duration) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	var n int
+	var longest time.Duration
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		const period = 5 * time.Millisecond
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			start := time.Now()
+			latency.SleepPrecise(period)
+			if late := time.Since(start) - period; late > stallOver {
+				n, longest = n+1, max(longest, late)
+			}
+		}
+	}()
+	return func() (int, time.Duration) {
+		close(stop)
+		<-done
+		return n, longest
+	}
 }
 
 // stampMsg is the size of a message of the measurement at the sockets.
@@ -352,7 +391,9 @@ func TestVersusToxiproxy(t *testing.T) {
 				delayed0, late0, _ = s.stamp.stats()
 			}
 			cpu0, wall0 := s.stamp.cpu(), time.Now()
+			stalls := watchStalls()
 			app, path := stampedRTTs(t, s.stamp.addr, 0, count)
+			stalled, longest := stalls()
 			cpu := s.stamp.cpu() - cpu0
 			wall := time.Since(wall0)
 			s.stamp.set(0, 0, "uniform", "both")
@@ -360,8 +401,9 @@ func TestVersusToxiproxy(t *testing.T) {
 				app[i] -= 2 * d
 				path[i] -= 2 * d
 			}
-			line += fmt.Sprintf(" %s overshoot app p50 %s p99 %s, path p50 %s p99 %s, cpu %.1f%% (%s in %s);", s.name,
-				ms(pct(app, 50)), ms(pct(app, 99)), ms(pct(path, 50)), ms(pct(path, 99)), 100*cpu.Seconds()/wall.Seconds(), cpu, wall.Round(time.Millisecond))
+			line += fmt.Sprintf(" %s overshoot app p50 %s p99 %s, path p50 %s p99 %s, cpu %.1f%% (%s in %s), machine stalls over %s: %d, longest %s;", s.name,
+				ms(pct(app, 50)), ms(pct(app, 99)), ms(pct(path, 50)), ms(pct(path, 99)), 100*cpu.Seconds()/wall.Seconds(), cpu, wall.Round(time.Millisecond),
+				stallOver, stalled, ms(longest))
 			if s.stamp.stats != nil {
 				delayed, late, maxLate := s.stamp.stats()
 				line += fmt.Sprintf(" (its own releases: %d of %d more than %s late, latest so far %s);", late-late0, delayed-delayed0, latency.LateAfter, maxLate)
