@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,9 +37,15 @@ import (
 // childEnv makes the test binary a proxy process: "LISTEN UPSTREAM".
 const childEnv = "CHAOS_BENCH_PROXY"
 
+// idealEnv makes the test binary the ideal delay line: "UPSTREAM DELAY".
+const idealEnv = "CHAOS_BENCH_IDEAL"
+
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(proxyChild(spec))
+	}
+	if spec := os.Getenv(idealEnv); spec != "" {
+		os.Exit(idealChild(spec))
 	}
 	os.Exit(m.Run())
 }
@@ -72,6 +79,104 @@ func proxyChild(spec string) int {
 	}
 	_ = p.Close()
 	return 0
+}
+
+// idealChild is the yardstick of the overshoot: a delay line that is exact
+// by construction and pays no wake-up of its own. One thread polls both
+// sides of each connection without ever blocking and writes each read
+// exactly DELAY after it, spinning all along (a whole core: a yardstick,
+// not a product). What a client measures through it over 2 x DELAY is
+// what the client, the echo server and the sockets add, which any delay
+// on the path pays.
+func idealChild(spec string) int {
+	f := strings.Fields(spec)
+	delay, err := time.ParseDuration(f[1])
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println("addr", ln.Addr())
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); os.Exit(0) }() // ends with stdin
+	runtime.LockOSThread()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return 1
+		}
+		u, err := net.Dial("tcp", f[0])
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		spinForward(c.(*net.TCPConn), u.(*net.TCPConn), delay)
+		_ = c.Close()
+		_ = u.Close()
+	}
+}
+
+// spinForward moves bytes both ways between a and b, each DELAY after it
+// was read, polling without blocking until either side ends.
+func spinForward(a, b *net.TCPConn, delay time.Duration) {
+	type held struct {
+		data []byte
+		due  time.Time
+	}
+	type side struct {
+		raw  syscall.RawConn
+		to   *net.TCPConn
+		q    []held
+		done bool
+	}
+	ra, _ := a.SyscallConn()
+	rb, _ := b.SyscallConn()
+	sides := []*side{{raw: ra, to: b}, {raw: rb, to: a}}
+	buf := make([]byte, 64<<10)
+	for !sides[0].done && !sides[1].done {
+		for _, s := range sides {
+			var n int
+			var rerr error
+			_ = s.raw.Read(func(fd uintptr) bool {
+				n, rerr = syscall.Read(int(fd), buf)
+				return true // never wait in the poller
+			})
+			now := time.Now()
+			switch {
+			case n > 0:
+				s.q = append(s.q, held{bytes.Clone(buf[:n]), now.Add(delay)})
+			case n == 0 && rerr == nil, rerr != nil && rerr != syscall.EAGAIN:
+				s.done = true
+			}
+			for len(s.q) > 0 && !now.Before(s.q[0].due) {
+				if _, err := s.to.Write(s.q[0].data); err != nil {
+					s.done = true
+				}
+				s.q = s.q[1:]
+			}
+		}
+	}
+}
+
+// startIdeal starts the ideal delay line to upstream with delay.
+func startIdeal(t *testing.T, upstream string, delay time.Duration) string {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), idealEnv+"="+upstream+" "+delay.String())
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	require.True(t, lines.Scan())
+	addr, ok := strings.CutPrefix(lines.Text(), "addr ")
+	require.True(t, ok, "the ideal line says its address: %s", lines.Text())
+	return addr
 }
 
 // proc is a proxy process under test.
@@ -384,6 +489,13 @@ func TestVersusToxiproxy(t *testing.T) {
 		count := max(100, int(min(2000, 4*time.Second/(2*d))))
 		floorApp, floorPath := stampedRTTs(t, stampSrv.addr(), 2*d, min(count, 50))
 		line := fmt.Sprintf("D=%s, %d round trips: floor (direct after %s idle) app p50 %s path p50 %s;", d, count, 2*d, ms(pct(floorApp, 50)), ms(pct(floorPath, 50)))
+		idealApp, idealPath := stampedRTTs(t, startIdeal(t, stampSrv.addr(), d), 0, min(count, 200))
+		for i := range idealApp {
+			idealApp[i] -= 2 * d
+			idealPath[i] -= 2 * d
+		}
+		line += fmt.Sprintf(" ideal delay line (a spinning poller, exact by construction) overshoot app p50 %s p99 %s, path p50 %s p99 %s;",
+			ms(pct(idealApp, 50)), ms(pct(idealApp, 99)), ms(pct(idealPath, 50)), ms(pct(idealPath, 99)))
 		for _, s := range sides {
 			s.stamp.set(d, 0, "uniform", "both")
 			var delayed0, late0 int64
