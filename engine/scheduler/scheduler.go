@@ -70,15 +70,15 @@ type Scheduler struct {
 	// scheduler was down is not caught up.
 	Progress *Progress
 
-	claims  *Claims // Claims with Keep set
+	claims *Claims // Claims with Keep set
 	// instants are this run's claims of instants, by Unix second: the
 	// first fire of an instant claims it, the others wait for that.
 	instMu   sync.Mutex
 	instants map[int64]*instantClaim
-	keys    keyCache
-	mu      sync.Mutex
-	running []*live
-	changed chan struct{} // closed and replaced when running changes
+	keys     keyCache
+	mu       sync.Mutex
+	running  []*live
+	changed  chan struct{} // closed and replaced when running changes
 }
 
 // Outcome is how one fire ended: a run with its record, or a skip.
