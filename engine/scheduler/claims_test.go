@@ -492,3 +492,123 @@ func TestClaimInstantRace(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, des, 1, "only the claim: no temporary file is left")
 }
+
+// TestInstantClaimCoversItsFires: two replicas on one claims directory
+// reach the same instants, each with 30 entries due on them, and race for
+// every instant's claim (both ask before either writes): each instant is
+// claimed once, in one file, and all 30 of its fires are decided by the
+// replica that claimed it; the other skips every one of them as claimed,
+// naming the claimer. No fire is decided by both, none by neither.
+func TestInstantClaimCoversItsFires(t *testing.T) {
+	const n = 30
+	var b strings.Builder
+	b.WriteString("  entries:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "    - {name: e%02d, experiments: [exp.yaml], cron: \"*/10 * * * * *\", concurrencyPolicy: Allow}\n", i)
+	}
+	clk := clock.NewFake(t0)
+	claims := t.TempDir()
+	for i := range n {
+		began(t, claims, fmt.Sprintf("e%02d", i), t0) // nothing to catch up
+	}
+	// The first claim of each replica waits for the other's, so that
+	// both race for the first instant.
+	var arrived atomic.Int32
+	both := make(chan struct{})
+	leading := func() error {
+		if arrived.Add(1) == 2 {
+			close(both)
+		}
+		<-both
+		return nil
+	}
+	one := startReplicaOf(t, clk, claims, "one_1", leading, b.String())
+	two := startReplicaOf(t, clk, claims, "two_2", leading, b.String())
+	for k := 1; k <= 3; k++ {
+		waitTimers(t, clk, 2)
+		clk.Advance(10 * time.Second)
+		at := t0.Add(time.Duration(k) * 10 * time.Second)
+		decided := map[string]string{} // entry: the replica that ran it
+		skipped := map[string]string{}
+		for _, r := range []*replica{one, two} {
+			for range n {
+				o := recv(t, r.fired, r.id+"'s outcome")
+				require.Equal(t, at, o.At)
+				switch o.Skip {
+				case "":
+					require.Len(t, o.Records, 1)
+					require.NotContains(t, decided, o.Entry, "the fire of %s due %s ran on both replicas", o.Entry, at)
+					decided[o.Entry] = r.id
+				case SkipClaimed:
+					require.Empty(t, o.Records)
+					skipped[o.Entry] = r.id
+				default:
+					t.Fatalf("the fire of %s due %s: %+v", o.Entry, at, o)
+				}
+			}
+		}
+		require.Len(t, decided, n, "every fire due %s ran once", at)
+		require.Len(t, skipped, n)
+		winner := claimed(t, claims)[at]
+		require.Contains(t, []string{"one_1", "two_2"}, winner, "the instant %s is claimed in one file", at)
+		for e, who := range decided {
+			require.Equal(t, winner, who, "the fire of %s due %s ran on the replica that claimed its instant", e, at)
+			require.NotEqual(t, winner, skipped[e])
+		}
+	}
+	got := claimed(t, claims)
+	require.Len(t, got, 3, "one claim per instant, not one per fire")
+	// The loser's skips name the claimer: checked on a fresh instant.
+	waitTimers(t, clk, 2)
+	clk.Advance(10 * time.Second)
+	at := t0.Add(40 * time.Second)
+	for _, r := range []*replica{one, two} {
+		for range n {
+			o := recv(t, r.fired, r.id+"'s outcome")
+			if o.Skip == SkipClaimed {
+				require.Contains(t, o.Detail, "another replica ("+claimed(t, claims)[at]+") claimed this fire's instant")
+			}
+		}
+	}
+}
+
+// TestOldLayoutDirectory: a state directory the versions before
+// per-instant claims left, with a claim per fire in an entry folder
+// (STATE/fires/SCHEDULE/ENTRY/TIME) and no since file. A leader of this
+// version resumes each entry from its newest old claim: the old leader's
+// fire (10:00:10) is not decided again, the gap after it is caught up as
+// any gap is, under claims of its instants; an entry with no old claim
+// is new to the directory and catches up nothing.
+func TestOldLayoutDirectory(t *testing.T) {
+	clk := clock.NewFake(t0)
+	claims := t.TempDir()
+	oldClaim(t, claims, "a", t0, "old_0")
+	oldClaim(t, claims, "a", t0.Add(10*time.Second), "old_0")
+	clk.Advance(47 * time.Second) // 10:00:47
+	r := startReplicaOf(t, clk, claims, "two_2", leading, `  entries:
+    - {name: a, experiments: [exp.yaml], cron: "*/10 * * * * *", startingDeadline: 20s}
+    - {name: b, experiments: [other.yaml], cron: "*/10 * * * * *", startingDeadline: 20s}
+`)
+	got := r.outcomes(t, 3)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	require.Equal(t, SkipMissed, got[at(20)].Skip)
+	require.Equal(t, SkipMissed, got[at(30)].Skip)
+	require.Empty(t, got[at(40)].Skip, "the newest fire of the gap runs")
+	for _, o := range got {
+		require.Equal(t, "a", o.Entry, "b has no record: nothing caught up")
+	}
+	require.Equal(t, map[time.Time]string{at(20): "two_2", at(30): "two_2", at(40): "two_2"}, claimed(t, claims),
+		"the gap is claimed per instant; the old claims are not redone")
+	old, err := (&Claims{}).list(filepath.Join(claims, "a"))
+	require.NoError(t, err)
+	require.Equal(t, []time.Time{t0, at(10)}, old, "the old claims stay (until pruned)")
+	// From then on both entries fire under one claim per instant.
+	waitTimers(t, clk, 1)
+	clk.Advance(3 * time.Second) // 10:00:50
+	for range 2 {
+		o := recv(t, r.fired, "a fire due 10:00:50")
+		require.Equal(t, at(50), o.At)
+		require.Empty(t, o.Skip)
+	}
+	require.Equal(t, "two_2", claimed(t, claims)[at(50)])
+}
