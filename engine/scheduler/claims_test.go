@@ -612,3 +612,48 @@ func TestOldLayoutDirectory(t *testing.T) {
 	}
 	require.Equal(t, "two_2", claimed(t, claims)[at(50)])
 }
+
+// TestLeaseLostAfterTheInstantClaim: the fence falls right after a
+// replica claimed an instant: the instant's fires are still its own (the
+// claim covers them), so it skips every one as lease-lost, running none,
+// and the next leader does not decide them again: it resumes after that
+// instant.
+func TestLeaseLostAfterTheInstantClaim(t *testing.T) {
+	entries := `  entries:
+    - {name: a, experiments: [exp.yaml], cron: "*/10 * * * * *", concurrencyPolicy: Allow}
+    - {name: b, experiments: [exp.yaml], cron: "*/10 * * * * *", concurrencyPolicy: Allow}
+    - {name: c, experiments: [exp.yaml], cron: "*/10 * * * * *", concurrencyPolicy: Allow}
+`
+	clk := clock.NewFake(t0)
+	claims := t.TempDir()
+	for _, e := range []string{"a", "b", "c"} {
+		began(t, claims, e, t0)
+	}
+	var calls atomic.Int32
+	one := startReplicaOf(t, clk, claims, "one_1", func() error {
+		if calls.Add(1) == 1 {
+			return nil // the instant's claim
+		}
+		return fmt.Errorf("%w: not renewed", ErrLeaseLost)
+	}, entries)
+	waitTimers(t, clk, 1)
+	clk.Advance(10 * time.Second) // 10:00:10
+	for range 3 {
+		o := recv(t, one.fired, "a fire of the claimed instant")
+		require.Equal(t, SkipLeaseLost, o.Skip, "%+v", o)
+		require.Contains(t, o.Detail, "after this replica claimed the fire's instant")
+		require.Empty(t, o.Records)
+	}
+	require.Equal(t, map[time.Time]string{t0.Add(10 * time.Second): "one_1"}, claimed(t, claims))
+	one.stop()
+
+	clk.Advance(5 * time.Second) // 10:00:15
+	two := startReplicaOf(t, clk, claims, "two_2", leading, entries)
+	waitTimers(t, clk, 1)
+	clk.Advance(5 * time.Second) // 10:00:20
+	for range 3 {
+		o := recv(t, two.fired, "the next leader's fire")
+		require.Equal(t, t0.Add(20*time.Second), o.At, "the instant the old leader claimed is not decided again")
+		require.Empty(t, o.Skip)
+	}
+}

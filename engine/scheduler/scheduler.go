@@ -379,9 +379,12 @@ func (s *Scheduler) gap() string {
 // maxGone bounds the counting of fires older than the catch-up looks at.
 const maxGone = 100_000
 
-// own says whether a fire is this replica's to decide: always without
-// claims; with claims, when this run claimed the fire's instant. False
-// (the skip said) when it is not.
+// own says whether a fire is this replica's to run: always without
+// claims; with claims, when this run claimed the fire's instant and its
+// fence still stands. False (the skip said) when it is not. A fire of an
+// instant this run claimed before its fence fell is skipped as
+// lease-lost here: the claim covers it, so it is this replica's to
+// decide, and the next leader leaves it alone.
 func (s *Scheduler) own(f Fire) bool {
 	if s.claims == nil {
 		return true
@@ -395,7 +398,14 @@ func (s *Scheduler) own(f Fire) bool {
 	case !c.ok:
 		f.Skip, f.Detail = SkipClaimed, claimedBy(c.holder)
 	default:
-		return true
+		if s.claims.Leading == nil {
+			return true
+		}
+		err := s.claims.Leading()
+		if err == nil {
+			return true
+		}
+		f.Skip, f.Detail = SkipLeaseLost, err.Error()+" (after this replica claimed the fire's instant: no other decides it)"
 	}
 	s.skipped(f)
 	return false
