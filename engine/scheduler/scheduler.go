@@ -152,16 +152,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	if s.claims != nil {
 		window := s.claims.Keep - ClaimMargin + ClaimMargin/4
-		fires.Go(func() {
-			// Where the last leader got to, read once for every entry.
-			newest, err := s.claims.Last()
-			if err != nil {
-				s.Log.Warn("not caught up", "err", err, "why", "the claims could not be read: nothing before now is decided by this replica")
-				return
-			}
+		// Where the last leader got to, read once for every entry, and
+		// before the loop claims anything: an instant this run claims is
+		// not where another leader got to.
+		newest, err := s.claims.Last()
+		if err != nil {
+			s.Log.Warn("not caught up", "err", err, "why", "the claims could not be read: nothing before now is decided by this replica")
+		} else {
 			resume := func(i int) (time.Time, error) { return s.claims.Resume(plan.entries[i].e.Name, newest, start) }
-			s.catchUp(ctx, runCtx, plan, start, window, resume, &fires)
-		})
+			fires.Go(func() { s.catchUp(ctx, runCtx, plan, start, window, resume, &fires) })
+		}
 	}
 	if s.Progress != nil {
 		// Read and saved once before the loop begins: a record that
