@@ -657,3 +657,29 @@ func TestLeaseLostAfterTheInstantClaim(t *testing.T) {
 		require.Empty(t, o.Skip)
 	}
 }
+
+// TestInstantClaimedAhead: a leader claims an instant claimAhead before it
+// is due, so its fires do not wait for the claim's sync; nothing is
+// decided before the instant is due.
+func TestInstantClaimedAhead(t *testing.T) {
+	clk := clock.NewFake(t0)
+	claims := t.TempDir()
+	began(t, claims, "a", t0)
+	r := startReplica(t, clk, claims, "one_1", leading)
+	waitTimers(t, clk, 1)
+	clk.Advance(10*time.Second - claimAhead) // 10:00:09
+	require.Eventually(t, func() bool {
+		return claimed(t, claims)[t0.Add(10*time.Second)] == "one_1"
+	}, 10*time.Second, 10*time.Millisecond, "the instant due 10:00:10 is claimed at 10:00:09")
+	select {
+	case o := <-r.fired:
+		t.Fatalf("a fire decided before it was due: %+v", o)
+	default:
+	}
+	waitTimers(t, clk, 1)
+	clk.Advance(claimAhead)
+	o := recv(t, r.fired, "the fire")
+	require.Equal(t, t0.Add(10*time.Second), o.At)
+	require.Empty(t, o.Skip)
+	require.Equal(t, t0.Add(10*time.Second), o.Started, "run when due, not before")
+}

@@ -198,6 +198,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			<-ctx.Done()
 			return context.Cause(ctx)
 		}
+		if s.claims != nil {
+			// The instant is claimed ahead, off its fires' path: they
+			// find the claim made (claimInstant) rather than wait for
+			// its sync, which on a busy disk can take tens of ms.
+			if !waitUntil(ctx, clk, at.Add(-claimAhead)) {
+				return context.Cause(ctx)
+			}
+			fires.Go(func() { s.claimInstant(at) })
+		}
 		t := clk.NewTimer(at.Sub(clk.Now()))
 		select {
 		case <-ctx.Done():
@@ -262,6 +271,29 @@ func (s *Scheduler) skipMissed(fs []Fire) {
 		if s.own(f) {
 			s.skipped(f)
 		}
+	}
+}
+
+// claimAhead is how long before an instant is due a leader claims it.
+// A leader whose fence falls in that time has claimed the instant
+// without deciding its fires yet: it skips them as lease-lost (own), and
+// the next leader leaves them alone, as it would had the fence fallen
+// just after the claim of an instant due then.
+const claimAhead = time.Second
+
+// waitUntil waits until the clock reaches at; false when ctx ended first.
+func waitUntil(ctx context.Context, clk clock.Clock, at time.Time) bool {
+	d := at.Sub(clk.Now())
+	if d <= 0 {
+		return true
+	}
+	t := clk.NewTimer(d)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return false
+	case <-t.C():
+		return true
 	}
 }
 
