@@ -30,8 +30,9 @@ const claimLayout = "20060102T150405Z"
 // STATE/fires/SCHEDULE/TIME, created once (ClaimInstant), naming the
 // replica that claimed it. (A single scheduler keeps no claims: it holds
 // the schedule's lock and a progress record instead, Progress.) A leader
-// claims an instant before it decides the first of its fires, and the
-// claim covers every fire of the schedule due at that instant, whether
+// claims an instant before it decides any of its fires (a second ahead:
+// Scheduler.Run), and the claim covers every fire of the schedule due at
+// that instant, whether
 // each runs or is skipped; a replica that finds the instant claimed by
 // another skips all of its fires as claimed. So that
 //
