@@ -53,8 +53,9 @@ type Scheduler struct {
 	Fired func(Outcome)
 	// Claims, with leader election, are the claims in the state directory
 	// the replicas share. Every fire is decided under the claim of its
-	// instant, run or skipped: the first fire of an instant claims it
-	// (once, for all of them: see claimInstant), and the fires of an
+	// instant, run or skipped: the loop claims each instant a second
+	// before it is due (claimAhead), a catch-up's instants are claimed by
+	// their first fire, once for all of them (claimInstant), and the fires of an
 	// instant another replica claimed are skipped as claimed, so no fire
 	// runs twice across a change of leader. Run catches up the fires due
 	// since the newest claimed instant (Claims.Resume; see catchUp) and
@@ -72,7 +73,7 @@ type Scheduler struct {
 
 	claims *Claims // Claims with Keep set
 	// instants are this run's claims of instants, by Unix second: the
-	// first fire of an instant claims it, the others wait for that.
+	// first to ask claims it, the others wait for that.
 	instMu   sync.Mutex
 	instants map[int64]*instantClaim
 	keys     keyCache
