@@ -57,8 +57,9 @@ const claimLayout = "20060102T150405Z"
 // entry's record ends (Resume), so a leader of this version on that
 // directory decides none of those fires again, and Prune keeps pruning
 // them (an entry's newest stays); new claims are only per instant. A
-// replica of that version and one of this one do not see each other's
-// claims: they must not be replicas of one schedule at the same time.
+// leader of that version does not read instants' claims: it must not
+// lead after one of this version did (upgrade by stopping the old
+// replicas, not by a rolling update).
 type Claims struct {
 	// Dir is the schedule's folder of the state directory,
 	// STATE/fires/SCHEDULE.
