@@ -172,18 +172,19 @@ func (l *leaders) stopB(t *testing.T, took time.Time) string {
 		require.False(t, dueA[d], "the fire due %s ran on both replicas", d)
 	}
 
-	// Every fire is claimed in the shared state directory by one identity,
-	// one after another every 3s: the new leader caught up the gap.
-	names, err := os.ReadDir(firesOf(l.state, "tick"))
+	// Every instant the schedule's one entry fired on is claimed in the
+	// shared state directory by one identity, one after another every 3s:
+	// the new leader caught up the gap.
+	names, err := os.ReadDir(firesOf(l.state, ""))
 	require.NoError(t, err)
 	var prev time.Time
 	for _, n := range names {
-		if n.Name() == "since" {
-			continue // where the entry's record began: when a first leader began
+		if n.IsDir() {
+			continue // an entry's folder: tick's since file, gone's old claims
 		}
 		at, err := time.Parse(claimLayout, n.Name())
-		require.NoError(t, err, "only claims in fires/tick")
-		who := strings.TrimSpace(readFile(t, firesOf(l.state, "tick"), n.Name()))
+		require.NoError(t, err, "only claims of instants in fires/e2e")
+		who := strings.TrimSpace(readFile(t, firesOf(l.state, ""), n.Name()))
 		require.Contains(t, []string{l.idA, l.idB}, who, "claim %s", n.Name())
 		if !prev.IsZero() {
 			require.Equal(t, tickEvery, at.Sub(prev), "no fire between %s and %s went undecided\nA:\n%s\nB:\n%s", prev, at, logA, logB)
@@ -231,9 +232,11 @@ func leaderFailover(t *testing.T, c *kubetest.Cluster) {
 	requireNothingLeft(t, l.exp)
 }
 
-// oldClaims prepares a state directory as leaders left it: claims of an
-// entry the schedule no longer has, from two hours ago, older than they
-// are kept (the longest starting deadline plus 10 minutes).
+// oldClaims prepares a state directory as leaders of the versions before
+// per-instant claims left it: per-fire claims (STATE/fires/e2e/ENTRY/TIME)
+// of an entry the schedule no longer has, from two hours ago, older than
+// they are kept (the longest starting deadline plus 10 minutes). They are
+// still pruned, the entry's newest kept.
 func oldClaims(t *testing.T) func(state string) []time.Time {
 	return func(state string) []time.Time {
 		gone := firesOf(state, "gone")

@@ -15,12 +15,15 @@ import (
 	"github.com/chaos-run/chaos/reports"
 )
 
-// claimLayout names a fire claim in STATE/fires/SCHEDULE/ENTRY (leader
-// election's).
+// claimLayout names a claim of leader election: an instant's in
+// STATE/fires/SCHEDULE, or a fire's in STATE/fires/SCHEDULE/ENTRY as the
+// versions before per-instant claims wrote them.
 const claimLayout = "20060102T150405Z"
 
-// firesOf is the folder of a schedule's fire claims of entry in state
-// (leader election); writeScheduleFile's schedules are named e2e.
+// firesOf is the folder of entry in a schedule's folder of state (its
+// since file, and the older layout's claims of its fires); with entry
+// empty, the schedule's folder, where the instants are claimed.
+// writeScheduleFile's schedules are named e2e.
 func firesOf(state, entry string) string {
 	return filepath.Join(state, "fires", "e2e", entry)
 }

@@ -156,9 +156,9 @@ type scheduleOptions struct {
 	// kube is the cluster of --kubeconfig and --context: the runs' and,
 	// with --leader-elect, the Lease's.
 	kube kubeconfig.Source
-	// claims, with leader election, are the fire claims in the shared
-	// state directory, so no fire runs twice across a change of leader,
-	// and a new leader catches up what no replica decided.
+	// claims, with leader election, are the claims of due instants in the
+	// shared state directory, so no fire runs twice across a change of
+	// leader, and a new leader catches up what no replica decided.
 	claims *scheduler.Claims
 	// progress, without leader election, is the single scheduler's lock
 	// and record in the state directory: one scheduler of the schedule on

@@ -21,12 +21,13 @@ var ErrLeaseLost = errors.New("lost the leader lease")
 
 // Skip reasons of a replicated scheduler.
 const (
-	// SkipClaimed: another replica already claimed this fire in the
-	// shared state directory (it decided it: ran it, runs it, or skipped
-	// it), or the claim could not be made.
+	// SkipClaimed: another replica already claimed this fire's instant
+	// in the shared state directory (it decided the fire: ran it, runs
+	// it, or skipped it), or the claim could not be made.
 	SkipClaimed SkipReason = "claimed"
 	// SkipLeaseLost: this replica no longer holds the Lease; the fire is
-	// the next leader's to decide.
+	// the next leader's to decide, unless this replica claimed its
+	// instant before (then no replica runs it).
 	SkipLeaseLost SkipReason = "lease-lost"
 )
 
@@ -44,7 +45,8 @@ type Leader struct {
 
 // Leading says whether this replica may still start anything: nil while
 // it holds the Lease, else an error wrapping ErrLeaseLost that says why
-// not. It is asked right before every fire is claimed.
+// not. It is asked right before every instant is claimed and before
+// every fire is decided.
 type Leading func() error
 
 // Identity is this process's name in a Lease: hostname and pid.

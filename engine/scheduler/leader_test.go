@@ -12,20 +12,20 @@ import (
 	"github.com/chaos-run/chaos/reports"
 )
 
-// TestClaimFireOnce: a fire is claimed once; the second claim of the same
-// fire says false, another fire is free.
-func TestClaimFireOnce(t *testing.T) {
+// TestClaimInstantOnce: an instant is claimed once; the second claim of
+// the same instant says false, the next instant is free.
+func TestClaimInstantOnce(t *testing.T) {
 	dir := t.TempDir()
 	at := time.Date(2026, 3, 6, 10, 0, 0, 0, time.UTC)
-	ok, err := ClaimFire(dir, "a", at, "one_1")
+	ok, err := ClaimInstant(dir, at, "one_1")
 	require.NoError(t, err)
 	require.True(t, ok, "the first claim wins")
-	ok, err = ClaimFire(dir, "a", at, "two_2")
+	ok, err = ClaimInstant(dir, at, "two_2")
 	require.NoError(t, err)
-	require.False(t, ok, "the same fire cannot be claimed again")
-	ok, err = ClaimFire(dir, "a", at.Add(time.Second), "two_2")
+	require.False(t, ok, "the same instant cannot be claimed again")
+	ok, err = ClaimInstant(dir, at.Add(time.Second), "two_2")
 	require.NoError(t, err)
-	require.True(t, ok, "the next fire is free")
+	require.True(t, ok, "the next instant is free")
 }
 
 // TestClaimedFireRunsOnce: two schedulers (replicas) on one fake clock and

@@ -41,8 +41,8 @@ func (e *HeldError) Error() string {
 func (e *HeldError) Unwrap() error { return ErrScheduleHeld }
 
 // The files of a single scheduler in its schedule's folder of the state
-// directory (STATE/fires/SCHEDULE). Leader election keeps its per-fire
-// claims in entry folders beside them (Claims), which these names are not.
+// directory (STATE/fires/SCHEDULE). Leader election keeps its claims of
+// instants beside them (Claims), which these names are not.
 const (
 	lockFile     = "scheduler.lock"
 	progressFile = "progress.json"

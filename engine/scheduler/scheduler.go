@@ -51,13 +51,16 @@ type Scheduler struct {
 	Log *slog.Logger
 	// Fired, when set, is told every fire's outcome (tests wait on it).
 	Fired func(Outcome)
-	// Claims, with leader election, are the fire claims in the state
-	// directory the replicas share. Every fire is claimed before it is
-	// decided, run or skipped: one claimed already is skipped as claimed,
-	// so no fire runs twice across a change of leader. Run catches up the
-	// fires due since each entry's newest claim (Claims.Resume; see
-	// catchUp) and prunes old claims. Keep is at least KeepClaims of the
-	// schedule (zero is that).
+	// Claims, with leader election, are the claims in the state directory
+	// the replicas share. Every fire is decided under the claim of its
+	// instant, run or skipped: the loop claims each instant a second
+	// before it is due (claimAhead), a catch-up's instants are claimed by
+	// their first fire, once for all of them (claimInstant), and the fires of an
+	// instant another replica claimed are skipped as claimed, so no fire
+	// runs twice across a change of leader. Run catches up the fires due
+	// since the newest claimed instant (Claims.Resume; see catchUp) and
+	// prunes old claims. Keep is at least KeepClaims of the schedule (zero
+	// is that).
 	Claims *Claims
 	// Progress, for a single scheduler (no leader election), is its
 	// record of how far it got, under the lock that keeps a second
@@ -68,11 +71,15 @@ type Scheduler struct {
 	// scheduler was down is not caught up.
 	Progress *Progress
 
-	claims  *Claims // Claims with Keep set
-	keys    keyCache
-	mu      sync.Mutex
-	running []*live
-	changed chan struct{} // closed and replaced when running changes
+	claims *Claims // Claims with Keep set
+	// instants are this run's claims of instants, by Unix second: the
+	// first to ask claims it, the others wait for that.
+	instMu   sync.Mutex
+	instants map[int64]*instantClaim
+	keys     keyCache
+	mu       sync.Mutex
+	running  []*live
+	changed  chan struct{} // closed and replaced when running changes
 }
 
 // Outcome is how one fire ended: a run with its record, or a skip.
@@ -111,6 +118,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		c.Keep = max(c.Keep, KeepClaims(plan))
 		s.claims = &c
 	}
+	s.instMu.Lock()
+	s.instants = map[int64]*instantClaim{}
+	s.instMu.Unlock()
 
 	runCtx, stopRuns := context.WithCancelCause(context.WithoutCancel(ctx))
 	var (
@@ -143,8 +153,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	if s.claims != nil {
 		window := s.claims.Keep - ClaimMargin + ClaimMargin/4
-		resume := func(i int) (time.Time, error) { return s.claims.Resume(plan.entries[i].e.Name, start) }
-		fires.Go(func() { s.catchUp(ctx, runCtx, plan, start, window, resume, &fires) })
+		// Where the last leader got to, read once for every entry, and
+		// before the loop claims anything: an instant this run claims is
+		// not where another leader got to.
+		newest, err := s.claims.Last()
+		if err != nil {
+			s.Log.Warn("not caught up", "err", err, "why", "the claims could not be read: nothing before now is decided by this replica")
+		} else {
+			resume := func(i int) (time.Time, error) { return s.claims.Resume(plan.entries[i].e.Name, newest, start) }
+			fires.Go(func() { s.catchUp(ctx, runCtx, plan, start, window, resume, &fires) })
+		}
 	}
 	if s.Progress != nil {
 		// Read and saved once before the loop begins: a record that
@@ -181,6 +199,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			<-ctx.Done()
 			return context.Cause(ctx)
 		}
+		if s.claims != nil {
+			// The instant is claimed ahead, off its fires' path: they
+			// find the claim made (claimInstant) rather than wait for
+			// its sync, which on a busy disk can take tens of ms.
+			if !waitUntil(ctx, clk, at.Add(-claimAhead)) {
+				return context.Cause(ctx)
+			}
+			fires.Go(func() { s.claimInstant(at) })
+		}
 		t := clk.NewTimer(at.Sub(clk.Now()))
 		select {
 		case <-ctx.Done():
@@ -216,6 +243,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			nextPrune = now.Add(pruneEvery)
 			fires.Go(func() {
 				defer pruning.Store(false)
+				s.forgetInstants(now.Add(-s.claims.Keep))
 				n, err := s.claims.Prune(now)
 				if err != nil {
 					s.Log.Warn("prune claims", "err", err)
@@ -244,6 +272,29 @@ func (s *Scheduler) skipMissed(fs []Fire) {
 		if s.own(f) {
 			s.skipped(f)
 		}
+	}
+}
+
+// claimAhead is how long before an instant is due a leader claims it.
+// A leader whose fence falls in that time has claimed the instant
+// without deciding its fires yet: it skips them as lease-lost (own), and
+// the next leader leaves them alone, as it would had the fence fallen
+// just after the claim of an instant due then.
+const claimAhead = time.Second
+
+// waitUntil waits until the clock reaches at; false when ctx ended first.
+func waitUntil(ctx context.Context, clk clock.Clock, at time.Time) bool {
+	d := at.Sub(clk.Now())
+	if d <= 0 {
+		return true
+	}
+	t := clk.NewTimer(d)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return false
+	case <-t.C():
+		return true
 	}
 }
 
@@ -361,33 +412,96 @@ func (s *Scheduler) gap() string {
 // maxGone bounds the counting of fires older than the catch-up looks at.
 const maxGone = 100_000
 
-// own claims a fire for this replica when there are claims; false (the
-// skip said) when it is not this replica's to decide.
+// own says whether a fire is this replica's to run: always without
+// claims; with claims, when this run claimed the fire's instant and its
+// fence still stands. False (the skip said) when it is not. A fire of an
+// instant this run claimed before its fence fell is skipped as
+// lease-lost here: the claim covers it, so it is this replica's to
+// decide, and the next leader leaves it alone.
 func (s *Scheduler) own(f Fire) bool {
 	if s.claims == nil {
 		return true
 	}
-	ok, err := s.claims.Claim(f.Entry, f.At, clock.Or(s.Clock).Now())
+	c := s.claimInstant(f.At)
 	switch {
-	case errors.Is(err, ErrLeaseLost):
-		f.Skip, f.Detail = SkipLeaseLost, err.Error()
-	case err != nil:
-		f.Skip, f.Detail = SkipClaimed, err.Error()
-	case !ok:
-		f.Skip, f.Detail = SkipClaimed, s.claimedBy(f)
+	case errors.Is(c.err, ErrLeaseLost):
+		f.Skip, f.Detail = SkipLeaseLost, c.err.Error()
+	case c.err != nil:
+		f.Skip, f.Detail = SkipClaimed, c.err.Error()
+	case !c.ok:
+		f.Skip, f.Detail = SkipClaimed, claimedBy(c.holder)
 	default:
-		return true
+		if s.claims.Leading == nil {
+			return true
+		}
+		err := s.claims.Leading()
+		if err == nil {
+			return true
+		}
+		f.Skip, f.Detail = SkipLeaseLost, err.Error()+" (after this replica claimed the fire's instant: no other decides it)"
 	}
 	s.skipped(f)
 	return false
 }
 
-// claimedBy says which replica decided a fire this one found claimed.
-func (s *Scheduler) claimedBy(f Fire) string {
-	if who := s.claims.holder(f.Entry, f.At); who != "" {
-		return fmt.Sprintf("another replica (%s) claimed this fire", who)
+// instantClaim is how this run's claim of one instant came out, once done
+// is closed: ok (claimed by this run), claimed by holder, or err.
+type instantClaim struct {
+	done   chan struct{}
+	ok     bool
+	holder string
+	err    error
+}
+
+// claimInstant claims the instant at for this run, once: the first fire
+// due at it makes the claim (the Leading check, one file, one sync) and
+// every other fire of the instant, in any goroutine, waits for it and
+// shares its outcome. So the claim covers all of the instant's fires, and
+// a fire is decided here only if this run claimed its instant: another
+// replica that claimed it decides every one of them, and none here. A
+// claim that failed (the Lease lost, the directory not writable) skips
+// every fire of the instant with that error, as the next leader cannot
+// tell which of them were decided.
+func (s *Scheduler) claimInstant(at time.Time) *instantClaim {
+	k := at.Unix()
+	s.instMu.Lock()
+	c, found := s.instants[k]
+	if !found {
+		c = &instantClaim{done: make(chan struct{})}
+		s.instants[k] = c
 	}
-	return "another replica claimed this fire"
+	s.instMu.Unlock()
+	if found {
+		<-c.done
+		return c
+	}
+	defer close(c.done)
+	c.ok, c.err = s.claims.Claim(at, clock.Or(s.Clock).Now())
+	if c.err == nil && !c.ok {
+		c.holder = s.claims.holder(at)
+	}
+	return c
+}
+
+// forgetInstants drops this run's claims of instants before cutoff (older
+// than the claims are kept): none of their fires can be claimed again
+// (ErrClaimTooOld), so none will ask.
+func (s *Scheduler) forgetInstants(cutoff time.Time) {
+	s.instMu.Lock()
+	defer s.instMu.Unlock()
+	for k := range s.instants {
+		if k < cutoff.Unix() {
+			delete(s.instants, k)
+		}
+	}
+}
+
+// claimedBy says which replica decided a fire this one found claimed.
+func claimedBy(who string) string {
+	if who != "" {
+		return fmt.Sprintf("another replica (%s) claimed this fire's instant", who)
+	}
+	return "another replica claimed this fire's instant"
 }
 
 // fire handles one fire of entry i due at at: judged, then checked for
