@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,13 +111,48 @@ func cmdFreeport(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) == 0 {
 		ts.Fatalf("usage: freeport NAME...")
 	}
+	// Below the kernel's ephemeral range: a port from it, once released
+	// here, may be handed to the next listener on port 0 (a webhook or
+	// mail server the script starts) before the experiment binds it.
+	below := ephemeralLow()
+	taken := map[int]bool{}
 	for _, name := range args {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		ts.Check(err)
-		port := ln.Addr().(*net.TCPAddr).Port
-		ts.Check(ln.Close())
+		port := 0
+		for try := 0; port == 0; try++ {
+			if try == 1000 {
+				ts.Fatalf("freeport: no free port in 10000-%d", below-1)
+			}
+			p := 10000 + rand.IntN(below-10000)
+			if taken[p] {
+				continue
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				continue
+			}
+			ts.Check(ln.Close())
+			port, taken[p] = p, true
+		}
 		ts.Setenv(name, strconv.Itoa(port))
 	}
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// where it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo <= 11000 {
+		return 32768
+	}
+	return lo
 }
 
 var substVar = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
