@@ -3,8 +3,8 @@ package main
 import (
 	"bufio"
 	"errors"
-	"net"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
