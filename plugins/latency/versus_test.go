@@ -161,10 +161,13 @@ func spinForward(a, b *net.TCPConn, delay time.Duration) {
 	}
 }
 
-// startIdeal starts the ideal delay line to upstream with delay.
-func startIdeal(t *testing.T, upstream string, delay time.Duration) string {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), idealEnv+"="+upstream+" "+delay.String())
+// startChild starts the test binary as a child of the kind env names
+// (env is "NAME=SPEC"), which says "addr ADDR" first and ends when its
+// stdin does, and returns its address, its stdin and the rest of its
+// output.
+func startChild(t *testing.T, env string) (cmd *exec.Cmd, addr string, stdin io.WriteCloser, lines *bufio.Scanner) {
+	cmd = exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env)
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
 	stdout, err := cmd.StdoutPipe()
@@ -172,10 +175,16 @@ func startIdeal(t *testing.T, upstream string, delay time.Duration) string {
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
-	lines := bufio.NewScanner(stdout)
+	lines = bufio.NewScanner(stdout)
 	require.True(t, lines.Scan())
 	addr, ok := strings.CutPrefix(lines.Text(), "addr ")
-	require.True(t, ok, "the ideal line says its address: %s", lines.Text())
+	require.True(t, ok, "the child says its address first: %s", lines.Text())
+	return cmd, addr, stdin, lines
+}
+
+// startIdeal starts the ideal delay line to upstream with delay.
+func startIdeal(t *testing.T, upstream string, delay time.Duration) string {
+	_, addr, _, _ := startChild(t, idealEnv+"="+upstream+" "+delay.String())
 	return addr
 }
 
@@ -194,19 +203,7 @@ type proc struct {
 func (p *proc) cpu() time.Duration { return proctest.CPU(p.cmd.Process.Pid) }
 
 func startChaosProxy(t *testing.T, upstream string) *proc {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=127.0.0.1:0 "+upstream)
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
-	lines := bufio.NewScanner(stdout)
-	require.True(t, lines.Scan())
-	addr, ok := strings.CutPrefix(lines.Text(), "addr ")
-	require.True(t, ok, "the proxy child says its address: %s", lines.Text())
+	cmd, addr, stdin, lines := startChild(t, childEnv+"=127.0.0.1:0 "+upstream)
 	return &proc{cmd: cmd, addr: addr, set: func(d, j time.Duration, dist, dir string) {
 		_, err := fmt.Fprintf(stdin, "shape %s %s %s %s\n", d, j, dist, dir)
 		require.NoError(t, err)
