@@ -274,3 +274,34 @@ func TestSecondTargetOnSameListenIsRefused(t *testing.T) {
 	_, err = f.Inject(t.Context(), sdk.Request{Target: endpoint(listenAddr, b.addr()), Params: json.RawMessage(`{"delay":"1ms"}`)})
 	require.ErrorIs(t, err, latency.ErrListenTaken)
 }
+
+// TestEchoThroughSmallCapsNeverDeadlocks: an upstream that answers as it
+// reads (an echo) behind a delay, with a connection cap much smaller than
+// what is in flight. If the bytes held one way could stop the other way
+// being read, the echo would block writing back, stop reading, and the
+// first way's writer would block on it for good. A direction with nothing
+// queued may always read one buffer, so both ways always move.
+func TestEchoThroughSmallCapsNeverDeadlocks(t *testing.T) {
+	noLeaks(t)
+	up := startServer(t, echo)
+	p, err := latency.ListenOptions("127.0.0.1:0", up.addr(), latency.Options{Limits: latency.Limits{BytesPerConnection: 64 << 10, BytesInFlight: 128 << 10}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	p.SetDelay(2*time.Millisecond, 0)
+	c := dial(t, p.Addr())
+	const size = 16 << 20
+	back := make(chan int64, 1)
+	go func() { n, _ := io.Copy(io.Discard, c); back <- n }()
+	buf := make([]byte, 256<<10)
+	for sent := 0; sent < size; sent += len(buf) {
+		_, err := c.Write(buf)
+		require.NoError(t, err, "the proxy keeps reading the client (a deadlock stops it; the connection's deadline ends the test)")
+	}
+	require.NoError(t, c.CloseWrite())
+	select {
+	case n := <-back:
+		require.Equal(t, int64(size), n, "every byte comes back")
+	case <-time.After(hangGuard):
+		require.FailNow(t, "the echo never ended: the proxy deadlocked")
+	}
+}

@@ -644,7 +644,7 @@ func (p *Proxy) read(d *direction) error {
 			}
 			continue
 		}
-		if err := p.waitRoom(pr); err != nil {
+		if err := p.waitRoom(d); err != nil {
 			return err
 		}
 		if stamped == nil {
@@ -687,9 +687,16 @@ func (p *Proxy) read(d *direction) error {
 // while it waited for room.
 var errPairDone = errors.New("connection closed while waiting for room")
 
-// waitRoom returns when pr and the proxy may hold more bytes, or an error
-// when pr is torn down or the proxy closes first.
-func (p *Proxy) waitRoom(pr *pair) error {
+// waitRoom returns when direction d of its pair may hold more bytes, or an
+// error when the pair is torn down or the proxy closes first. A direction
+// with nothing queued may always read (one buffer past the caps, as the
+// caps say): otherwise the bytes held the other way could stop it for
+// good. An upstream that answers as it reads (an echo, a stream) blocks
+// writing its answers when this direction is not read, stops reading, and
+// the other direction's writer then blocks on it with its bytes still
+// held.
+func (p *Proxy) waitRoom(d *direction) error {
+	pr := d.pr
 	counted := false
 	for {
 		// Announce the wait before looking: a writer that frees bytes
@@ -698,7 +705,7 @@ func (p *Proxy) waitRoom(pr *pair) error {
 		p.mu.Lock()
 		lim, freed := p.limits, p.freed
 		p.mu.Unlock()
-		if pr.held.Load() < lim.BytesPerConnection && p.held.Load() < lim.BytesInFlight {
+		if d.pending.Load() == 0 || (pr.held.Load() < lim.BytesPerConnection && p.held.Load() < lim.BytesInFlight) {
 			p.paused.Add(-1)
 			return nil
 		}
