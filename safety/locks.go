@@ -95,34 +95,53 @@ func lockTarget(dir, key, runID string) (*os.File, error) {
 	if key == "" {
 		return nil, errors.New("lock targets: empty target key")
 	}
-	path := filepath.Join(dir, lockFileName(key))
-	// The file is truncated and written below: it must be ours, and not a
-	// link to somebody else's.
-	f, err := openNoFollow(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, held, err := LockFile(filepath.Join(dir, lockFileName(key)), holder{RunID: runID, PID: os.Getpid(), Key: key, Since: time.Now().UTC()})
+	if errors.Is(err, ErrFileLocked) {
+		var h holder
+		_ = json.Unmarshal(held, &h) // a holder between its flock and its write is unknown, not an error
+		return nil, &LockedError{Key: key, RunID: h.RunID, PID: h.PID}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock target %q: %w", key, err)
 	}
-	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			h := readHolder(f)
-			_ = f.Close()
-			return nil, &LockedError{Key: key, RunID: h.RunID, PID: h.PID}
-		}
-		_ = f.Close()
-		return nil, fmt.Errorf("lock target %q: %w", key, err)
+	return f, nil
+}
+
+// ErrFileLocked means another process holds the lock file LockFile was
+// asked for.
+var ErrFileLocked = errors.New("lock file held by another process")
+
+// LockFile takes an exclusive flock on the lock file at path (made if
+// missing, never through a symbolic link), without waiting, and writes
+// holder into it as JSON, for the message of whoever is refused next; the
+// lock is the flock, so the content is not synced. Held by another
+// process, it returns ErrFileLocked and what the holder wrote (empty or
+// partial when the holder is between its flock and its write). Closing
+// the file gives the lock back; truncate it first so that nobody refused
+// later names a holder that is gone.
+func LockFile(path string, holder any) (f *os.File, held []byte, err error) {
+	f, err = openNoFollow(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, err
 	}
-	// The content is only for the message of a run that is refused; the
-	// lock itself is the flock, so this is not fsynced.
-	data, _ := json.Marshal(holder{RunID: runID, PID: os.Getpid(), Key: key, Since: time.Now().UTC()})
+	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		defer func() { _ = f.Close() }()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			held, _ = io.ReadAll(io.NewSectionReader(f, 0, 64<<10))
+			return nil, held, ErrFileLocked
+		}
+		return nil, nil, err
+	}
+	data, _ := json.Marshal(holder)
 	werr := f.Truncate(0)
 	if werr == nil {
 		_, werr = f.WriteAt(append(data, '\n'), 0)
 	}
 	if werr != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("lock target %q: %w", key, werr)
+		return nil, nil, fmt.Errorf("%s: %w", path, werr)
 	}
-	return f, nil
+	return f, nil, nil
 }
 
 // lockFileName is the name of key's lock file in <stateDir>/locks.

@@ -10,10 +10,9 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/chaos-run/chaos/safety"
 )
 
 // ErrScheduleHeld refuses a second scheduler of one schedule on one state
@@ -130,34 +129,16 @@ func OpenProgress(dir, identity string) (*Progress, error) {
 		return nil, fmt.Errorf("open progress: %w", err)
 	}
 	path := filepath.Join(dir, lockFile)
-	// Truncated and written below: it must be the file, not a link to
-	// somebody else's. Go opens it close-on-exec, so the plugins a run
-	// starts do not inherit the lock and outlive it holding it.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	// Go opens it close-on-exec, so the plugins a run starts do not
+	// inherit the lock and outlive it holding it.
+	f, held, err := safety.LockFile(path, lockHolder{PID: os.Getpid(), Identity: identity, Since: time.Now().UTC()})
+	if errors.Is(err, safety.ErrFileLocked) {
+		var h lockHolder
+		_ = json.Unmarshal(held, &h) // a holder between its flock and its write is unknown, not an error
+		return nil, &HeldError{Path: path, PID: h.PID, Identity: h.Identity, Since: h.Since}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("open progress: %w", err)
-	}
-	if err := flockNB(f); err != nil {
-		defer func() { _ = f.Close() }()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			var h lockHolder
-			if b, rerr := io.ReadAll(io.LimitReader(f, maxSince)); rerr == nil {
-				_ = json.Unmarshal(b, &h) // a holder between its flock and its write is unknown, not an error
-			}
-			return nil, &HeldError{Path: path, PID: h.PID, Identity: h.Identity, Since: h.Since}
-		}
 		return nil, fmt.Errorf("open progress: lock %s: %w", path, err)
-	}
-	// Who holds it is only for the message of a scheduler refused; the
-	// lock is the flock, so this is not synced.
-	b, _ := json.Marshal(lockHolder{PID: os.Getpid(), Identity: identity, Since: time.Now().UTC()})
-	werr := f.Truncate(0)
-	if werr == nil {
-		_, werr = f.WriteAt(append(b, '\n'), 0)
-	}
-	if werr != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("open progress: %s: %w", path, werr)
 	}
 	p := &Progress{dir: dir, identity: identity, lock: f}
 	if p.entries, err = readProgress(filepath.Join(dir, progressFile)); err != nil {
@@ -182,15 +163,6 @@ func (p *Progress) Close() error {
 
 // Path is the progress record's file.
 func (p *Progress) Path() string { return filepath.Join(p.dir, progressFile) }
-
-func flockNB(f *os.File) error {
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if !errors.Is(err, unix.EINTR) {
-			return err
-		}
-	}
-}
 
 // readProgress reads a progress record; none is an empty one (a first
 // start, or a state directory an older version wrote).
