@@ -87,7 +87,7 @@ func count(n int64, noun string) string {
 	return strconv.FormatInt(n, 10) + " " + noun + "s"
 }
 
-func plural[T int | int64](n T, one, many string) string {
+func plural(n int, one, many string) string {
 	if n == 1 {
 		return one
 	}
